@@ -1,0 +1,666 @@
+package syncproto
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// FieldVersion is one write of one field: the value, the field's version
+// vector after the write, the writer's clock stamp, and who wrote it.
+type FieldVersion struct {
+	Value  json.RawMessage `json:"value"`
+	Vector Vector          `json:"vv"`
+	HLC    HLC             `json:"hlc"`
+	Author string          `json:"by,omitempty"` // user id of the person who wrote it
+}
+
+// Field is a multi-value register. Normally it holds one version. When
+// writes were made concurrently (neither writer had seen the other's
+// value) it holds every such version, winner first, until somebody who has
+// seen them all writes again. Sorted by Wins, winner first.
+type Field []FieldVersion
+
+// Winner returns the version shown to users, or a zero version and false
+// when the field is empty.
+func (f Field) Winner() (FieldVersion, bool) {
+	if len(f) == 0 {
+		return FieldVersion{}, false
+	}
+	return f[0], true
+}
+
+// InConflict reports whether the field holds concurrent versions.
+func (f Field) InConflict() bool { return len(f) > 1 }
+
+// Vector returns the merge of the versions' vectors: the causal context a
+// new write of this field must dominate.
+func (f Field) Vector() Vector {
+	var v Vector
+	for _, fv := range f {
+		v = v.Merge(fv.Vector)
+	}
+	return v
+}
+
+// Wins reports whether a beats b as the winner between concurrent versions
+// of one field. The rule, identical on every replica: the later HLC stamp
+// wins; the stamps' replica ids break ties (HLC.Compare is total); equal
+// stamps with different values (which an honest replica never makes) are
+// ordered by their bytes.
+//
+// Device clocks in rural areas are wrong, so the HLC is not trusted alone:
+// it is bumped past every stamp a phone has pulled (HLC.Observe), the
+// server flags stamps far ahead of its own clock ("clock_skew"), and the
+// loser is never dropped: it stays in the field until a person who has
+// seen both versions writes again, and then it moves to the record's
+// conflict log (Record.Conflicts). The rule only decides what is shown
+// first, never what is kept.
+func Wins(a, b FieldVersion) bool {
+	if c := a.HLC.Compare(b.HLC); c != 0 {
+		return c > 0
+	}
+	return bytes.Compare(a.Value, b.Value) > 0
+}
+
+// mergeField returns the join of two registers: the union of their
+// versions without any version another version has seen (a vector that
+// compares Lesser), with equal vectors kept once (the winner), winner
+// first. The result shares no memory with the inputs' slices.
+func mergeField(x, y Field) Field {
+	all := make([]FieldVersion, 0, len(x)+len(y))
+	all = append(all, x...)
+	all = append(all, y...)
+	out := make(Field, 0, len(all))
+	for i, v := range all {
+		keep := true
+		for j, w := range all {
+			if i == j {
+				continue
+			}
+			switch v.Vector.Compare(w.Vector) {
+			case Lesser:
+				keep = false
+			case Equal:
+				// Keep one of several versions with equal vectors: the
+				// winner, and of identical ones the first.
+				if Wins(w, v) || (j < i && !Wins(v, w)) {
+					keep = false
+				}
+			}
+			if !keep {
+				break
+			}
+		}
+		if keep {
+			out = append(out, v)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return Wins(out[i], out[j]) })
+	return out
+}
+
+// Item is an element of an append-only collection of a record: a hazard's
+// events, a visit's photos, review comments. Items are immutable; a
+// collection is a grow-only set keyed by ID, so collections merge by union
+// and never conflict.
+type Item struct {
+	ID   string          `json:"id"`
+	Data json.RawMessage `json:"data"`
+	HLC  HLC             `json:"hlc"`
+	// ServerReceivedAt is set by the server when it first stores the item
+	// and never changes afterwards; it orders items by arrival at the
+	// server (see the hazard fold).
+	ServerReceivedAt *time.Time `json:"server_received_at,omitempty"`
+}
+
+func mergeItem(a, b Item) Item {
+	out := a
+	if bytes.Compare(b.Data, a.Data) > 0 || (bytes.Equal(a.Data, b.Data) && b.HLC.Compare(a.HLC) > 0) {
+		out = b
+	}
+	out.ServerReceivedAt = minTime(a.ServerReceivedAt, b.ServerReceivedAt)
+	return out
+}
+
+// ConflictRevision is a losing version of a field, kept for a reviewer
+// after the conflict it was part of was resolved by a later write.
+type ConflictRevision struct {
+	ID          string       `json:"id"` // field + "@" + digest of the version: the same on every replica
+	Field       string       `json:"field"`
+	Version     FieldVersion `json:"version"`
+	ResolvedBy  string       `json:"resolved_by,omitempty"`
+	ResolvedHLC HLC          `json:"resolved_hlc"`
+}
+
+func conflictID(field string, v FieldVersion) string {
+	h := sha256.New()
+	b, _ := marshal(v)
+	h.Write(b)
+	return field + "@" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// Record is the unit of sync: one visit, hazard, observation, form… It is
+// a state-based CRDT: Merge is commutative, associative and idempotent, so
+// replicas that have seen the same changes hold the same record whatever
+// the order, and re-applying a change is harmless.
+//
+// The header (ID, Kind, SchoolID, FormID, FormVersion, CreatedAt,
+// CreatedBy) is fixed when the record is created. Fields are registers
+// merged field by field; Items are grow-only sets; Deleted is a register
+// too (see IsDeleted); Conflicts and Flags are grow-only.
+//
+// A delta (what a phone pushes for one edit) is a Record with the header
+// and only the fields and items the edit touched: merging a delta is the
+// same join as merging a whole record.
+type Record struct {
+	ID          uuid.UUID `json:"id"`
+	Kind        string    `json:"kind"`
+	SchoolID    string    `json:"school_id,omitempty"`
+	FormID      string    `json:"form_id,omitempty"`
+	FormVersion int       `json:"form_version,omitempty"`
+	CreatedAt   time.Time `json:"created_at"` // device clock of the creator: shown, never used for deadlines
+	CreatedBy   string    `json:"created_by,omitempty"`
+
+	Fields    map[string]Field   `json:"fields,omitempty"`
+	Items     map[string][]Item  `json:"items,omitempty"`
+	Deleted   Field              `json:"deleted,omitempty"`
+	Conflicts []ConflictRevision `json:"conflicts,omitempty"`
+	Flags     []string           `json:"flags,omitempty"`
+
+	// Set by the server; joined by max (Rev) and min (ServerReceivedAt).
+	Rev              int64      `json:"rev,omitempty"`
+	ServerReceivedAt *time.Time `json:"server_received_at,omitempty"`
+}
+
+func minTime(a, b *time.Time) *time.Time {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	case b.Before(*a):
+		return b
+	}
+	return a
+}
+
+// Version returns the record's version vector: the merge of every field's
+// and the deletion register's vectors.
+func (r *Record) Version() Vector {
+	var v Vector
+	for _, f := range r.Fields {
+		v = v.Merge(f.Vector())
+	}
+	return v.Merge(r.Deleted.Vector())
+}
+
+// IsDeleted reports whether the record is a tombstone: the latest write to
+// the deletion register says true and that write had seen every version of
+// every field. A delete concurrent with an edit therefore never hides the
+// edit: the record stays live and DeleteConflict reports the clash for a
+// reviewer, who can delete again having seen the edit.
+func (r *Record) IsDeleted() bool {
+	w, ok := r.Deleted.Winner()
+	if !ok || string(w.Value) != "true" {
+		return false
+	}
+	for _, f := range r.Fields {
+		for _, fv := range f {
+			if !fv.Vector.LesserEqual(w.Vector) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// DeleteConflict reports whether a delete was made concurrently with an
+// edit that it had not seen.
+func (r *Record) DeleteConflict() bool {
+	w, ok := r.Deleted.Winner()
+	if !ok || string(w.Value) != "true" {
+		return r.Deleted.InConflict()
+	}
+	return !r.IsDeleted()
+}
+
+// Value returns the winning value of a field, or nil.
+func (r *Record) Value(field string) json.RawMessage {
+	if w, ok := r.Fields[field].Winner(); ok {
+		return w.Value
+	}
+	return nil
+}
+
+// ConflictFields returns the sorted names of fields holding concurrent
+// versions, with "deleted" when the deletion register is in conflict or a
+// delete clashed with an edit.
+func (r *Record) ConflictFields() []string {
+	var out []string
+	for k, f := range r.Fields {
+		if f.InConflict() {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	if r.DeleteConflict() {
+		out = append(out, "deleted")
+	}
+	return out
+}
+
+// Clone returns a deep copy sharing no memory with r.
+func (r *Record) Clone() *Record {
+	if r == nil {
+		return nil
+	}
+	b, err := marshal(r)
+	if err != nil {
+		panic("syncproto: clone: " + err.Error())
+	}
+	var out Record
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic("syncproto: clone: " + err.Error())
+	}
+	return &out
+}
+
+// Equal reports whether two records hold the same state, server fields
+// included.
+func (r *Record) Equal(o *Record) bool {
+	a, err1 := marshal(r)
+	b, err2 := marshal(o)
+	return err1 == nil && err2 == nil && bytes.Equal(a, b)
+}
+
+// Header returns a copy of r with the header and server fields only: the
+// start of a delta.
+func (r *Record) Header() *Record {
+	return &Record{
+		ID: r.ID, Kind: r.Kind, SchoolID: r.SchoolID, FormID: r.FormID, FormVersion: r.FormVersion,
+		CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy,
+	}
+}
+
+// Merge returns the join of a and b; neither input is modified and the
+// result shares no memory with them. Either may be nil. It fails with
+// EINVALID when the headers disagree (two different records under one id).
+func Merge(a, b *Record) (*Record, error) {
+	switch {
+	case a == nil && b == nil:
+		return nil, nil
+	case a == nil:
+		return b.Clone(), nil
+	case b == nil:
+		return a.Clone(), nil
+	}
+	if a.ID != b.ID || a.Kind != b.Kind || a.SchoolID != b.SchoolID || a.FormID != b.FormID || a.FormVersion != b.FormVersion {
+		return nil, Errorf(EINVALID, "Record %s: the header (kind, school, form, form version) differs from the stored record's.", a.ID)
+	}
+	out := &Record{
+		ID: a.ID, Kind: a.Kind, SchoolID: a.SchoolID, FormID: a.FormID, FormVersion: a.FormVersion,
+		CreatedAt: a.CreatedAt, CreatedBy: a.CreatedBy,
+		Rev: max(a.Rev, b.Rev),
+	}
+	// The creator's header travels in every delta, so the two normally
+	// agree; if not, the earlier creation wins, deterministically.
+	if b.CreatedAt.Before(a.CreatedAt) || (b.CreatedAt.Equal(a.CreatedAt) && b.CreatedBy < a.CreatedBy) {
+		out.CreatedAt, out.CreatedBy = b.CreatedAt, b.CreatedBy
+	}
+	if t := minTime(a.ServerReceivedAt, b.ServerReceivedAt); t != nil {
+		tt := *t
+		out.ServerReceivedAt = &tt
+	}
+	if len(a.Fields)+len(b.Fields) > 0 {
+		out.Fields = make(map[string]Field, max(len(a.Fields), len(b.Fields)))
+		for k, f := range a.Fields {
+			out.Fields[k] = mergeField(f, b.Fields[k])
+		}
+		for k, f := range b.Fields {
+			if _, ok := a.Fields[k]; !ok {
+				out.Fields[k] = mergeField(nil, f)
+			}
+		}
+	}
+	if len(a.Items)+len(b.Items) > 0 {
+		out.Items = make(map[string][]Item)
+		for _, src := range []map[string][]Item{a.Items, b.Items} {
+			for coll, items := range src {
+				out.Items[coll] = unionItems(out.Items[coll], items)
+			}
+		}
+	}
+	if d := mergeField(a.Deleted, b.Deleted); len(d) > 0 {
+		out.Deleted = d
+	}
+	out.Conflicts = unionConflicts(a.Conflicts, b.Conflicts)
+	out.Flags = unionStrings(a.Flags, b.Flags)
+	return out.Clone(), nil
+}
+
+func unionItems(a, b []Item) []Item {
+	byID := make(map[string]Item, len(a)+len(b))
+	for _, it := range a {
+		byID[it.ID] = it
+	}
+	for _, it := range b {
+		if old, ok := byID[it.ID]; ok {
+			byID[it.ID] = mergeItem(old, it)
+		} else {
+			byID[it.ID] = it
+		}
+	}
+	out := make([]Item, 0, len(byID))
+	for _, it := range byID {
+		out = append(out, it)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func unionConflicts(a, b []ConflictRevision) []ConflictRevision {
+	if len(a)+len(b) == 0 {
+		return nil
+	}
+	byID := make(map[string]ConflictRevision, len(a)+len(b))
+	for _, src := range [][]ConflictRevision{a, b} {
+		for _, c := range src {
+			old, ok := byID[c.ID]
+			if !ok || c.ResolvedHLC.Compare(old.ResolvedHLC) > 0 {
+				byID[c.ID] = c
+			}
+		}
+	}
+	out := make([]ConflictRevision, 0, len(byID))
+	for _, c := range byID {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func unionStrings(a, b []string) []string {
+	if len(a)+len(b) == 0 {
+		return nil
+	}
+	out := append(append([]string(nil), a...), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Writer identifies who makes a local write and when: the replica (device
+// or server identity), the person, the replica's clock and the time now.
+// Writes advance Clock; keep the returned clock for the next write.
+type Writer struct {
+	Replica ReplicaID
+	Author  string
+	Clock   HLC
+	Now     time.Time
+}
+
+func (w *Writer) stamp() HLC {
+	w.Clock = w.Clock.Next(w.Replica, w.Now)
+	return w.Clock
+}
+
+// Set writes a field. The new version's vector dominates every version the
+// field held, so a conflict on the field is resolved by this write, and
+// the versions it supersedes while in conflict move to the conflict log.
+// It returns the new record and the delta to push; r is not modified.
+// value must be canonical JSON (see CanonicalJSON).
+func Set(r *Record, field string, value json.RawMessage, w *Writer) (next, delta *Record) {
+	old := r.Fields[field]
+	fv := FieldVersion{
+		Value:  append(json.RawMessage(nil), value...),
+		Vector: old.Vector().Update(w.Replica, w.Now),
+		HLC:    w.stamp(),
+		Author: w.Author,
+	}
+	delta = r.Header()
+	delta.Fields = map[string]Field{field: {fv}}
+	if old.InConflict() {
+		for _, v := range old {
+			delta.Conflicts = append(delta.Conflicts, ConflictRevision{
+				ID: conflictID(field, v), Field: field, Version: v, ResolvedBy: w.Author, ResolvedHLC: fv.HLC,
+			})
+		}
+	}
+	next, _ = Merge(r, delta)
+	return next, delta
+}
+
+// Delete writes true to the deletion register with a vector that has seen
+// every version of every field, so the record becomes a tombstone unless a
+// concurrent edit arrives later (see IsDeleted).
+func Delete(r *Record, w *Writer) (next, delta *Record) {
+	fv := FieldVersion{Value: json.RawMessage("true"), Vector: r.Version().Update(w.Replica, w.Now), HLC: w.stamp(), Author: w.Author}
+	delta = r.Header()
+	delta.Deleted = Field{fv}
+	next, _ = Merge(r, delta)
+	return next, delta
+}
+
+// Append adds an item to a collection and returns the new record and the
+// delta. The item's HLC is stamped by w; its ID must be unique in the
+// collection (a UUIDv7 made by the writer).
+func Append(r *Record, collection, id string, data json.RawMessage, w *Writer) (next, delta *Record) {
+	it := Item{ID: id, Data: append(json.RawMessage(nil), data...), HLC: w.stamp()}
+	delta = r.Header()
+	delta.Items = map[string][]Item{collection: {it}}
+	next, _ = Merge(r, delta)
+	return next, delta
+}
+
+// Outcome statuses of one pushed change.
+const (
+	StatusApplied   = "applied"   // taken as is: nothing the phone had not seen was on the server
+	StatusMerged    = "merged"    // merged with edits the phone had not seen, without conflict
+	StatusConflict  = "conflict"  // both kept; a field now holds concurrent versions for review
+	StatusDuplicate = "duplicate" // the op id was applied before; nothing was written again
+	StatusRejected  = "rejected"  // invalid; nothing was written
+)
+
+// Decision is the pure outcome of applying a change to a stored record.
+type Decision struct {
+	Merged    *Record  // the new state (equal to stored when Changed is false)
+	Changed   bool     // whether Merged differs from the stored state
+	Status    string   // StatusApplied, StatusMerged or StatusConflict
+	Conflicts []string // fields this change put in conflict
+}
+
+// Decide merges a pushed delta into the stored record (nil when new) and
+// classifies the outcome. base is the record version the phone had when it
+// made the change: if the server held edits beyond it, the outcome is
+// merged (or conflict when a field now holds concurrent versions).
+func Decide(stored, incoming *Record, base Vector) (Decision, error) {
+	merged, err := Merge(stored, incoming)
+	if err != nil {
+		return Decision{}, err
+	}
+	if stored == nil {
+		return Decision{Merged: merged, Changed: true, Status: StatusApplied}, nil
+	}
+	d := Decision{Merged: merged, Changed: !merged.Equal(stored), Status: StatusApplied}
+	for k := range incoming.Fields {
+		if mf := merged.Fields[k]; mf.InConflict() && !fieldEqual(mf, stored.Fields[k]) {
+			d.Conflicts = append(d.Conflicts, k)
+		}
+	}
+	sort.Strings(d.Conflicts)
+	if merged.DeleteConflict() && !stored.DeleteConflict() {
+		d.Conflicts = append(d.Conflicts, "deleted")
+	}
+	switch {
+	case len(d.Conflicts) > 0:
+		d.Status = StatusConflict
+	case d.Changed && !stored.Version().LesserEqual(base):
+		d.Status = StatusMerged
+	}
+	return d, nil
+}
+
+func fieldEqual(a, b Field) bool {
+	x, _ := marshal(a)
+	y, _ := marshal(b)
+	return bytes.Equal(x, y)
+}
+
+// Limits on one record, checked by Validate.
+const (
+	MaxFields     = 500
+	MaxValueBytes = 256 << 10
+	MaxItems      = 5000
+)
+
+var (
+	kindRe  = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,63}$`)
+	fieldRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+)
+
+// Validate checks a record (or delta) read from the wire: canonical ids,
+// a UUIDv7 record id, names, vectors, stamps, canonical JSON values and
+// size limits. Field-level problems are returned in an EINVALID *Error's
+// Fields, keyed by field name.
+func (r *Record) Validate() error {
+	bad := map[string]string{}
+	if r.ID == uuid.Nil || r.ID.Version() != 7 {
+		bad["id"] = "must be a UUIDv7 made by the device that created the record"
+	}
+	if !kindRe.MatchString(r.Kind) {
+		bad["kind"] = "must be a lower-case record kind such as visit or hazard"
+	}
+	if r.SchoolID != "" {
+		if _, err := parseUUID(r.SchoolID); err != nil {
+			bad["school_id"] = "must be a canonical UUID"
+		}
+	}
+	if r.FormVersion < 0 || (r.FormID == "") != (r.FormVersion == 0) {
+		bad["form_version"] = "form_id and a positive form_version go together"
+	}
+	if len(r.Fields) > MaxFields {
+		bad["fields"] = fmt.Sprintf("at most %d fields", MaxFields)
+	}
+	for k, f := range r.Fields {
+		if !fieldRe.MatchString(k) {
+			bad[k] = "field names are letters, digits and underscores"
+			continue
+		}
+		if msg := checkField(f); msg != "" {
+			bad[k] = msg
+		}
+	}
+	if msg := checkField(r.Deleted); msg != "" {
+		bad["deleted"] = msg
+	}
+	for _, v := range r.Deleted {
+		if s := string(v.Value); s != "true" && s != "false" {
+			bad["deleted"] = "must be true or false"
+		}
+	}
+	for coll, items := range r.Items {
+		if !fieldRe.MatchString(coll) {
+			bad["items."+coll] = "collection names are letters, digits and underscores"
+			continue
+		}
+		if len(items) > MaxItems {
+			bad["items."+coll] = fmt.Sprintf("at most %d items", MaxItems)
+		}
+		seen := map[string]bool{}
+		for i, it := range items {
+			key := fmt.Sprintf("items.%s[%d]", coll, i)
+			switch {
+			case it.ID == "" || len(it.ID) > 128:
+				bad[key] = "an item needs an id of at most 128 characters"
+			case seen[it.ID]:
+				bad[key] = "duplicate item id " + it.ID
+			case len(it.Data) > MaxValueBytes:
+				bad[key] = "item too large"
+			case !isCanonical(it.Data):
+				bad[key] = "data must be canonical JSON"
+			case it.HLC.Replica == uuid.Nil:
+				bad[key] = "hlc must name the writing replica"
+			}
+			seen[it.ID] = true
+		}
+	}
+	if len(bad) > 0 {
+		return FieldError(fmt.Sprintf("Record %s is not valid.", r.ID), bad)
+	}
+	return nil
+}
+
+func checkField(f Field) string {
+	for _, v := range f {
+		switch {
+		case len(v.Value) > MaxValueBytes:
+			return "value too large"
+		case !isCanonical(v.Value):
+			return "value must be canonical JSON"
+		case v.Vector.Validate() != nil:
+			return "bad version vector: " + v.Vector.Validate().Error()
+		case v.Vector.IsEmpty():
+			return "a version needs a version vector"
+		case v.HLC.Replica == uuid.Nil:
+			return "hlc must name the writing replica"
+		}
+	}
+	return ""
+}
+
+// CanonicalJSON re-encodes a JSON value in canonical form: no
+// insignificant white space, object keys sorted, numbers as written.
+// Values are compared by their bytes, so every writer must store values in
+// this form.
+func CanonicalJSON(v json.RawMessage) (json.RawMessage, error) {
+	d := json.NewDecoder(bytes.NewReader(v))
+	d.UseNumber()
+	var x any
+	if err := d.Decode(&x); err != nil {
+		return nil, err
+	}
+	if d.More() {
+		return nil, fmt.Errorf("trailing data after JSON value")
+	}
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(x); err != nil {
+		return nil, err
+	}
+	return json.RawMessage(strings.TrimSuffix(b.String(), "\n")), nil
+}
+
+// marshal encodes v as encoding/json does, but without HTML escaping, so
+// that canonical values (which contain "<", ">" and "&" as themselves,
+// like JavaScript's JSON.stringify writes them) survive a round trip.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// Marshal encodes a record (or any protocol message) as canonical JSON:
+// object keys sorted, no HTML escaping, no trailing newline.
+func Marshal(v any) ([]byte, error) { return marshal(v) }
+
+func isCanonical(v json.RawMessage) bool {
+	if len(v) == 0 {
+		return false
+	}
+	c, err := CanonicalJSON(v)
+	return err == nil && bytes.Equal(c, v)
+}
