@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"slices"
+
+	"github.com/google/uuid"
+)
+
+// Roles a principal can hold (DOMAIN.md §2, E6). One person can hold
+// several.
+const (
+	RoleInspector      = "inspector"
+	RoleZoneLeader     = "zone_leader"
+	RoleOfficeReviewer = "office_reviewer"
+	RoleOfficeHead     = "office_head"
+	RoleSchoolLiaison  = "school_liaison"
+	RoleAdmin          = "admin"
+)
+
+// Principal is who makes a request: an enrolled device acting for its
+// inspector, or an office user or administrator. Handlers put it in the
+// request context (WithPrincipal); services read it (PrincipalFrom) to
+// decide what the caller may see and write.
+type Principal struct {
+	// DeviceID is the enrolled device (zero for office users). It is also
+	// the device's replica id in version vectors.
+	DeviceID uuid.UUID
+	// UserID is the person: the inspector's user id for a device.
+	UserID string
+	// InspectorID is set when the person is an inspector.
+	InspectorID string
+	// Roles the person holds.
+	Roles []string
+}
+
+// Has reports whether the principal holds the role. Admins hold every role.
+func (p Principal) Has(role string) bool {
+	return slices.Contains(p.Roles, role) || slices.Contains(p.Roles, RoleAdmin)
+}
+
+// IsDevice reports whether the principal is an enrolled device.
+func (p Principal) IsDevice() bool { return p.DeviceID != uuid.Nil }
+
+type principalKey struct{}
+
+// WithPrincipal returns a context carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal in ctx, and false when there is none.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
