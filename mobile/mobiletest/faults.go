@@ -7,6 +7,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/mobile"
 	"github.com/fieldsync/fieldsync/syncproto"
+	"github.com/google/uuid"
 )
 
 // Steps of a sync, as seen by Faulty.
@@ -43,7 +44,8 @@ type Faulty struct {
 
 	mu    sync.Mutex
 	calls int
-	Steps []string // every step called, in order
+	Steps   []string    // every step called, in order
+	Batches []uuid.UUID // the batch id of every push, in order
 }
 
 func (f *Faulty) decide(step string) Mode {
@@ -85,6 +87,9 @@ func (f *Faulty) Info(ctx context.Context) (syncproto.Info, error) {
 
 // Push implements mobile.Transport.
 func (f *Faulty) Push(ctx context.Context, req *syncproto.PushRequest) (*syncproto.PushResponse, error) {
+	f.mu.Lock()
+	f.Batches = append(f.Batches, req.BatchID)
+	f.mu.Unlock()
 	return run(f, StepPush, func() (*syncproto.PushResponse, error) { return f.T.Push(ctx, req) })
 }
 
