@@ -78,8 +78,8 @@ func TestRestoredFromBackup(t *testing.T) {
 		field string
 		want  string
 	}{
-		{recs[after.ID], "title", `"备份后新建"`},  // synced after the backup, unknown to the backup
-		{recs[fresh.ID], "title", `"恢复后新建"`},  // made after the restore
+		{recs[after.ID], "title", `"备份后新建"`},   // synced after the backup, unknown to the backup
+		{recs[fresh.ID], "title", `"恢复后新建"`},   // made after the restore
 		{recs[r.ID], "description", `"恢复后描述"`}, // the restored phone's edit wins over its pre-wipe one
 		{recs[pending.ID], "title", `"备份后修改"`},
 		{recs[pending.ID], "severity", `"high"`},

@@ -42,8 +42,8 @@ type Faulty struct {
 	T     mobile.Transport
 	Fault func(call int, step string) Mode
 
-	mu    sync.Mutex
-	calls int
+	mu      sync.Mutex
+	calls   int
 	Steps   []string    // every step called, in order
 	Batches []uuid.UUID // the batch id of every push, in order
 }
