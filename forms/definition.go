@@ -1,0 +1,224 @@
+package forms
+
+import (
+	"sync/atomic"
+)
+
+// Record kinds: the entity a Definition validates (DOMAIN §6.3).
+const (
+	KindVisit                 = "visit"
+	KindLessonObservation     = "lesson_observation"
+	KindQuestionnaireResponse = "questionnaire_response"
+	KindHazard                = "hazard"
+	KindHazardEvent           = "hazard_event"
+	KindMonthlyFeedback       = "monthly_feedback"
+)
+
+// Definition statuses. A published definition never changes; a new version
+// is published instead. Retired versions stay readable so that old records
+// still validate.
+const (
+	StatusDraft     = "draft"
+	StatusPublished = "published"
+	StatusRetired   = "retired"
+)
+
+// Field types.
+const (
+	TypeText           = "text"            // a string
+	TypeInteger        = "integer"         // a JSON number without a fraction
+	TypeDecimal        = "decimal"         // a decimal as a string ("87.5", DOMAIN §6.0); JSON numbers are accepted too
+	TypeDate           = "date"            // "YYYY-MM-DD"
+	TypeTime           = "time"            // "HH:MM" or "HH:MM:SS"
+	TypeDateTime       = "datetime"        // RFC 3339 with an offset
+	TypeBoolean        = "boolean"         // true or false
+	TypeSelectOne      = "select_one"      // one value of a choice list
+	TypeSelectMultiple = "select_multiple" // an array of distinct values of a choice list
+	TypeTextList       = "text_list"       // an array of strings, such as ids of other records
+	TypePhoto          = "photo"           // an array of attachment ids (UUIDs)
+	TypeGeopoint       = "geopoint"        // {"lat", "lng", "accuracy_m"}
+	TypeNote           = "note"            // text shown to the user; holds no value
+	TypeGroup          = "group"           // fields shown and stored together (see Layout)
+	TypeRepeat         = "repeat"          // an array of rows, each an object of the child fields
+)
+
+// Group layouts: how the values of a group's fields are stored.
+const (
+	// LayoutObject stores the children in a nested object under the group's
+	// key: {"feedback": {"to_name": "…"}}. Errors read "feedback.to_name".
+	LayoutObject = "object"
+	// LayoutInline stores the children next to the group, as if there were
+	// no group. The group only shows them together and shares its relevance.
+	LayoutInline = "inline"
+	// LayoutAnswers stores the children as a list of answers under the
+	// group's key, the shape of a questionnaire response (DOMAIN E16):
+	// {"answers": [{"qid": "Q1", "value": "90_120"}, …]}. Each child's key is
+	// a qid. Errors about an answer read "answers.Q1"; errors about the list
+	// itself read "answers[3].qid".
+	LayoutAnswers = "answers"
+)
+
+// Field origins.
+const (
+	// OriginClient fields are filled in by people (the default).
+	OriginClient = "client"
+	// OriginServer fields are set or derived by the server (the S and D
+	// columns of DOMAIN §6): status folds, flags, counters, overdue,
+	// needs_review, linked ids. Validate ignores whatever a client sends in
+	// them, and expressions cannot read them.
+	OriginServer = "server"
+)
+
+// Text is a message or label in Simplified Chinese, with an English
+// fallback. The UI shows ZH and falls back to EN when ZH is empty.
+type Text struct {
+	ZH string `json:"zh,omitempty" validate:"max=2000"`
+	EN string `json:"en,omitempty" validate:"max=2000"`
+}
+
+// String returns the Chinese text, or the English one when there is no
+// Chinese text.
+func (t Text) String() string {
+	if t.ZH != "" {
+		return t.ZH
+	}
+	return t.EN
+}
+
+// IsZero reports whether t has no text in any language.
+func (t Text) IsZero() bool { return t.ZH == "" && t.EN == "" }
+
+// Definition is one version of a form. Once published it never changes:
+// records name the ID and Version they were filled with, and old versions
+// stay available to validate old records.
+//
+// A Definition must not be modified after its first Check, Validate or
+// Compute call: those calls compile its expressions once and keep the result.
+type Definition struct {
+	// ID names the form across versions, for example "visit.routine".
+	ID string `json:"id" validate:"required,max=100,formid"`
+	// Version is 1, 2, 3… Published versions are immutable.
+	Version int `json:"version" validate:"min=1"`
+	// Kind is the record kind the form validates (KindVisit, …).
+	Kind   string `json:"kind" validate:"required,oneof=visit lesson_observation questionnaire_response hazard hazard_event monthly_feedback"`
+	Title  Text   `json:"title"`
+	Status string `json:"status" validate:"required,oneof=draft published retired"`
+	// UniqueKey names top-level fields whose values together identify at
+	// most one record, for example inspector_id, school_id and month for
+	// the monthly feedback form. The server enforces it; Validate does not
+	// see other records.
+	UniqueKey []string `json:"unique_key,omitempty" validate:"omitempty,dive,required"`
+	Fields    []Field  `json:"fields" validate:"required,min=1,max=500,dive"`
+	// Choices maps a list name to its choices.
+	Choices map[string][]Choice `json:"choices,omitempty" validate:"omitempty,max=200,dive,keys,listname,endkeys,required,max=1000,dive"`
+
+	compiled atomic.Pointer[compileResult]
+}
+
+// Field is one question, value or container of a Definition.
+type Field struct {
+	// Key is the field's name in the record, unique among the fields stored
+	// in the same object: letters, digits and underscores, starting with a
+	// letter.
+	Key  string `json:"key" validate:"required,max=64,fieldkey"`
+	Type string `json:"type" validate:"required,oneof=text integer decimal date time datetime boolean select_one select_multiple text_list photo geopoint note group repeat"`
+	// Origin is OriginClient (the default when empty) or OriginServer.
+	Origin string `json:"origin,omitempty" validate:"omitempty,oneof=client server"`
+	Label  Text   `json:"label,omitzero"`
+	Hint   Text   `json:"hint,omitzero"`
+
+	// Required makes a value mandatory whenever the field is relevant.
+	Required bool `json:"required,omitempty"`
+	// RequiredIf is an expression: when it is true, a value is mandatory.
+	// It is how "R@completed" columns of DOMAIN §6 are written.
+	RequiredIf string `json:"required_if,omitempty" validate:"max=2000"`
+	// RequiredMessage replaces the default "required" message.
+	RequiredMessage Text `json:"required_message,omitzero"`
+	// Relevant is an expression; when it is false the field does not apply:
+	// it is not required, its value must be empty, and Compute clears it.
+	// Children of a non-relevant group or repeat are not relevant either.
+	Relevant string `json:"relevant,omitempty" validate:"max=2000"`
+	// Calculation is an expression whose result is the field's value. A
+	// record may omit a calculated value; if it sends one, it must equal
+	// the computed value.
+	Calculation string `json:"calculation,omitempty" validate:"max=2000"`
+	// Constraints are checked, in order, on a value that is present.
+	Constraints []Constraint `json:"constraints,omitempty" validate:"max=20,dive"`
+
+	// ChoiceList names the list in Definition.Choices of a select field.
+	ChoiceList string `json:"choice_list,omitempty" validate:"max=64"`
+	// ChoiceFilter is an expression evaluated once per choice; only choices
+	// for which it is true may be selected. choice.value and
+	// choice.<property> name the choice being tested.
+	ChoiceFilter string `json:"choice_filter,omitempty" validate:"max=2000"`
+	// Format restricts a text or text_list value: "uuid", "email", "url"
+	// or "month" (YYYY-MM).
+	Format string `json:"format,omitempty" validate:"omitempty,oneof=uuid email url month"`
+	// MinCount and MaxCount bound the number of photos, selected choices,
+	// list items or repeat rows.
+	MinCount *int `json:"min_count,omitempty" validate:"omitempty,min=0,max=10000"`
+	MaxCount *int `json:"max_count,omitempty" validate:"omitempty,min=1,max=10000"`
+	// Unique, on a field of a repeat row, forbids two rows with the same
+	// value.
+	Unique bool `json:"unique,omitempty"`
+	// Layout says how a group stores its children: LayoutObject (the
+	// default), LayoutInline or LayoutAnswers.
+	Layout string `json:"layout,omitempty" validate:"omitempty,oneof=object inline answers"`
+	// Default is the value a new record starts with on the phone.
+	Default any `json:"default,omitempty"`
+	// Appearance is a hint for the UI, passed through untouched.
+	Appearance string `json:"appearance,omitempty" validate:"max=200"`
+	// Fields are the children of a group or repeat.
+	Fields []Field `json:"fields,omitempty" validate:"max=500,dive"`
+}
+
+// Constraint is one rule on a field's value. Exactly one kind is set: a
+// range (Min and/or Max), a length (MinLength and/or MaxLength), a Pattern
+// or an Expr. Message replaces the default message when the rule fails.
+type Constraint struct {
+	// Min and Max bound an integer or decimal value, inclusive.
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
+	// MinLength and MaxLength bound the length of a text value, or of each
+	// item of a text_list, in Unicode characters (code points).
+	MinLength *int `json:"min_length,omitempty" validate:"omitempty,min=0,max=100000"`
+	MaxLength *int `json:"max_length,omitempty" validate:"omitempty,min=1,max=100000"`
+	// Pattern is a regular expression the whole text must match. It must be
+	// valid both in Go (RE2) and in JavaScript; see EXPRESSIONS.md.
+	Pattern string `json:"pattern,omitempty" validate:"max=500"`
+	// Expr is an expression that must be true; self is the field's value.
+	Expr    string `json:"expr,omitempty" validate:"max=2000"`
+	Message Text   `json:"message,omitzero"`
+}
+
+// Choice is one option of a choice list.
+type Choice struct {
+	// Value is what a record stores.
+	Value string `json:"value" validate:"required,max=200"`
+	Label Text   `json:"label,omitzero"`
+	// Props are extra properties that a choice filter can test, for example
+	// {"stage": "junior"}.
+	Props map[string]string `json:"props,omitempty" validate:"omitempty,max=50,dive,keys,fieldkey,endkeys,max=200"`
+}
+
+// Env is what rules may need from outside the record.
+type Env struct {
+	// Today is the local date, "YYYY-MM-DD", in Asia/Shanghai: the server's
+	// date when the server validates, the phone's date on the phone. Rules
+	// read it as `today`; a rule that uses today fails when it is empty.
+	Today string
+}
+
+// client reports whether f is filled in by people rather than the server.
+func (f *Field) client() bool { return f.Origin == "" || f.Origin == OriginClient }
+
+// container reports whether f holds other fields.
+func (f *Field) container() bool { return f.Type == TypeGroup || f.Type == TypeRepeat }
+
+// layout returns the group layout with the default filled in.
+func (f *Field) layout() string {
+	if f.Layout == "" {
+		return LayoutObject
+	}
+	return f.Layout
+}
