@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/fieldsync/fieldsync/mobile"
+	"github.com/fieldsync/fieldsync/syncproto"
+	"github.com/google/uuid"
+)
+
+// envelope members of a record file that are not field values.
+var envelope = map[string]bool{"id": true, "kind": true, "entity": true, "rev": true, "form_id": true, "form_version": true,
+	"created_at": true, "created_by": true, "updated_at": true, "updated_by": true, "device_id": true, "hlc": true,
+	"server_received_at": true, "schema_version": true, "deleted_at": true}
+
+// kindOfForm is the record kind of a form: the id up to its first dot.
+func kindOfForm(formID string) string {
+	k, _, _ := strings.Cut(formID, ".")
+	return k
+}
+
+func (m *Main) fill(ctx context.Context, args []string) error {
+	fs := m.flags("fill")
+	file := fs.String("json", "", "JSON file of field values (- for stdin); without it, prompt field by field")
+	school := fs.String("school", "", "school id")
+	recID := fs.String("id", "", "edit this record instead of creating one")
+	version := fs.Int("version", 1, "form version")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("fill FORM_ID [--json FILE] [--school ID] [--id RECORD_ID]")
+	}
+	formID := pos[0]
+	d := mobile.Draft{FormID: formID, FormVersion: *version, Kind: kindOfForm(formID), SchoolID: *school, Values: map[string]json.RawMessage{}}
+	var values map[string]json.RawMessage
+	if *file != "" {
+		values, err = m.readValues(*file)
+	} else {
+		values, err = m.prompt(formID, *version)
+	}
+	if err != nil {
+		return err
+	}
+	for k, v := range values {
+		switch {
+		case k == "id" && *recID == "":
+			var s string
+			json.Unmarshal(v, &s)
+			*recID = s
+		case k == "school_id":
+			if d.SchoolID == "" {
+				json.Unmarshal(v, &d.SchoolID)
+			}
+			d.Values[k] = v
+		case !envelope[k]:
+			d.Values[k] = v
+		}
+	}
+	if *recID != "" {
+		id, err := syncproto.ParseID(*recID)
+		if err != nil {
+			return err
+		}
+		d.ID = id
+		if _, err := m.e.Record(id); err == nil {
+			d.Kind, d.SchoolID, d.FormID, d.FormVersion = "", "", "", 0
+		}
+	}
+	if d.ID == uuid.Nil && d.SchoolID != "" {
+		d.Values["school_id"] = jsonOrString(d.SchoolID)
+	}
+	r, err := m.e.Save(d)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "已保存 saved %s %s (%d fields), waiting for sync\n", r.Kind, r.ID, len(r.Fields))
+	return nil
+}
+
+func (m *Main) readValues(file string) (map[string]json.RawMessage, error) {
+	var data []byte
+	var err error
+	if file == "-" {
+		data, err = readAll(m.Stdin)
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var v map[string]json.RawMessage
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("%s: not a JSON object: %w", file, err)
+	}
+	return v, nil
+}
+
+// promptField is one field to ask for.
+type promptField struct {
+	Key      string
+	Label    string // Chinese, with the English in brackets when known
+	Type     string
+	Required bool
+	Choices  []string
+}
+
+// prompt asks for each field of the form. Without a definition for the
+// form it asks for key=value lines until an empty line.
+func (m *Main) prompt(formID string, version int) (map[string]json.RawMessage, error) {
+	in := bufio.NewReader(m.Stdin)
+	out := map[string]json.RawMessage{}
+	fields := formFields(formID, version)
+	if len(fields) == 0 {
+		fmt.Fprintf(m.Stdout, "表单 %s v%d: 逐行输入 field=value，空行结束 (enter field=value lines, empty line to finish)\n", formID, version)
+		for {
+			fmt.Fprint(m.Stdout, "> ")
+			line, ok := readLine(in)
+			if !ok || line == "" {
+				return out, nil
+			}
+			k, v, found := strings.Cut(line, "=")
+			if !found {
+				fmt.Fprintln(m.Stdout, "  需要 field=value")
+				continue
+			}
+			out[strings.TrimSpace(k)] = jsonOrString(strings.TrimSpace(v))
+		}
+	}
+	for _, f := range fields {
+		req := ""
+		if f.Required {
+			req = " *"
+		}
+		choices := ""
+		if len(f.Choices) > 0 {
+			choices = " (" + strings.Join(f.Choices, "/") + ")"
+		}
+		for {
+			fmt.Fprintf(m.Stdout, "%s%s%s: ", f.Label, req, choices)
+			line, ok := readLine(in)
+			if !ok {
+				return out, nil
+			}
+			if line == "" {
+				if f.Required {
+					fmt.Fprintln(m.Stdout, "  必填 required")
+					continue
+				}
+				break
+			}
+			out[f.Key] = jsonOrString(line)
+			break
+		}
+	}
+	return out, nil
+}

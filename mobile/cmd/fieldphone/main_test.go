@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fieldsync/fieldsync/internal/samples"
+	"github.com/fieldsync/fieldsync/mobile/mobiletest"
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
+// run runs one fieldphone command and returns its output.
+func run(t *testing.T, data string, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	m := &Main{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+	err := m.Run(context.Background(), append([]string{"--data", data}, args...))
+	return out.String() + errb.String(), err
+}
+
+func must(t *testing.T, data, stdin string, args ...string) string {
+	t.Helper()
+	out, err := run(t, data, stdin, args...)
+	if err != nil {
+		t.Fatalf("fieldphone %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+func TestFieldphone(t *testing.T) {
+	srv := mobiletest.NewServer()
+	w := &syncproto.Writer{Replica: samples.OfficeReplica, Author: "office", Now: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}
+	recs, err := samples.Records(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := srv.Put(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	srv.AddCode("CODE-0001", "0192b000-0000-7000-8000-000000000204")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "phone.db")
+
+	if out, err := run(t, data, "", "enroll", "--server", hs.URL); err == nil {
+		t.Fatalf("enroll without a code: %s", out)
+	}
+	must(t, data, "", "enroll", "--server", hs.URL, "--code", "CODE-0001", "--name", "demo")
+	if out := must(t, data, "", "schools"); !strings.Contains(out, "no schools") {
+		t.Fatalf("schools before sync: %s", out)
+	}
+	out := must(t, data, "", "sync")
+	if !strings.Contains(out, "pulled 13") {
+		t.Fatalf("sync: %s", out)
+	}
+	out = must(t, data, "", "schools")
+	if !strings.Contains(out, "0192b000-0000-7000-8000-000000000103") {
+		t.Fatalf("schools: %s", out)
+	}
+	out = must(t, data, "", "hazards", "--all")
+	if !strings.Contains(out, "0192b000-0000-7000-8000-000000000701") {
+		t.Fatalf("hazards: %s", out)
+	}
+
+	must(t, data, "", "offline", "on")
+	file := filepath.Join(dir, "hazard.json")
+	os.WriteFile(file, []byte(`{"title":"灭火器过期","category":"fire","severity":"medium","location_desc":"教学楼二层","description":"两具灭火器压力不足"}`), 0o644)
+	out = must(t, data, "", "fill", "hazard.report", "--json", file, "--school", "0192b000-0000-7000-8000-000000000103")
+	id := strings.Fields(out)[3]
+	if _, err := syncproto.ParseID(id); err != nil {
+		t.Fatalf("fill output %q", out)
+	}
+	out = must(t, data, "title=门卫室无登记\nseverity=low\n\n", "fill", "hazard.report", "--school", "0192b000-0000-7000-8000-000000000103")
+	if !strings.Contains(out, "saved hazard") {
+		t.Fatalf("interactive fill: %s", out)
+	}
+	photo := filepath.Join(dir, "x.jpg")
+	os.WriteFile(photo, []byte("\xff\xd8\xff\xe0 jpeg bytes"), 0o644)
+	must(t, data, "", "attach", id, "photo_ids", photo)
+	os.Remove(photo) // the phone kept its own copy
+	must(t, data, "", "event", id, "note_added", "--note", "已告知校长")
+	if out, err := run(t, data, "", "sync"); err == nil || !strings.Contains(err.Error(), "offline") {
+		t.Fatalf("sync while offline: %v %s", err, out)
+	}
+	out = must(t, data, "", "status")
+	if !strings.Contains(out, "outbox:   2 changes") || !strings.Contains(out, "photos:     1 waiting") {
+		t.Fatalf("status: %s", out)
+	}
+	must(t, data, "", "offline", "off")
+	out = must(t, data, "", "sync")
+	if !strings.Contains(out, "applied 2") || !strings.Contains(out, "photos 1") || !strings.Contains(out, "上传照片") {
+		t.Fatalf("sync: %s", out)
+	}
+	out = must(t, data, "", "show", id)
+	if !strings.Contains(out, "两具灭火器压力不足") || !strings.Contains(out, "已告知校长") {
+		t.Fatalf("show: %s", out)
+	}
+	if out := must(t, data, "", "problems"); !strings.Contains(out, "no problems") {
+		t.Fatalf("problems: %s", out)
+	}
+}
