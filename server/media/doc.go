@@ -1,0 +1,101 @@
+// Package media receives the photos of inspection records, keeps track of
+// which photos each record still needs, makes thumbnails, and hands out
+// time-limited links to photos. Hazard photos are the evidence the office
+// acts on, and rural networks drop uploads halfway, so the rules are:
+// records go first and photos follow; a photo resumes where it stopped;
+// nothing is stored under a photo's hash unless the bytes have that hash;
+// and a record counts as complete only when every photo it refers to has
+// arrived.
+//
+// The package is the service and the interfaces it needs (BlobStore,
+// MetaStore, Access). It must not import Fiber, minio-go or the MongoDB
+// driver: server/minio implements BlobStore, server/mongo implements
+// MetaStore, server/api exposes the service over HTTP, and
+// server/media/mediatest holds in-memory stores and the stores'
+// conformance suites.
+//
+// # Identity
+//
+// A photo is identified by the sha256 of its bytes (64 lower-case hex
+// digits), the "sha256" member syncproto.PhotoRefs finds in a record. The
+// original is stored under photos/<sha[0:2]>/<sha>; the same bytes from two
+// phones are stored once.
+//
+// # Uploading
+//
+// A phone first asks Status: missing, partial with Received bytes, or
+// complete (then it sends nothing). On a good network it sends the whole
+// photo in one request (Put). Otherwise it sends chunks of
+// Config.ChunkBytes (256 KiB by default) with their offsets (PutChunk),
+// starting at Received, then calls Finish with the size. After a cut it asks
+// Status again and goes on from Received: at most the chunk that was in
+// flight is sent again.
+//
+// Chunks are staged as objects of their own, staging/<sha>/<offset>, in the
+// same bucket as the photos. That is the whole upload state: no upload
+// state lives in one process's memory or on its disk, so an upload goes on
+// after a restart, or through another fieldsyncd behind the same load
+// balancer, and Status is one Stat plus one List, the same from every
+// process. The alternatives were worse: MinIO's own multipart uploads need
+// parts of at least 5 MiB (a rural phone cannot finish that many bytes in
+// one go), and keeping the bytes on a process's disk breaks the second
+// process. A chunk is accepted only where the received bytes end, or again
+// at the offset of a chunk already there (a lost answer); a chunk stored
+// is durable, a chunk cut halfway was never stored.
+//
+// Finish reads the chunks back in order as one stream (tolerating chunks
+// that overlap, as when two phones send the same photo with different
+// chunk sizes), checks the first bytes are a JPEG, PNG, WebP or HEIC image
+// (magic numbers, see Sniff; EUNSUPPORTED, HTTP 415, otherwise), and
+// streams them into one PutObject of the final key while hashing them.
+// The put carries the expected sha256 (x-amz-checksum-sha256), so MinIO
+// itself refuses bytes with another hash and stores nothing: no temporary
+// object, no copy, and no moment when wrong bytes are visible under the
+// hash. The service hashes too and removes the object should a store ever
+// ignore the checksum. On a wrong hash (EINVALID), a wrong type or too many
+// bytes, the chunks are removed, so the phone starts again from 0; the
+// largest photo is Config.MaxBlobSize (25 MiB; ETOOLARGE, HTTP 413). Put
+// does the same checks on the request body in memory, then one PutObject
+// that does not overwrite an existing photo. Chunks of uploads that nobody
+// finishes are removed after Config.StagingTTL (Sweep).
+//
+// # Expected and received photos
+//
+// When the sync service stores a record state it calls Expect: the photos
+// the record refers to become expected for that record (replacing what an
+// older revision expected), and each photo remembers the record's school.
+// Expect writes only to the MetaStore, so pushes of records succeed while
+// MinIO is down. A stored photo is marked complete in the MetaStore;
+// RecordPhotos reports, per record, the photos expected, received and
+// missing.
+//
+// # Thumbnails
+//
+// Each stored photo queues a thumbnail job. Run (started by fieldsyncd)
+// claims jobs with a lease, so several processes share the work and a job
+// whose process died is taken over when its lease ends. A job reads the
+// original, keeps the EXIF time (DateTimeOriginal, read in
+// Config.EXIFZone because cameras write local time) and GPS position,
+// decodes the image turned upright by its EXIF orientation, and stores
+// JPEG thumbnails of at most 1280 and 320 px under thumbs/. A job that
+// fails because a store is down is retried with backoff until it works;
+// one that fails otherwise is retried Config.ThumbAttempts times, then
+// given up with the error on the photo. HEIC/HEIF cannot be decoded in
+// pure Go: such photos are kept and served as they are, with thumbnails
+// marked unsupported.
+//
+// # Links
+//
+// URL returns a presigned GET URL of the original or a thumbnail, valid
+// for Config.URLLifetime (10 minutes), only to a principal that Access
+// allows to see one of the schools whose records refer to the photo.
+//
+// # Failures
+//
+// The stores return syncproto codes: EUNAVAILABLE when MinIO or the
+// database cannot be reached (the API answers 503 with Retry-After; the
+// phone keeps its photo and tries again, and the same upload completes
+// once MinIO is back), ENOTFOUND, ECONFLICT, EINVALID. server/minio bounds
+// every call with a deadline and few retries, so a dead MinIO fails in
+// well under a second instead of minutes.
+package media

@@ -1,0 +1,335 @@
+// Package mediatest holds in-memory implementations of media.BlobStore and
+// media.MetaStore, for fast unit tests, and the conformance suites that
+// every implementation must pass (TestBlobStore, TestMetaStore): the
+// in-memory ones here, server/minio's on a real MinIO and server/mongo's
+// on a real FerretDB.
+//
+// It is for _test.go files only. It must not import storage drivers or
+// Fiber.
+package mediatest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"maps"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fieldsync/fieldsync/server/media"
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
+// Blobs is an in-memory media.BlobStore. Set Down to make every call fail
+// with EUNAVAILABLE, as a store that cannot be reached does.
+type Blobs struct {
+	Down atomic.Bool
+	Now  func() time.Time // defaults to time.Now
+
+	mu      sync.Mutex
+	objects map[string]memObject
+}
+
+var _ media.BlobStore = (*Blobs)(nil)
+
+type memObject struct {
+	data        []byte
+	contentType string
+	modified    time.Time
+}
+
+// NewBlobs returns an empty store.
+func NewBlobs() *Blobs { return &Blobs{objects: map[string]memObject{}} }
+
+func (b *Blobs) now() time.Time {
+	if b.Now != nil {
+		return b.Now()
+	}
+	return time.Now()
+}
+
+func (b *Blobs) down() error {
+	if b.Down.Load() {
+		return syncproto.Errorf(syncproto.EUNAVAILABLE, "The photo store is unavailable; try again later.")
+	}
+	return nil
+}
+
+// Put implements media.BlobStore.
+func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, size int64, opts media.PutOptions) error {
+	if err := b.down(); err != nil {
+		return err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, size+1))
+	if err != nil {
+		return fmt.Errorf("mediatest: put %s: %w", key, err)
+	}
+	if int64(len(data)) != size {
+		return fmt.Errorf("mediatest: put %s: read %d bytes, want %d", key, len(data), size)
+	}
+	if opts.SHA256 != "" {
+		if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != opts.SHA256 {
+			return syncproto.Errorf(syncproto.EINVALID, "The bytes do not have the sha256 given.")
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.objects[key]; ok && opts.IfAbsent {
+		return syncproto.Errorf(syncproto.ECONFLICT, "%s exists.", key)
+	}
+	b.objects[key] = memObject{data: data, contentType: opts.ContentType, modified: b.now()}
+	return nil
+}
+
+// Get implements media.BlobStore.
+func (b *Blobs) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := b.down(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objects[key]
+	if !ok {
+		return nil, syncproto.Errorf(syncproto.ENOTFOUND, "No object %s.", key)
+	}
+	return io.NopCloser(bytes.NewReader(o.data)), nil
+}
+
+// Stat implements media.BlobStore.
+func (b *Blobs) Stat(ctx context.Context, key string) (media.BlobInfo, error) {
+	if err := b.down(); err != nil {
+		return media.BlobInfo{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objects[key]
+	if !ok {
+		return media.BlobInfo{}, syncproto.Errorf(syncproto.ENOTFOUND, "No object %s.", key)
+	}
+	return media.BlobInfo{Key: key, Size: int64(len(o.data)), ContentType: o.contentType, Modified: o.modified}, nil
+}
+
+// List implements media.BlobStore.
+func (b *Blobs) List(ctx context.Context, prefix string) ([]media.BlobInfo, error) {
+	if err := b.down(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []media.BlobInfo
+	for k, o := range b.objects {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, media.BlobInfo{Key: k, Size: int64(len(o.data)), ContentType: o.contentType, Modified: o.modified})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Remove implements media.BlobStore.
+func (b *Blobs) Remove(ctx context.Context, keys ...string) error {
+	if err := b.down(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, k := range keys {
+		delete(b.objects, k)
+	}
+	return nil
+}
+
+// PresignGet implements media.BlobStore with a "mem:" URL.
+func (b *Blobs) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	if err := b.down(); err != nil {
+		return "", err
+	}
+	return "mem:" + url.PathEscape(key) + "?ttl=" + ttl.String(), nil
+}
+
+// Keys returns every key in the store, sorted.
+func (b *Blobs) Keys() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Sorted(maps.Keys(b.objects))
+}
+
+// Meta is an in-memory media.MetaStore.
+type Meta struct {
+	mu      sync.Mutex
+	records map[string]media.RecordRefs
+	photos  map[string]media.Photo
+	jobs    map[string]*memJob
+}
+
+var _ media.MetaStore = (*Meta)(nil)
+
+type memJob struct {
+	job   media.ThumbJob
+	state string // "pending" or "working"
+	next  time.Time
+	err   string
+}
+
+// NewMeta returns an empty store.
+func NewMeta() *Meta {
+	return &Meta{records: map[string]media.RecordRefs{}, photos: map[string]media.Photo{}, jobs: map[string]*memJob{}}
+}
+
+func notFound(what string) error { return syncproto.Errorf(syncproto.ENOTFOUND, "No %s.", what) }
+
+// Record implements media.MetaStore.
+func (m *Meta) Record(ctx context.Context, recordID string) (media.RecordRefs, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.records[recordID]
+	if !ok {
+		return media.RecordRefs{}, notFound("record " + recordID)
+	}
+	r.Photos = slices.Clone(r.Photos)
+	return r, nil
+}
+
+// PutRecord implements media.MetaStore.
+func (m *Meta) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.RecordRefs) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.records[r.RecordID]
+	switch {
+	case prev == nil && ok, prev != nil && (!ok || cur.Rev != prev.Rev):
+		return syncproto.Errorf(syncproto.ECONFLICT, "Record %s changed.", r.RecordID)
+	}
+	r.Photos = slices.Clone(r.Photos)
+	m.records[r.RecordID] = r
+	return nil
+}
+
+// ExpectPhoto implements media.MetaStore.
+func (m *Meta) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.photos[ref.SHA256]
+	if !ok {
+		p = media.Photo{SHA256: ref.SHA256, State: media.StateExpected, Size: ref.Size, ContentType: ref.ContentType}
+	}
+	if !slices.Contains(p.Schools, schoolID) {
+		p.Schools = append(slices.Clone(p.Schools), schoolID)
+	}
+	m.photos[ref.SHA256] = p
+	return nil
+}
+
+// Photo implements media.MetaStore.
+func (m *Meta) Photo(ctx context.Context, sha string) (media.Photo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.photos[sha]
+	if !ok {
+		return media.Photo{}, notFound("photo " + sha)
+	}
+	p.Schools = slices.Clone(p.Schools)
+	p.Thumbs = maps.Clone(p.Thumbs)
+	return p, nil
+}
+
+// PhotoStored implements media.MetaStore.
+func (m *Meta) PhotoStored(ctx context.Context, sha string, st media.Stored) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.photos[sha]
+	if ok && p.State == media.StateComplete {
+		return nil
+	}
+	p.SHA256, p.State = sha, media.StateComplete
+	p.Size, p.ContentType, p.StoredAt, p.UploadedBy = st.Size, st.ContentType, st.At.Truncate(time.Millisecond), st.By
+	p.ThumbState = media.ThumbsPending
+	m.photos[sha] = p
+	return nil
+}
+
+// QueueThumbs implements media.MetaStore.
+func (m *Meta) QueueThumbs(ctx context.Context, sha, contentType string, now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.jobs[sha]; !ok {
+		m.jobs[sha] = &memJob{job: media.ThumbJob{SHA256: sha, ContentType: contentType}, state: "pending", next: now}
+	}
+	return nil
+}
+
+// ClaimThumbs implements media.MetaStore.
+func (m *Meta) ClaimThumbs(ctx context.Context, now time.Time, lease time.Duration) (media.ThumbJob, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var due []*memJob
+	for _, j := range m.jobs {
+		if (j.state == "pending" && !j.next.After(now)) || (j.state == "working" && j.job.Until.Before(now)) {
+			due = append(due, j)
+		}
+	}
+	if len(due) == 0 {
+		return media.ThumbJob{}, notFound("thumbnail job due")
+	}
+	sort.Slice(due, func(a, b int) bool {
+		if !due[a].next.Equal(due[b].next) {
+			return due[a].next.Before(due[b].next)
+		}
+		return due[a].job.SHA256 < due[b].job.SHA256
+	})
+	j := due[0]
+	j.state = "working"
+	j.job.Until = now.Add(lease).Truncate(time.Millisecond)
+	return j.job, nil
+}
+
+func (m *Meta) leased(job media.ThumbJob) (*memJob, error) {
+	j, ok := m.jobs[job.SHA256]
+	if !ok || j.state != "working" || !j.job.Until.Equal(job.Until) {
+		return nil, syncproto.Errorf(syncproto.ECONFLICT, "The thumbnail job of %s is no longer leased to this worker.", job.SHA256)
+	}
+	return j, nil
+}
+
+// ThumbsDone implements media.MetaStore.
+func (m *Meta) ThumbsDone(ctx context.Context, job media.ThumbJob, res media.ThumbResult) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.leased(job); err != nil {
+		return err
+	}
+	p := m.photos[job.SHA256]
+	p.SHA256 = job.SHA256
+	p.ThumbState, p.ThumbError, p.Thumbs, p.EXIF = res.State, res.Error, maps.Clone(res.Thumbs), res.EXIF
+	m.photos[job.SHA256] = p
+	delete(m.jobs, job.SHA256)
+	return nil
+}
+
+// ThumbsRetry implements media.MetaStore.
+func (m *Meta) ThumbsRetry(ctx context.Context, job media.ThumbJob, next time.Time, msg string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, err := m.leased(job)
+	if err != nil {
+		return err
+	}
+	j.state, j.next, j.err = "pending", next, msg
+	j.job.Attempts++
+	j.job.Until = time.Time{}
+	return nil
+}
+
+// Jobs returns how many thumbnail jobs are queued or running.
+func (m *Meta) Jobs() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.jobs)
+}
