@@ -1,0 +1,347 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+
+	"github.com/fieldsync/fieldsync/server/media"
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
+// MediaStore implements media.MetaStore. Every document is found by _id
+// or by one top-level equality (a job's state), the lookups FerretDB v1
+// pushes down; compare-and-set is an update filtered on _id and a version
+// field.
+//
+// Collections:
+//
+//	media_records     {_id: record id, school_id, rev, photos: [{sha256, size, content_type}]}
+//	media_photos      {_id: sha256, state, size, content_type, schools, stored_at, uploaded_by,
+//	                   thumb_state, thumb_error, thumbs, taken_at, exif_time, lat, lon, orientation}
+//	media_thumb_jobs  {_id: sha256, content_type, state: pending|working, attempts, next_at, until, error}
+//
+// Thumbnail jobs are removed when done, so media_thumb_jobs stays small
+// and the claim's {state} scans stay cheap however many photos exist.
+type MediaStore struct {
+	records *mongo.Collection
+	photos  *mongo.Collection
+	jobs    *mongo.Collection
+}
+
+var _ media.MetaStore = (*MediaStore)(nil)
+
+// NewMediaStore returns the store on db. Call EnsureIndexes once at start.
+func NewMediaStore(db *mongo.Database) *MediaStore {
+	return &MediaStore{
+		records: db.Collection("media_records"),
+		photos:  db.Collection("media_photos"),
+		jobs:    db.Collection("media_thumb_jobs"),
+	}
+}
+
+// EnsureIndexes creates the index of the job claim (idempotent).
+func (s *MediaStore) EnsureIndexes(ctx context.Context) error {
+	if _, err := s.jobs.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}}}); err != nil {
+		return mediaErr("media_thumb_jobs index", err)
+	}
+	return nil
+}
+
+// claimScan bounds how many jobs of one state a claim reads. Jobs are
+// deleted when done, so more than this are queued only during a burst, and
+// then the first ones read are due anyway.
+const claimScan = 200
+
+type mediaRefDoc struct {
+	SHA256      string `bson:"sha256"`
+	Size        int64  `bson:"size,omitempty"`
+	ContentType string `bson:"content_type,omitempty"`
+}
+
+type mediaRecordDoc struct {
+	ID       string        `bson:"_id"`
+	SchoolID string        `bson:"school_id"`
+	Rev      int64         `bson:"rev"`
+	Photos   []mediaRefDoc `bson:"photos"`
+}
+
+type mediaPhotoDoc struct {
+	ID          string            `bson:"_id"`
+	State       string            `bson:"state"`
+	Size        int64             `bson:"size"`
+	ContentType string            `bson:"content_type,omitempty"`
+	Schools     []string          `bson:"schools,omitempty"`
+	StoredAt    *time.Time        `bson:"stored_at,omitempty"`
+	UploadedBy  string            `bson:"uploaded_by,omitempty"`
+	ThumbState  string            `bson:"thumb_state,omitempty"`
+	ThumbError  string            `bson:"thumb_error,omitempty"`
+	Thumbs      map[string]string `bson:"thumbs,omitempty"`
+	TakenAt     *time.Time        `bson:"taken_at,omitempty"`
+	EXIFTime    string            `bson:"exif_time,omitempty"`
+	Lat         *float64          `bson:"lat,omitempty"`
+	Lon         *float64          `bson:"lon,omitempty"`
+	Orientation int               `bson:"orientation,omitempty"`
+}
+
+type thumbJobDoc struct {
+	ID          string    `bson:"_id"`
+	ContentType string    `bson:"content_type"`
+	State       string    `bson:"state"`
+	Attempts    int       `bson:"attempts"`
+	NextAt      time.Time `bson:"next_at"`
+	Until       time.Time `bson:"until"`
+	Error       string    `bson:"error,omitempty"`
+}
+
+const (
+	jobPending = "pending"
+	jobWorking = "working"
+)
+
+// Record implements media.MetaStore.
+func (s *MediaStore) Record(ctx context.Context, recordID string) (media.RecordRefs, error) {
+	var d mediaRecordDoc
+	if err := s.records.FindOne(ctx, bson.D{{Key: "_id", Value: recordID}}).Decode(&d); err != nil {
+		return media.RecordRefs{}, mediaErr("find media record "+recordID, err)
+	}
+	r := media.RecordRefs{RecordID: d.ID, SchoolID: d.SchoolID, Rev: d.Rev, Photos: []syncproto.PhotoRef{}}
+	for _, p := range d.Photos {
+		r.Photos = append(r.Photos, syncproto.PhotoRef(p))
+	}
+	return r, nil
+}
+
+// PutRecord implements media.MetaStore.
+func (s *MediaStore) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.RecordRefs) error {
+	d := mediaRecordDoc{ID: r.RecordID, SchoolID: r.SchoolID, Rev: r.Rev, Photos: []mediaRefDoc{}}
+	for _, p := range r.Photos {
+		d.Photos = append(d.Photos, mediaRefDoc(p))
+	}
+	if prev == nil {
+		_, err := s.records.InsertOne(ctx, d)
+		if mongo.IsDuplicateKeyError(err) {
+			return syncproto.Errorf(syncproto.ECONFLICT, "The photos of record %s were stored meanwhile.", r.RecordID)
+		}
+		return mediaErr("insert media record "+r.RecordID, err)
+	}
+	res, err := s.records.ReplaceOne(ctx, bson.D{{Key: "_id", Value: r.RecordID}, {Key: "rev", Value: prev.Rev}}, d)
+	if err != nil {
+		return mediaErr("replace media record "+r.RecordID, err)
+	}
+	if res.MatchedCount == 0 {
+		return syncproto.Errorf(syncproto.ECONFLICT, "The photos of record %s changed meanwhile.", r.RecordID)
+	}
+	return nil
+}
+
+// ExpectPhoto implements media.MetaStore.
+func (s *MediaStore) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID string) error {
+	update := bson.D{
+		{Key: "$setOnInsert", Value: bson.D{{Key: "state", Value: media.StateExpected}, {Key: "size", Value: ref.Size}, {Key: "content_type", Value: ref.ContentType}}},
+		{Key: "$addToSet", Value: bson.D{{Key: "schools", Value: schoolID}}},
+	}
+	return s.upsert("expect photo "+ref.SHA256, func() error {
+		_, err := s.photos.UpdateOne(ctx, bson.D{{Key: "_id", Value: ref.SHA256}}, update, options.UpdateOne().SetUpsert(true))
+		return err
+	})
+}
+
+// upsert runs an upsert, again once if a concurrent upsert of the same _id
+// won the insert (the second run then updates).
+func (s *MediaStore) upsert(op string, run func() error) error {
+	err := run()
+	if mongo.IsDuplicateKeyError(err) {
+		err = run()
+	}
+	return mediaErr(op, err)
+}
+
+// Photo implements media.MetaStore.
+func (s *MediaStore) Photo(ctx context.Context, sha string) (media.Photo, error) {
+	var d mediaPhotoDoc
+	if err := s.photos.FindOne(ctx, bson.D{{Key: "_id", Value: sha}}).Decode(&d); err != nil {
+		return media.Photo{}, mediaErr("find photo "+sha, err)
+	}
+	p := media.Photo{
+		SHA256: d.ID, State: d.State, Size: d.Size, ContentType: d.ContentType, Schools: d.Schools,
+		UploadedBy: d.UploadedBy, ThumbState: d.ThumbState, ThumbError: d.ThumbError, Thumbs: d.Thumbs,
+		EXIF: media.EXIF{TakenAt: d.TakenAt, Raw: d.EXIFTime, Lat: d.Lat, Lon: d.Lon, Orientation: d.Orientation},
+	}
+	if d.StoredAt != nil {
+		p.StoredAt = *d.StoredAt
+	}
+	return p, nil
+}
+
+// PhotoStored implements media.MetaStore: one upsert whose filter matches
+// any photo not complete yet. For a complete photo the filter matches
+// nothing, the upsert's insert collides with the existing _id, and that
+// duplicate key error means "nothing to do".
+func (s *MediaStore) PhotoStored(ctx context.Context, sha string, st media.Stored) error {
+	at := st.At.Truncate(time.Millisecond)
+	update := bson.D{{Key: "$set", Value: bson.D{
+		{Key: "state", Value: media.StateComplete},
+		{Key: "size", Value: st.Size},
+		{Key: "content_type", Value: st.ContentType},
+		{Key: "stored_at", Value: at},
+		{Key: "uploaded_by", Value: st.By},
+		{Key: "thumb_state", Value: media.ThumbsPending},
+	}}}
+	filter := bson.D{{Key: "_id", Value: sha}, {Key: "state", Value: bson.D{{Key: "$ne", Value: media.StateComplete}}}}
+	_, err := s.photos.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		return nil // complete already
+	}
+	return mediaErr("photo stored "+sha, err)
+}
+
+// QueueThumbs implements media.MetaStore.
+func (s *MediaStore) QueueThumbs(ctx context.Context, sha, contentType string, now time.Time) error {
+	_, err := s.jobs.InsertOne(ctx, thumbJobDoc{ID: sha, ContentType: contentType, State: jobPending, NextAt: now.Truncate(time.Millisecond)})
+	if mongo.IsDuplicateKeyError(err) {
+		return nil
+	}
+	return mediaErr("queue thumbnails of "+sha, err)
+}
+
+// ClaimThumbs implements media.MetaStore. Due jobs are found by reading the
+// jobs of one state and filtering by time here (FerretDB v1 would read the
+// whole collection for a range filter anyway), then taken with a
+// compare-and-set on the fields read, so that two processes never hold
+// the same lease.
+func (s *MediaStore) ClaimThumbs(ctx context.Context, now time.Time, lease time.Duration) (media.ThumbJob, error) {
+	until := now.Add(lease).Truncate(time.Millisecond)
+	for _, state := range []string{jobPending, jobWorking} {
+		cur, err := s.jobs.Find(ctx, bson.D{{Key: "state", Value: state}}, options.Find().SetLimit(claimScan))
+		if err != nil {
+			return media.ThumbJob{}, mediaErr("find thumbnail jobs", err)
+		}
+		var docs []thumbJobDoc
+		if err := cur.All(ctx, &docs); err != nil {
+			return media.ThumbJob{}, mediaErr("read thumbnail jobs", err)
+		}
+		due := slices.DeleteFunc(docs, func(d thumbJobDoc) bool {
+			if state == jobPending {
+				return d.NextAt.After(now)
+			}
+			return !d.Until.Before(now)
+		})
+		slices.SortFunc(due, func(a, b thumbJobDoc) int { return a.NextAt.Compare(b.NextAt) })
+		for _, d := range due {
+			filter := bson.D{{Key: "_id", Value: d.ID}, {Key: "state", Value: state}, {Key: "attempts", Value: d.Attempts}}
+			if state == jobWorking {
+				filter = append(filter, bson.E{Key: "until", Value: d.Until})
+			}
+			res, err := s.jobs.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: jobWorking}, {Key: "until", Value: until}}}})
+			if err != nil {
+				return media.ThumbJob{}, mediaErr("claim thumbnail job "+d.ID, err)
+			}
+			if res.ModifiedCount == 1 {
+				return media.ThumbJob{SHA256: d.ID, ContentType: d.ContentType, Attempts: d.Attempts, Until: until}, nil
+			}
+		}
+	}
+	return media.ThumbJob{}, syncproto.Errorf(syncproto.ENOTFOUND, "No thumbnail job is due.")
+}
+
+func leaseFilter(job media.ThumbJob) bson.D {
+	return bson.D{{Key: "_id", Value: job.SHA256}, {Key: "state", Value: jobWorking}, {Key: "until", Value: job.Until}}
+}
+
+func lostLease(job media.ThumbJob) error {
+	return syncproto.Errorf(syncproto.ECONFLICT, "The thumbnail job of %s is no longer leased to this worker.", job.SHA256)
+}
+
+// ThumbsDone implements media.MetaStore. The photo and the job are two
+// documents, and FerretDB has no transactions: the photo is written first,
+// then the job removed if the lease still holds. A worker that lost its
+// lease may so have written the photo too; two workers make the same
+// thumbnails under the same keys, so that changes nothing.
+func (s *MediaStore) ThumbsDone(ctx context.Context, job media.ThumbJob, res media.ThumbResult) error {
+	if err := s.jobs.FindOne(ctx, leaseFilter(job)).Err(); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return lostLease(job)
+		}
+		return mediaErr("find thumbnail job "+job.SHA256, err)
+	}
+	set := bson.D{
+		{Key: "thumb_state", Value: res.State},
+		{Key: "thumb_error", Value: res.Error},
+		{Key: "thumbs", Value: res.Thumbs},
+		{Key: "exif_time", Value: res.EXIF.Raw},
+		{Key: "orientation", Value: res.EXIF.Orientation},
+	}
+	unset := bson.D{}
+	for _, f := range []struct {
+		key string
+		val any
+		ok  bool
+	}{
+		{"taken_at", res.EXIF.TakenAt, res.EXIF.TakenAt != nil},
+		{"lat", res.EXIF.Lat, res.EXIF.Lat != nil},
+		{"lon", res.EXIF.Lon, res.EXIF.Lon != nil},
+	} {
+		if f.ok {
+			set = append(set, bson.E{Key: f.key, Value: f.val})
+		} else {
+			unset = append(unset, bson.E{Key: f.key, Value: ""})
+		}
+	}
+	update := bson.D{{Key: "$set", Value: set}}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
+	}
+	if _, err := s.photos.UpdateOne(ctx, bson.D{{Key: "_id", Value: job.SHA256}}, update); err != nil {
+		return mediaErr("store thumbnails of "+job.SHA256, err)
+	}
+	dr, err := s.jobs.DeleteOne(ctx, leaseFilter(job))
+	if err != nil {
+		return mediaErr("remove thumbnail job "+job.SHA256, err)
+	}
+	if dr.DeletedCount == 0 {
+		return lostLease(job)
+	}
+	return nil
+}
+
+// ThumbsRetry implements media.MetaStore.
+func (s *MediaStore) ThumbsRetry(ctx context.Context, job media.ThumbJob, next time.Time, msg string) error {
+	res, err := s.jobs.UpdateOne(ctx, leaseFilter(job), bson.D{
+		{Key: "$set", Value: bson.D{{Key: "state", Value: jobPending}, {Key: "next_at", Value: next.Truncate(time.Millisecond)}, {Key: "error", Value: msg}}},
+		{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}},
+	})
+	if err != nil {
+		return mediaErr("retry thumbnail job "+job.SHA256, err)
+	}
+	if res.MatchedCount == 0 {
+		return lostLease(job)
+	}
+	return nil
+}
+
+// mediaErr translates the driver's errors at the package's edge: no
+// document is ENOTFOUND, an unreachable server EUNAVAILABLE (the API
+// answers 503 with Retry-After), anything else EINTERNAL with the detail
+// kept for the log.
+func mediaErr(op string, err error) error {
+	var sse topology.ServerSelectionError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return fmt.Errorf("mongo: %s: %w", op, syncproto.Errorf(syncproto.ENOTFOUND, "Not found."))
+	case mongo.IsNetworkError(err), mongo.IsTimeout(err), errors.As(err, &sse),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, mongo.ErrClientDisconnected):
+		return fmt.Errorf("mongo: %s: %v: %w", op, err,
+			syncproto.Errorf(syncproto.EUNAVAILABLE, "The database is unavailable; try again later."))
+	}
+	return fmt.Errorf("mongo: %s: %w", op, err)
+}
