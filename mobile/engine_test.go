@@ -104,14 +104,14 @@ func TestHTTPTransportEnrollAndSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Applied != 1 || rep.Photos != 1 {
+	if rep.Applied != 2 || rep.Photos != 1 {
 		t.Fatalf("report %+v", rep)
 	}
 	if got, want := strings.Join(phases, ","), "push,pull,photos"; got != want {
 		t.Fatalf("phases %s, want %s", got, want)
 	}
-	sr := srv.Records()[r.ID]
-	refs := syncproto.PhotoRefs(sr)
+	recs := srv.Records()
+	refs := photosOf(recs, recs[r.ID], "photo_ids")
 	if len(refs) != 1 {
 		t.Fatalf("server record refers to %d photos", len(refs))
 	}

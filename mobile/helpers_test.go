@@ -181,3 +181,17 @@ func assertConverged(tb testing.TB, srv *mobiletest.Server, phones ...*phone) {
 
 var _ = time.Second
 var _ = uuid.Nil
+
+// photosOf returns the photos of a record's photo field: the references
+// held by the attachment records its ids name.
+func photosOf(recs map[uuid.UUID]*syncproto.Record, r *syncproto.Record, field string) []syncproto.PhotoRef {
+	var ids []string
+	json.Unmarshal(r.Value(field), &ids)
+	var out []syncproto.PhotoRef
+	for _, s := range ids {
+		if a := recs[uuid.MustParse(s)]; a != nil {
+			out = append(out, syncproto.PhotoRefs(a)...)
+		}
+	}
+	return out
+}

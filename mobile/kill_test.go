@@ -8,7 +8,6 @@ import (
 
 	"github.com/fieldsync/fieldsync/mobile"
 	"github.com/fieldsync/fieldsync/mobile/mobiletest"
-	"github.com/fieldsync/fieldsync/syncproto"
 	"github.com/google/uuid"
 )
 
@@ -74,7 +73,7 @@ func (s *killScenario) check(t *testing.T) {
 		if got, want := string(r.Value("title")), fmt.Sprintf(`"隐患 %d"`, i); got != want {
 			t.Errorf("record %d title %s, want %s", i, got, want)
 		}
-		if refs := syncproto.PhotoRefs(r); len(refs) != 1 || refs[0].SHA256 != s.photos[i] {
+		if refs := photosOf(recs, r, "photo_ids"); len(refs) != 1 || refs[0].SHA256 != s.photos[i] {
 			t.Errorf("record %d photos %+v", i, refs)
 		}
 	}

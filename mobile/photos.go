@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
+	"time"
 
 	"github.com/fieldsync/fieldsync/syncproto"
 	"github.com/google/uuid"
@@ -89,10 +89,23 @@ func (e *Engine) queuePhoto(tx *bolt.Tx, path string, ref syncproto.PhotoRef) er
 	})
 }
 
-// AttachPhotoTo queues a photo and adds its reference to a record in one
-// transaction: appended to the field's list of photos, or, when field is
-// an append-only collection of the record such as a hazard's "events",
-// as a photo_added item. It returns the photo's reference.
+// KindAttachment is the record kind of a photo's metadata (DOMAIN E22):
+// fields owner_type, owner_id, kind ("photo"), mime, size_bytes, sha256,
+// and file, the {sha256, size, content_type} object by which the server
+// knows which photo the record expects (syncproto.PhotoRefs).
+const KindAttachment = "attachment"
+
+// AttachPhotoTo queues a photo and adds it to a record in one
+// transaction, and returns the photo's reference:
+//
+//   - to an append-only collection of the record (a hazard's "events"),
+//     as a photo_added event whose photos name the sha256;
+//   - to a form's photo field (a list of attachment ids), as a new
+//     attachment record (KindAttachment) whose id is appended to the
+//     field.
+//
+// Record first, binary later: the records sync at the next push, the
+// photo follows in chunks.
 func (e *Engine) AttachPhotoTo(recordID uuid.UUID, field, path, contentType string) (syncproto.PhotoRef, error) {
 	sum, size, err := hashFile(path)
 	if err != nil {
@@ -113,14 +126,16 @@ func (e *Engine) AttachPhotoTo(recordID uuid.UUID, field, path, contentType stri
 		if r == nil {
 			return syncproto.Errorf(syncproto.ENOTFOUND, "No record %s on this phone.", recordID)
 		}
-		if _, isColl := r.Items[field]; isColl || (field == "events" && r.Kind == "hazard") {
+		now := e.now().UTC()
+		if _, isColl := r.Items[field]; isColl || field == "events" {
 			itemID, err := uuid.NewV7()
 			if err != nil {
 				return err
 			}
+			_, _, author, _ := e.settings()
 			data, err := syncproto.Marshal(map[string]any{
-				"id": itemID.String(), "type": "photo_added", "occurred_at": e.now().UTC().Format("2006-01-02T15:04:05Z07:00"),
-				"actor_id": r.CreatedBy, "photo_ids": []syncproto.PhotoRef{ref}, "photos": []syncproto.PhotoRef{ref},
+				"type": "photo_added", "occurred_at": now.Format(time.RFC3339), "actor_id": author, "actor_role": "inspector",
+				"base_rev": r.Rev, "photos": []map[string]string{{"sha256": ref.SHA256, "phase": "evidence"}},
 			})
 			if err != nil {
 				return err
@@ -130,31 +145,74 @@ func (e *Engine) AttachPhotoTo(recordID uuid.UUID, field, path, contentType stri
 			})
 			return err
 		}
-		var list []json.RawMessage
-		if cur := r.Value(field); cur != nil {
+		var list []string
+		if cur := r.Value(field); cur != nil && string(cur) != "null" {
 			if err := json.Unmarshal(cur, &list); err != nil {
-				return syncproto.FieldError("The field does not hold a list of photos.", map[string]string{field: "is not a list"})
+				return syncproto.FieldError("The field does not hold a list of photos.", map[string]string{field: "is not a list of attachment ids"})
 			}
 		}
-		refJSON, err := syncproto.Marshal(ref)
+		att, err := e.newAttachment(tx, r.Kind, r.ID, r.SchoolID, ref)
 		if err != nil {
 			return err
 		}
-		if slices.ContainsFunc(list, func(v json.RawMessage) bool { return string(v) == string(refJSON) }) {
-			return nil
-		}
-		list = append(list, refJSON)
-		value, err := syncproto.Marshal(list)
-		if err != nil {
-			return err
-		}
-		_, err = e.save(tx, Draft{ID: recordID, Values: map[string]json.RawMessage{field: value}})
+		list = append(list, att.ID.String())
+		_, err = e.save(tx, Draft{ID: recordID, Values: map[string]json.RawMessage{field: mustJSON(list)}})
 		return err
 	})
 	if err != nil {
 		return syncproto.PhotoRef{}, err
 	}
 	return ref, nil
+}
+
+// NewAttachment queues a photo and creates its attachment record for an
+// owner record, which need not exist yet: a form that requires a photo
+// (a hazard report) is saved with the attachment's id in its photo field,
+// so the app makes the owner's id first (NewRecordID), then the
+// attachment, then saves the owner. It returns the attachment's id.
+func (e *Engine) NewAttachment(ownerKind string, ownerID uuid.UUID, schoolID, path, contentType string) (uuid.UUID, syncproto.PhotoRef, error) {
+	sum, size, err := hashFile(path)
+	if err != nil {
+		return uuid.Nil, syncproto.PhotoRef{}, fmt.Errorf("mobile: attach photo: %w", err)
+	}
+	if contentType == "" {
+		contentType = contentTypeOf(path)
+	}
+	ref := syncproto.PhotoRef{SHA256: sum, Size: size, ContentType: contentType}
+	var id uuid.UUID
+	err = e.db.Update(func(tx *bolt.Tx) error {
+		if err := e.queuePhoto(tx, path, ref); err != nil {
+			return err
+		}
+		att, err := e.newAttachment(tx, ownerKind, ownerID, schoolID, ref)
+		if err == nil {
+			id = att.ID
+		}
+		return err
+	})
+	return id, ref, err
+}
+
+// NewRecordID returns a new record id (a UUIDv7), for an owner whose
+// attachments are made before it is saved.
+func NewRecordID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+func (e *Engine) newAttachment(tx *bolt.Tx, ownerKind string, ownerID uuid.UUID, schoolID string, ref syncproto.PhotoRef) (*syncproto.Record, error) {
+	return e.save(tx, Draft{Kind: KindAttachment, SchoolID: schoolID, Values: map[string]json.RawMessage{
+		"owner_type": jsonString(ownerKind), "owner_id": jsonString(ownerID.String()), "kind": jsonString("photo"),
+		"mime": jsonString(ref.ContentType), "size_bytes": json.RawMessage(fmt.Sprint(ref.Size)), "sha256": jsonString(ref.SHA256),
+		"taken_at": jsonString(e.now().UTC().Format(time.RFC3339)), "file": mustJSON(ref),
+	}})
+}
+
+func jsonString(s string) json.RawMessage { return mustJSON(s) }
+
+func mustJSON(v any) json.RawMessage {
+	b, err := syncproto.Marshal(v)
+	if err != nil {
+		panic("mobile: " + err.Error())
+	}
+	return b
 }
 
 // PhotoInfo is the upload state of one photo.

@@ -1,8 +1,11 @@
 package mobile_test
 
 import (
+	"errors"
+
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/fieldsync/fieldsync/syncproto"
 	"time"
 )
 
@@ -18,3 +21,5 @@ func newClock() *testClock { return &testClock{t: time.Date(2026, 11, 3, 8, 0, 0
 func (c *testClock) Now() time.Time { return c.t }
 
 func (c *testClock) Advance(sec int) { c.t = c.t.Add(time.Duration(sec) * time.Second) }
+
+func asError(err error, target **syncproto.Error) bool { return errors.As(err, target) }

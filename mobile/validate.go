@@ -1,7 +1,43 @@
 package mobile
 
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/fieldsync/fieldsync/forms"
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
 // FormsValidator returns the Validator the apps use: the built-in form
-// definitions of package forms, the same checks the server runs on push.
-// Until package forms is wired in, it returns nil (no local validation;
-// the server still validates).
-func FormsValidator() Validator { return nil }
+// definitions of package forms (forms.BuiltinByID and Definition.Validate),
+// the same checks the server runs on push, with "today" taken from now in
+// China time (nil means time.Now). A record of a form this build does not
+// know is not checked here; the server still checks it.
+func FormsValidator(now func() time.Time) Validator {
+	if now == nil {
+		now = time.Now
+	}
+	return ValidatorFunc(func(formID string, version int, values map[string]json.RawMessage) error {
+		def, ok := forms.BuiltinByID(formID, version)
+		if !ok {
+			return nil
+		}
+		vals := make(map[string]any, len(values))
+		for k, raw := range values {
+			d := json.NewDecoder(bytes.NewReader(raw))
+			d.UseNumber()
+			var v any
+			if err := d.Decode(&v); err != nil {
+				return syncproto.FieldError("The values are not valid JSON.", map[string]string{k: "is not valid JSON"})
+			}
+			vals[k] = v
+		}
+		env := forms.Env{Today: now().In(chinaTime).Format(time.DateOnly)}
+		return def.Validate(vals, env).Err()
+	})
+}
+
+// chinaTime is Asia/Shanghai, which has no daylight saving time: the
+// zone of "today" in form rules.
+var chinaTime = time.FixedZone("CST", 8*60*60)

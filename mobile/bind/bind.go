@@ -45,7 +45,7 @@ type Phone struct {
 // private storage. serverURL is the sync server used by Enroll; a phone
 // enrolled before keeps the server it enrolled with.
 func Open(path, serverURL string) (*Phone, error) {
-	e, err := mobile.Open(path, mobile.Options{Validator: mobile.FormsValidator()})
+	e, err := mobile.Open(path, mobile.Options{Validator: mobile.FormsValidator(nil)})
 	if err != nil {
 		return nil, err
 	}
@@ -228,19 +228,31 @@ func (p *Phone) DeleteRecord(recordID string) error {
 	return p.e.Delete(rid)
 }
 
-// AttachPhoto queues the photo file at path for upload and returns its
-// reference {"sha256","size","content_type"} to put in a record. Keep the
-// file until PhotosJSON says it is "done".
-func (p *Phone) AttachPhoto(path string) (string, error) {
-	ref, err := p.e.AttachPhoto(path, "")
+// NewRecordID returns an id for a record about to be created, so that
+// its photos can be attached (AttachPhoto) before it is saved: a hazard
+// report requires a photo. Pass it as "id" to SaveRecordJSON.
+func NewRecordID() string { return mobile.NewRecordID().String() }
+
+// AttachPhoto queues the photo file at path for upload and creates its
+// attachment record for the owner record (kind, id and school; the owner
+// may not be saved yet). It returns the attachment id to put in the
+// owner's photo field. Keep the file until PhotosJSON says it is "done".
+func (p *Phone) AttachPhoto(ownerKind, ownerID, schoolID, path string) (string, error) {
+	oid, err := parseID(ownerID)
 	if err != nil {
 		return "", err
 	}
-	return toJSON(ref)
+	id, _, err := p.e.NewAttachment(ownerKind, oid, schoolID, path, "")
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
 }
 
-// AttachPhotoTo queues a photo and adds its reference to a record's field
-// (a list of photos) in one step, and returns the reference.
+// AttachPhotoTo queues a photo and adds it to a saved record in one step:
+// to a photo field (a new attachment id) or, for the "events" collection
+// of a hazard, as a photo_added event. It returns the photo's reference
+// {"sha256","size","content_type"}.
 func (p *Phone) AttachPhotoTo(recordID, field, path string) (string, error) {
 	rid, err := parseID(recordID)
 	if err != nil {

@@ -29,16 +29,26 @@ func TestPhone(t *testing.T) {
 	if err := p.Enroll("ABCD-EFGH-JKLM", "张老师的手机"); err != nil {
 		t.Fatal(err)
 	}
-	id, err := p.SaveRecordJSON("hazard.report", 1, `{"school_id":"0192b000-0000-7000-8000-000000000101","title":"电线裸露","category":"electrical","severity":"high","location_desc":"宿舍楼","description":"插座外壳破损"}`)
+	photo := filepath.Join(dir, "p.jpg")
+	os.WriteFile(photo, []byte("\xff\xd8\xff\xe0 not really a jpeg but bytes"), 0o644)
+	const school = "0192b000-0000-7000-8000-000000000101"
+	id := fieldsync.NewRecordID()
+	att, err := p.AttachPhoto("hazard", id, school, photo)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SaveRecordJSON("hazard.report", 1, `{"id":"`+id+`","school_id":"`+school+`","source":"inspector_visit","title":"电线裸露","category":"electrical","severity":"high","location_desc":"宿舍楼","description":"插座外壳破损"}`); fieldsync.ErrorCode(err) != "invalid" {
+		t.Fatalf("a hazard without its photo: %v", err)
+	}
+	if _, err := p.SaveRecordJSON("hazard.report", 1, `{"id":"`+id+`","school_id":"`+school+`","source":"inspector_visit","title":"电线裸露","category":"electrical","severity":"high","location_desc":"宿舍楼","description":"插座外壳破损","photo_ids":["`+att+`"]}`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.SaveRecordJSON("hazard.report", 1, `{"id":"`+id+`","severity":"medium"}`); err != nil {
 		t.Fatal(err)
 	}
-	photo := filepath.Join(dir, "p.jpg")
-	os.WriteFile(photo, []byte("\xff\xd8\xff\xe0 not really a jpeg but bytes"), 0o644)
-	if _, err := p.AttachPhotoTo(id, "photo_ids", photo); err != nil {
+	photo2 := filepath.Join(dir, "p2.jpg")
+	os.WriteFile(photo2, []byte("\xff\xd8\xff\xe0 a second photo"), 0o644)
+	if _, err := p.AttachPhotoTo(id, "events", photo2); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.AppendJSON(id, "events", `{"type":"note_added","note":"已通知校长"}`); err != nil {
@@ -64,7 +74,7 @@ func TestPhone(t *testing.T) {
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Kind != "hazard" || v.Rev == 0 || string(v.Values["severity"]) != `"medium"` || len(v.Items["events"]) != 1 {
+	if v.Kind != "hazard" || v.Rev == 0 || string(v.Values["severity"]) != `"medium"` || len(v.Items["events"]) != 2 {
 		t.Fatalf("record %s", s)
 	}
 	st, _ := p.StatusJSON()

@@ -31,6 +31,9 @@ func (m *Main) fill(ctx context.Context, args []string) error {
 	school := fs.String("school", "", "school id")
 	recID := fs.String("id", "", "edit this record instead of creating one")
 	version := fs.Int("version", 1, "form version")
+	var photos stringList
+	fs.Var(&photos, "photo", "photo for the form's photo field (repeatable)")
+	photoField := fs.String("photo-field", "photo_ids", "the form field that lists the photos")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -77,6 +80,35 @@ func (m *Main) fill(ctx context.Context, args []string) error {
 	if d.ID == uuid.Nil && d.SchoolID != "" {
 		d.Values["school_id"] = jsonOrString(d.SchoolID)
 	}
+	if len(photos) > 0 {
+		// Photos first: a form may require them, and their attachment
+		// records name the record, so it needs its id now.
+		if d.ID == uuid.Nil {
+			d.ID = mobile.NewRecordID()
+		}
+		var ids []string
+		if raw := d.Values[*photoField]; raw != nil {
+			json.Unmarshal(raw, &ids)
+		}
+		kind, school := d.Kind, d.SchoolID
+		if r, err := m.e.Record(d.ID); err == nil {
+			kind, school = r.Kind, r.SchoolID
+			json.Unmarshal(r.Value(*photoField), &ids)
+		}
+		for _, ph := range photos {
+			kept, err := m.keepCopy(ph)
+			if err != nil {
+				return err
+			}
+			att, _, err := m.e.NewAttachment(kind, d.ID, school, kept, "")
+			if err != nil {
+				return err
+			}
+			ids = append(ids, att.String())
+		}
+		b, _ := json.Marshal(ids)
+		d.Values[*photoField] = b
+	}
 	r, err := m.e.Save(d)
 	if err != nil {
 		return err
@@ -102,6 +134,12 @@ func (m *Main) readValues(file string) (map[string]json.RawMessage, error) {
 	}
 	return v, nil
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
 // promptField is one field to ask for.
 type promptField struct {
@@ -156,7 +194,20 @@ func (m *Main) prompt(formID string, version int) (map[string]json.RawMessage, e
 				}
 				break
 			}
-			out[f.Key] = jsonOrString(line)
+			switch f.Type {
+			case "select_multiple", "text_list":
+				parts := strings.Split(line, ",")
+				for i := range parts {
+					parts[i] = strings.TrimSpace(parts[i])
+				}
+				b, _ := json.Marshal(parts)
+				out[f.Key] = b
+			case "text", "select_one", "date", "time", "datetime":
+				b, _ := json.Marshal(line)
+				out[f.Key] = b
+			default:
+				out[f.Key] = jsonOrString(line)
+			}
 			break
 		}
 	}

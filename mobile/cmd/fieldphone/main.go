@@ -7,7 +7,7 @@
 //	fieldphone [--data phone.db] enroll --server URL --code CODE [--name NAME]
 //	fieldphone schools
 //	fieldphone hazards [--school ID]
-//	fieldphone fill FORM_ID [--json file.json] [--school ID] [--id RECORD_ID]
+//	fieldphone fill FORM_ID [--json file.json] [--school ID] [--id RECORD_ID] [--photo p.jpg]...
 //	fieldphone show RECORD_ID
 //	fieldphone event RECORD_ID TYPE [--note TEXT]
 //	fieldphone attach RECORD_ID FIELD photo.jpg
@@ -94,7 +94,7 @@ commands:
   enroll --server URL --code CODE [--name NAME]   enroll this phone (一次性注册码)
   schools                                          assigned schools (负责学校)
   hazards [--school ID]                            open hazards (未销号隐患)
-  fill FORM_ID [--json FILE] [--school ID] [--id RECORD_ID]
+  fill FORM_ID [--json FILE] [--school ID] [--id RECORD_ID] [--photo FILE]...
                                                    fill a form from a file or by prompts
   show RECORD_ID                                   one record as JSON
   event RECORD_ID TYPE [--note TEXT]               add a hazard event
@@ -133,7 +133,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
 	}
-	e, err := mobile.Open(m.data, m.Options)
+	opts := m.Options
+	if opts.Validator == nil {
+		opts.Validator = mobile.FormsValidator(opts.Now)
+	}
+	e, err := mobile.Open(m.data, opts)
 	if err != nil {
 		return err
 	}

@@ -73,31 +73,40 @@ func TestFieldphone(t *testing.T) {
 
 	must(t, data, "", "offline", "on")
 	file := filepath.Join(dir, "hazard.json")
-	os.WriteFile(file, []byte(`{"title":"灭火器过期","category":"fire","severity":"medium","location_desc":"教学楼二层","description":"两具灭火器压力不足"}`), 0o644)
-	out = must(t, data, "", "fill", "hazard.report", "--json", file, "--school", "0192b000-0000-7000-8000-000000000103")
+	os.WriteFile(file, []byte(`{"source":"inspector_visit","title":"灭火器过期","category":"fire","severity":"medium","location_desc":"教学楼二层","description":"两具灭火器压力不足"}`), 0o644)
+	photo := filepath.Join(dir, "x.jpg")
+	os.WriteFile(photo, []byte("\xff\xd8\xff\xe0 jpeg bytes"), 0o644)
+	if out, err := run(t, data, "", "fill", "hazard.report", "--json", file, "--school", "0192b000-0000-7000-8000-000000000103"); err == nil || !strings.Contains(out+err.Error(), "photo_ids") {
+		t.Fatalf("a hazard without a photo was saved: %v %s", err, out)
+	}
+	out = must(t, data, "", "fill", "hazard.report", "--json", file, "--school", "0192b000-0000-7000-8000-000000000103", "--photo", photo)
 	id := strings.Fields(out)[3]
 	if _, err := syncproto.ParseID(id); err != nil {
 		t.Fatalf("fill output %q", out)
 	}
-	out = must(t, data, "title=门卫室无登记\nseverity=low\n\n", "fill", "hazard.report", "--school", "0192b000-0000-7000-8000-000000000103")
-	if !strings.Contains(out, "saved hazard") {
+	os.Remove(photo) // the phone kept its own copy
+	// Interactive: one answer per prompt, empty for optional fields.
+	answers := "\n\ninspector_visit\ngatehouse_security\n门卫室\n\n门卫室无登记\n来访人员未登记\n\nlow\n\n\n\n"
+	photo2 := filepath.Join(dir, "y.jpg")
+	os.WriteFile(photo2, []byte("\xff\xd8\xff\xe0 more jpeg bytes"), 0o644)
+	out = must(t, data, answers, "fill", "hazard.report", "--school", "0192b000-0000-7000-8000-000000000103", "--photo", photo2)
+	if !strings.Contains(out, "saved hazard") || !strings.Contains(out, "隐患名称 (Title)") {
 		t.Fatalf("interactive fill: %s", out)
 	}
-	photo := filepath.Join(dir, "x.jpg")
-	os.WriteFile(photo, []byte("\xff\xd8\xff\xe0 jpeg bytes"), 0o644)
-	must(t, data, "", "attach", id, "photo_ids", photo)
-	os.Remove(photo) // the phone kept its own copy
+	photo3 := filepath.Join(dir, "z.jpg")
+	os.WriteFile(photo3, []byte("\xff\xd8\xff\xe0 evidence"), 0o644)
+	must(t, data, "", "attach", id, "events", photo3)
 	must(t, data, "", "event", id, "note_added", "--note", "已告知校长")
 	if out, err := run(t, data, "", "sync"); err == nil || !strings.Contains(err.Error(), "offline") {
 		t.Fatalf("sync while offline: %v %s", err, out)
 	}
 	out = must(t, data, "", "status")
-	if !strings.Contains(out, "outbox:   2 changes") || !strings.Contains(out, "photos:     1 waiting") {
+	if !strings.Contains(out, "outbox:   4 changes") || !strings.Contains(out, "photos:     3 waiting") {
 		t.Fatalf("status: %s", out)
 	}
 	must(t, data, "", "offline", "off")
 	out = must(t, data, "", "sync")
-	if !strings.Contains(out, "applied 2") || !strings.Contains(out, "photos 1") || !strings.Contains(out, "上传照片") {
+	if !strings.Contains(out, "applied 4") || !strings.Contains(out, "photos 3") || !strings.Contains(out, "上传照片") {
 		t.Fatalf("sync: %s", out)
 	}
 	out = must(t, data, "", "show", id)
