@@ -16,6 +16,10 @@ import (
 // expressions that leave the subset or do not compile, circular
 // calculations, patterns and defaults.
 //
+// Structural problems (unknown types, malformed keys, missing required
+// attributes) are reported first and alone; the semantic checks run once
+// the structure is sound.
+//
 // It returns nil or a *syncproto.Error with code syncproto.EINVALID whose
 // Fields are keyed by the definition path of each problem, such as
 // "fields[3].type", "fields[2].fields[0].relevant" or

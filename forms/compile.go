@@ -225,11 +225,31 @@ func (c *compiler) checkField(n *node) {
 		case TypeNote, TypeGroup, TypeRepeat, TypePhoto, TypeGeopoint:
 			bad("default", "此类型不能有默认值", "this type cannot have a default")
 		default:
-			if _, msg := checkValue(f, f.Default); msg != nil {
+			norm, msg := checkValue(f, f.Default)
+			if msg == nil && f.ChoiceList != "" {
+				msg = notInList(n.choices, norm)
+			}
+			if msg != nil {
 				c.errs.add(k+".default", Text{ZH: "默认值无效：" + msg.ZH, EN: "invalid default: " + msg.EN})
 			}
 		}
 	}
+}
+
+// notInList explains a selected value that is not in choices.
+func notInList(choices []Choice, v any) *Text {
+	picked := texts(v)
+	for _, p := range picked {
+		found := false
+		for _, ch := range choices {
+			found = found || ch.Value == p
+		}
+		if !found {
+			m := msgNotChoice(p)
+			return &m
+		}
+	}
+	return nil
 }
 
 func (c *compiler) checkConstraint(n *node, i int) {

@@ -65,8 +65,7 @@ var reservedNames = map[string]bool{
 	"true": true, "false": true, "nil": true, "null": true,
 	"in": true, "not": true, "and": true, "or": true, "matches": true,
 	"contains": true, "startsWith": true, "endsWith": true, "let": true,
-	"if": true, "else": true, "map": true, "filter": true, "all": true,
-	"any": true, "none": true, "one": true, "find": true, "reduce": true,
+	"if": true, "else": true,
 }
 
 func init() {

@@ -301,15 +301,7 @@ func (s *state) envOf(in *inst) map[string]any {
 
 // eval works out the relevance and the computed value of n in in.
 func (s *state) eval(n *node, in *inst) {
-	parentRel := true
-	if n.parent != nil {
-		pi := in
-		if n.parent == n.scope {
-			pi = in.up
-		}
-		parentRel = pi.rel[n.parent]
-	}
-	rel := parentRel && (n.relevant == nil || runBool(n.relevant, s.envOf(in)))
+	rel := parentRelevant(n, in) && (n.relevant == nil || runBool(n.relevant, s.envOf(in)))
 	in.rel[n] = rel
 	if !n.hasValue() {
 		return
@@ -389,6 +381,32 @@ func parentAbsent(n *node, in *inst) bool {
 	return false
 }
 
+// parentRelevant reports whether the group or repeat holding n applies.
+func parentRelevant(n *node, in *inst) bool {
+	if n.parent == nil {
+		return true
+	}
+	if n.parent == n.scope {
+		return in.up.rel[n.parent]
+	}
+	return in.rel[n.parent]
+}
+
+// holderRelevant reports whether the nearest group or repeat that holds
+// n's value (skipping inline groups, which hold no value) applies.
+func holderRelevant(n *node, in *inst) bool {
+	for p := n.parent; p != nil; p = p.parent {
+		if p.inline() {
+			continue
+		}
+		if p == n.scope {
+			return in.up.rel[p]
+		}
+		return in.rel[p]
+	}
+	return true
+}
+
 // check reports the problems of n in in.
 func (s *state) check(n *node, in *inst) {
 	if in.bad[n] {
@@ -398,7 +416,8 @@ func (s *state) check(n *node, in *inst) {
 	given, present := in.given[n]
 	empty := !present || isEmpty(given)
 	if !in.rel[n] {
-		if !empty || (n.f.Type == TypeGroup && present) {
+		// Only the outermost field that does not apply reports its value.
+		if holderRelevant(n, in) && (!empty || (n.f.Type == TypeGroup && present)) {
 			s.errs.add(path, msgNotRelevant)
 		}
 		return
