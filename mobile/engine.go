@@ -53,6 +53,9 @@ type Options struct {
 	NoSync bool
 	// Logger receives debug lines about sync decisions. Nil discards them.
 	Logger *slog.Logger
+	// Wrap, when set, wraps every transport the engine uses, the default
+	// HTTP one included: for metrics or fault injection.
+	Wrap func(Transport) Transport
 }
 
 // Engine is one phone's local database and sync state. Its methods are
@@ -140,13 +143,20 @@ func (e *Engine) settings() (token, serverURL, author string, device uuid.UUID) 
 
 func (e *Engine) transport() Transport {
 	if e.opts.Transport != nil {
-		return e.opts.Transport
+		return e.wrap(e.opts.Transport)
 	}
 	_, url, _, _ := e.settings()
-	return &HTTPTransport{BaseURL: url, Client: e.opts.HTTPClient, Token: func() string {
+	return e.wrap(&HTTPTransport{BaseURL: url, Client: e.opts.HTTPClient, Token: func() string {
 		tok, _, _, _ := e.settings()
 		return tok
-	}}
+	}})
+}
+
+func (e *Engine) wrap(t Transport) Transport {
+	if e.opts.Wrap != nil {
+		return e.opts.Wrap(t)
+	}
+	return t
 }
 
 // Enrollment is what the phone knows about its enrollment.
@@ -175,6 +185,7 @@ func (e *Engine) Enroll(ctx context.Context, serverURL, code, deviceName string)
 	if t == nil {
 		t = &HTTPTransport{BaseURL: serverURL, Client: e.opts.HTTPClient}
 	}
+	t = e.wrap(t)
 	resp, err := t.Enroll(ctx, EnrollRequest{Code: code, DeviceID: dev, DeviceName: deviceName})
 	if err != nil {
 		return Enrollment{}, fmt.Errorf("mobile: enroll: %w", err)
