@@ -1,0 +1,367 @@
+package mobiletest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/fieldsync/fieldsync/mobile"
+	"github.com/fieldsync/fieldsync/syncproto"
+	"github.com/google/uuid"
+)
+
+// Phone is a simulated phone: an engine on a file, reached through a
+// Faulty transport, that can be killed and reopened.
+type Phone struct {
+	Name   string
+	Path   string
+	Faulty *Faulty
+	Opts   mobile.Options
+	E      *mobile.Engine
+}
+
+// OpenPhone opens a phone's engine on path with opts, its transport
+// wrapped in a Faulty (opts.Wrap is replaced).
+func OpenPhone(tb testing.TB, name, path string, opts mobile.Options) *Phone {
+	tb.Helper()
+	p := &Phone{Name: name, Path: path, Faulty: &Faulty{}, Opts: opts}
+	p.Opts.Wrap = func(t mobile.Transport) mobile.Transport { p.Faulty.T = t; return p.Faulty }
+	p.open(tb)
+	tb.Cleanup(func() { p.E.Close() })
+	return p
+}
+
+func (p *Phone) open(tb testing.TB) {
+	tb.Helper()
+	e, err := mobile.Open(p.Path, p.Opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p.E = e
+}
+
+// Kill closes the engine as a dying process leaves it (whatever was not
+// committed is gone) and opens the file again.
+func (p *Phone) Kill(tb testing.TB) {
+	tb.Helper()
+	p.E.Close()
+	p.open(tb)
+}
+
+// Sync syncs without faults and fails the test on error.
+func (p *Phone) Sync(tb testing.TB) mobile.SyncReport {
+	tb.Helper()
+	p.Faulty.Fault = nil
+	rep, err := p.E.Sync(context.Background(), nil)
+	if err != nil {
+		tb.Fatalf("%s: sync: %v", p.Name, err)
+	}
+	return rep
+}
+
+// Edit is a field version somebody wrote, to be found at the end.
+type Edit struct {
+	Record uuid.UUID
+	Field  string
+	V      syncproto.FieldVersion
+}
+
+// Sim drives phones that edit shared hazards offline, append events,
+// attach photos, resolve conflicts and sync in random order, one sync in
+// three killed at a random call (before the call reaches the server or
+// after it acted), and records every edit for the final checks. It works
+// over any server the phones reach.
+type Sim struct {
+	TB     testing.TB
+	Rng    *rand.Rand
+	Phones []*Phone
+	// School is the school of the hazards the phones create; every phone
+	// must be allowed to sync it.
+	School string
+	// OfficeEdit, when set, makes a concurrent office edit of a record on
+	// the server and returns it.
+	OfficeEdit func(i int) (Edit, bool)
+
+	Edits []Edit
+	Items map[uuid.UUID][]string // record → event ids appended
+	dir   string
+	photo uint64
+}
+
+// NewSim returns a simulation over phones, seeded by seed.
+func NewSim(tb testing.TB, seed uint64, school string, phones []*Phone) *Sim {
+	return &Sim{TB: tb, Rng: rand.New(rand.NewPCG(seed, 1)), Phones: phones, School: school, Items: map[uuid.UUID][]string{}, dir: tb.TempDir()}
+}
+
+// SimFields are the hazard fields the simulation edits, with values the
+// hazard form accepts.
+var simFields = map[string][]string{
+	"title":         {"灭火器过期", "电线裸露", "楼梯扶手松动", "宿舍门锁损坏"},
+	"severity":      {"low", "medium", "high"},
+	"description":   {"复查：仍未整改", "已部分整改", "学校称已报修", "现场照片见附件"},
+	"location_desc": {"教学楼二层", "食堂后门", "宿舍三楼", "操场东侧"},
+}
+
+var simFieldNames = []string{"title", "severity", "description", "location_desc"}
+
+func (s *Sim) track(p *Phone, r *syncproto.Record, field string) {
+	for _, v := range r.Fields[field] {
+		if v.HLC.Replica == p.E.DeviceID() {
+			s.Edits = append(s.Edits, Edit{r.ID, field, v})
+			return
+		}
+	}
+	s.TB.Fatalf("%s: own version of %s.%s not found", p.Name, r.ID, field)
+}
+
+func (s *Sim) pick(p *Phone) *syncproto.Record {
+	recs, err := p.E.Records(mobile.Filter{Kind: "hazard"})
+	if err != nil {
+		s.TB.Fatal(err)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return recs[s.Rng.IntN(len(recs))]
+}
+
+// NewHazard creates a hazard with a photo on p and tracks its fields.
+func (s *Sim) NewHazard(p *Phone, title string) *syncproto.Record {
+	id := mobile.NewRecordID()
+	att, _, err := p.E.NewAttachment("hazard", id, s.School, s.newPhoto(), "image/jpeg")
+	if err != nil {
+		s.TB.Fatal(err)
+	}
+	r, err := p.E.Save(mobile.Draft{ID: id, Kind: "hazard", SchoolID: s.School, FormID: "hazard.report", FormVersion: 1,
+		Values: map[string]json.RawMessage{
+			"school_id": js(s.School), "source": js("inspector_visit"), "category": js("fire"), "location_desc": js("教学楼二层"),
+			"title": js(title), "description": js("灭火器压力不足"), "severity": js("medium"), "photo_ids": js([]string{att.String()}),
+		}})
+	if err != nil {
+		s.TB.Fatalf("%s: new hazard: %v", p.Name, err)
+	}
+	for f := range r.Fields {
+		s.track(p, r, f)
+	}
+	return r
+}
+
+func js(v any) json.RawMessage {
+	b, err := syncproto.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// newPhoto writes a small synthetic JPEG, different each time.
+func (s *Sim) newPhoto() string {
+	s.photo++
+	w, h := 24+s.Rng.IntN(64), 24+s.Rng.IntN(64)
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.RGBA{uint8(s.Rng.IntN(256)), uint8(x * 3), uint8(y * 3), 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 80}); err != nil {
+		s.TB.Fatal(err)
+	}
+	path := filepath.Join(s.dir, fmt.Sprintf("photo-%d.jpg", s.photo))
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		s.TB.Fatal(err)
+	}
+	return path
+}
+
+// Step makes one random move of a random phone.
+func (s *Sim) Step(i int) {
+	p := s.Phones[s.Rng.IntN(len(s.Phones))]
+	switch x := s.Rng.IntN(100); {
+	case x < 35: // edit a shared hazard
+		r := s.pick(p)
+		if r == nil {
+			return
+		}
+		f := simFieldNames[s.Rng.IntN(len(simFieldNames))]
+		vals := simFields[f]
+		v := vals[s.Rng.IntN(len(vals))]
+		if f != "severity" {
+			v = fmt.Sprintf("%s（%d）", v, i)
+		}
+		if string(r.Value(f)) == string(js(v)) {
+			return // the same value is not written again
+		}
+		r2, err := p.E.Save(mobile.Draft{ID: r.ID, Values: map[string]json.RawMessage{f: js(v)}})
+		if err != nil {
+			s.TB.Fatalf("%s: edit: %v", p.Name, err)
+		}
+		s.track(p, r2, f)
+	case x < 50: // a hazard event (append-only)
+		r := s.pick(p)
+		if r == nil {
+			return
+		}
+		id, err := p.E.Append(r.ID, "events", js(map[string]any{"type": "note_added", "note": fmt.Sprintf("第 %d 步", i),
+			"actor_role": "inspector", "occurred_at": "2026-11-03T09:00:00+08:00", "base_rev": r.Rev}))
+		if err != nil {
+			s.TB.Fatal(err)
+		}
+		s.Items[r.ID] = append(s.Items[r.ID], id)
+	case x < 57: // a new hazard with its photo
+		s.NewHazard(p, fmt.Sprintf("新隐患 %d", i))
+	case x < 64: // an evidence photo as a hazard event
+		r := s.pick(p)
+		if r == nil {
+			return
+		}
+		if _, err := p.E.AttachPhotoTo(r.ID, "events", s.newPhoto(), "image/jpeg"); err != nil {
+			s.TB.Fatal(err)
+		}
+	case x < 68: // resolve a conflict, choosing the winner
+		probs, _ := p.E.Problems()
+		for _, pr := range probs {
+			if pr.Type != mobile.ProblemConflict || pr.Fields[0] == "deleted" {
+				continue
+			}
+			id := uuid.MustParse(pr.RecordID)
+			if err := p.E.ResolveConflict(id, pr.Fields[0], pr.Versions[pr.Fields[0]][0].Value); err != nil {
+				s.TB.Fatal(err)
+			}
+			r, _ := p.E.Record(id)
+			s.track(p, r, pr.Fields[0])
+			break
+		}
+	case x < 72: // the office edits on the server
+		if s.OfficeEdit != nil {
+			if e, ok := s.OfficeEdit(i); ok {
+				s.Edits = append(s.Edits, e)
+			}
+		}
+	default: // sync, killed at a random call one time in three
+		if s.Rng.IntN(3) == 0 {
+			start, k := p.Faulty.Calls(), s.Rng.IntN(12)
+			mode := Mode(1 + s.Rng.IntN(2))
+			p.Faulty.Fault = func(call int, step string) Mode {
+				if call == start+k {
+					return mode
+				}
+				return Pass
+			}
+			_, err := p.E.Sync(context.Background(), nil)
+			p.Faulty.Fault = nil
+			if err != nil {
+				p.Kill(s.TB)
+			}
+			return
+		}
+		p.Sync(s.TB)
+	}
+}
+
+// Settle syncs every phone twice round, enough for a join to reach all.
+func (s *Sim) Settle() {
+	for range 2 {
+		for _, p := range s.Phones {
+			p.Sync(s.TB)
+		}
+	}
+}
+
+// CheckConverged asserts that every phone holds the same records as want
+// (a map by id, e.g. the server's records or an observer phone's), that
+// outboxes are empty, no change was rejected and every photo is done.
+func CheckConverged(tb testing.TB, want map[uuid.UUID]*syncproto.Record, phones ...*Phone) {
+	tb.Helper()
+	for _, p := range phones {
+		got, err := p.E.Records(mobile.Filter{Deleted: true})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(got) != len(want) {
+			tb.Errorf("%s holds %d records, want %d", p.Name, len(got), len(want))
+		}
+		for _, r := range got {
+			if w := want[r.ID]; w == nil || !w.Equal(r) {
+				a, _ := syncproto.Marshal(r)
+				b, _ := syncproto.Marshal(w)
+				tb.Errorf("%s: record %s differs:\nphone %s\nwant  %s", p.Name, r.ID, a, b)
+			}
+		}
+		st, err := p.E.Status()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if st.Outbox != 0 || st.Photos != 0 || st.Rejected != 0 {
+			tb.Errorf("%s after sync: outbox %d, photos left %d, rejected %d", p.Name, st.Outbox, st.Photos, st.Rejected)
+			if probs, _ := p.E.Problems(); len(probs) > 0 {
+				tb.Errorf("%s: first problem: %+v", p.Name, probs[0])
+			}
+		}
+	}
+}
+
+// CheckNoEditLost asserts that every field version written is still in
+// its field, or in the record's conflict log, or was overwritten by a
+// version whose writer had seen it; and that every event is present.
+func CheckNoEditLost(tb testing.TB, recs map[uuid.UUID]*syncproto.Record, edits []Edit, items map[uuid.UUID][]string) {
+	tb.Helper()
+	for _, e := range edits {
+		r := recs[e.Record]
+		if r == nil {
+			tb.Errorf("record %s lost", e.Record)
+			continue
+		}
+		if !editKept(r, e) {
+			tb.Errorf("edit lost: %s.%s = %s by %s", e.Record, e.Field, e.V.Value, e.V.HLC)
+		}
+	}
+	for id, ids := range items {
+		have := map[string]bool{}
+		for _, it := range recs[id].Items["events"] {
+			have[it.ID] = true
+		}
+		for _, want := range ids {
+			if !have[want] {
+				tb.Errorf("event %s of %s lost", want, id)
+			}
+		}
+	}
+}
+
+func editKept(r *syncproto.Record, e Edit) bool {
+	for _, v := range r.Fields[e.Field] {
+		if v.HLC == e.V.HLC || v.Vector.Compare(e.V.Vector) == syncproto.Greater {
+			return true
+		}
+	}
+	for _, c := range r.Conflicts {
+		if c.Field == e.Field && c.Version.HLC == e.V.HLC {
+			return true
+		}
+	}
+	return false
+}
+
+// RecordsOf returns a phone's records by id.
+func RecordsOf(tb testing.TB, p *Phone) map[uuid.UUID]*syncproto.Record {
+	tb.Helper()
+	recs, err := p.E.Records(mobile.Filter{Deleted: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make(map[uuid.UUID]*syncproto.Record, len(recs))
+	for _, r := range recs {
+		out[r.ID] = r
+	}
+	return out
+}
