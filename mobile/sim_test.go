@@ -42,7 +42,7 @@ func TestMultiPhoneSimulation(t *testing.T) {
 	var phones []*mobiletest.Phone
 	for i := range *simPhones {
 		name := fmt.Sprintf("p%d", i)
-		p := mobiletest.OpenPhone(t, name, filepath.Join(t.TempDir(), name+".db"), mobile.Options{Validator: mobile.FormsValidator(nil)})
+		p := mobiletest.OpenPhone(t, name, filepath.Join(t.TempDir(), name+".db"), mobile.Options{Validator: mobile.FormsValidator(nil), NoSync: true})
 		srv.AddCode("code-"+name, "user-"+name)
 		if _, err := p.E.Enroll(t.Context(), hs.URL, "code-"+name, name); err != nil {
 			t.Fatal(err)

@@ -12,14 +12,14 @@ import (
 func TestFieldloadFake(t *testing.T) {
 	var out, errb bytes.Buffer
 	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
-	err := m.Run(context.Background(), []string{"--fake", "--phones", "6", "--concurrency", "3", "--records", "12", "--photos", "9",
+	err := m.Run(context.Background(), []string{"--fake", "--phones", "4", "--concurrency", "2", "--records", "9", "--photos", "6",
 		"--photo-kb", "2", "--server-pid", strings.TrimSpace(pid())})
 	if err != nil {
 		t.Fatal(err, errb.String())
 	}
 	t.Log(out.String())
 	r := m.Result
-	if r.Errors != 0 || r.Phones != 6 || r.Photos != 6*9 {
+	if r.Errors != 0 || r.Phones != 4 || r.Photos != 4*6 {
 		t.Fatalf("result %+v\n%s", r, out.String())
 	}
 	if n, _, _, _ := r.Latency("push"); n == 0 {
