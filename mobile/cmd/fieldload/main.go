@@ -128,7 +128,7 @@ func run(ctx context.Context, c Config, log io.Writer) (*Result, error) {
 		if c.AdminToken == "" {
 			return nil, errors.New("--admin-token (or $FIELDSYNC_ADMIN_TOKEN) is required to enroll phones")
 		}
-		prov = &adminProvisioner{url: c.Server, token: c.AdminToken, client: &http.Client{Timeout: time.Minute}}
+		prov = &adminProvisioner{admin: &mobiletest.Admin{URL: c.Server, Token: c.AdminToken}}
 	}
 	dir := c.Dir
 	if dir == "" {

@@ -1,0 +1,5 @@
+package e2e
+
+import "github.com/fieldsync/fieldsync/syncproto"
+
+func mobileCode(err error) string { return syncproto.ErrorCode(err) }
