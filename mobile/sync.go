@@ -488,6 +488,9 @@ func (e *Engine) finishResync(rep *SyncReport) (bool, error) {
 			if err != nil || r == nil {
 				return err
 			}
+			if hasRejection(tx, id) {
+				continue // not on the server because it was refused: the problem list has it
+			}
 			if !wroteTo(r, dev) {
 				if err := deleteLocal(tx, id); err != nil {
 					return err
@@ -506,6 +509,19 @@ func (e *Engine) finishResync(rep *SyncReport) (bool, error) {
 		return nil
 	})
 	return queued, err
+}
+
+// hasRejection reports whether a change of the record was rejected.
+func hasRejection(tx *bolt.Tx, id uuid.UUID) bool {
+	found := false
+	tx.Bucket(bucketRejected).ForEach(func(_, v []byte) error {
+		var r rejection
+		if json.Unmarshal(v, &r) == nil && r.Change.Record != nil && r.Change.Record.ID == id {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 // wroteTo reports whether the replica wrote any version or item of r.
