@@ -1,0 +1,54 @@
+# fieldsync: see README.md. "make help" lists the targets.
+#
+# make run and make test need no setup beyond Go, gcc (for -race) and
+# Debian's postgresql-15: deploy/stack.sh builds FerretDB and MinIO into
+# .cache/infra-bin on first use and starts them with PostgreSQL.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO         ?= go
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+PKGS       ?= ./...
+TEST_FLAGS ?= -race -timeout 40m
+STACK      := deploy/stack.sh
+
+# Tests read the same FIELDSYNC_* variables as fieldsyncd; this makes the
+# integration tests fail instead of skip when a server is missing.
+REQUIRE    := env FIELDSYNC_REQUIRE_INTEGRATION=1
+
+.PHONY: help run test bench build servers infra lint fmt ci
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: build ## Start the servers and fieldsyncd on http://127.0.0.1:8080, data under data/ (Ctrl-C stops all)
+	$(STACK) exec --profile run -- deploy/run-local.sh bin/fieldsyncd
+
+test: ## Start throwaway servers and run go test -race ./... against them
+	$(STACK) exec --profile test -- $(REQUIRE) $(GO) test $(TEST_FLAGS) $(PKGS)
+
+bench: ## Run the benchmarks against throwaway servers
+	@if git ls-files -co --exclude-standard -- '*_test.go' | xargs -r grep -l '^func Benchmark' >/dev/null; then \
+		$(STACK) exec --profile test -- $(REQUIRE) $(GO) test -run '^$$' -bench . -benchmem $(PKGS); \
+	else \
+		echo "no benchmarks yet"; \
+	fi
+
+build: ## Build bin/fieldsyncd
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/fieldsyncd ./server/cmd/fieldsyncd
+
+servers: ## Start the servers of make run in the foreground until Ctrl-C, and print their variables
+	$(STACK) servers --profile run
+
+infra: ## Build the FerretDB and MinIO binaries now (make run and make test do it when needed)
+	$(STACK) build
+
+lint: ## The checks of .ci/run without the tests: gofmt, go vet, staticcheck, import rules
+	.ci/run gofmt vet staticcheck imports
+
+fmt: ## gofmt every Go file of the repository
+	git ls-files -co --exclude-standard -z -- '*.go' | xargs -0 -r gofmt -w
+
+ci: ## Everything CI runs (.ci/run)
+	.ci/run

@@ -1,0 +1,649 @@
+#!/usr/bin/env bash
+# deploy/stack.sh builds, starts and stops the servers fieldsync needs:
+# a private PostgreSQL 15 cluster, FerretDB (the MongoDB wire protocol on
+# top of that cluster) and MinIO, all on loopback ports.
+#
+#   deploy/stack.sh build                          build the server binaries into .cache/infra-bin (if missing)
+#   deploy/stack.sh exec [--profile P] -- CMD...   start what is needed, export FIELDSYNC_*, run CMD, stop everything
+#   deploy/stack.sh servers [--profile P]          start the servers and keep them up until Ctrl-C
+#   deploy/stack.sh stop [minio|ferretdb] [--dir D] stop one server of a running stack (fault tests), or all of a stack
+#   deploy/stack.sh start minio|ferretdb [--dir D] start it again (the stack that owns it restarts it)
+#
+# Profiles: "test" (default; ports PG 55442, FerretDB 27027, MinIO 9010, a
+# temporary folder removed at the end) and "run" (ports 55432, 27017, 9000,
+# data kept under data/). Both can run at the same time. Overrides:
+# FIELDSYNC_STACK_PG_PORT, FIELDSYNC_STACK_FERRETDB_PORT,
+# FIELDSYNC_STACK_MINIO_PORT, FIELDSYNC_STACK_DIR, FIELDSYNC_STACK_KEEP=1 (keep
+# the test folder).
+#
+# If FIELDSYNC_MONGO_URI is already set, PostgreSQL and FerretDB are not
+# started; if FIELDSYNC_MINIO_ENDPOINT is set (with its keys), MinIO is not
+# started. With both set, CMD simply runs against those servers.
+#
+# Every server is a child of this script, started in its own session (so a
+# Ctrl-C in the terminal reaches only this script, which then stops things in
+# order), and is stopped by PID from the EXIT trap: after a normal end, a
+# failing CMD, Ctrl-C or SIGTERM. A watchdog also stops them if this script is
+# killed with SIGKILL. PostgreSQL is run directly (not daemonized by pg_ctl) so
+# that its postmaster stays our child and is reaped when it exits.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FERRETDB_VERSION=v1.24.2
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+PG_BIN=${FIELDSYNC_STACK_PG_BIN:-/usr/lib/postgresql/15/bin}
+BIN_DIR=${FIELDSYNC_STACK_BIN_DIR:-$ROOT/.cache/infra-bin}
+FERRETDB_BIN=$BIN_DIR/ferretdb-$FERRETDB_VERSION
+MINIO_BIN=$BIN_DIR/minio-$MINIO_VERSION
+READY_TIMEOUT=${FIELDSYNC_STACK_READY_TIMEOUT:-60} # seconds, per server
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+die() {
+	printf 'stack: error: %s\n' "$*" >&2
+	exit 1
+}
+
+usage() {
+	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+# ---------------------------------------------------------------- processes
+
+# alive PID: true if the process exists and is not a zombie.
+alive() {
+	local pid=$1 state
+	[[ -n $pid ]] || return 1
+	if [[ ! -d /proc/self ]]; then # no procfs: zombies count as alive
+		kill -0 "$pid" 2>/dev/null
+		return
+	fi
+	state=$(sed -e 's/^.*) //' -e 's/ .*//' "/proc/$pid/stat" 2>/dev/null) || return 1
+	[[ $state != Z && $state != X ]]
+}
+
+# wait_gone PID SECONDS: waits until PID is gone; false on timeout.
+wait_gone() {
+	local pid=$1 tries=$(($2 * 10))
+	while alive "$pid"; do
+		((tries-- > 0)) || return 1
+		sleep 0.1
+	done
+}
+
+# stop_pid NAME PID SIGNAL: sends SIGNAL, waits up to 30 s, then SIGKILL.
+stop_pid() {
+	local name=$1 pid=$2 sig=$3
+	alive "$pid" || return 0
+	kill -"$sig" "$pid" 2>/dev/null || true
+	if ! wait_gone "$pid" 30; then
+		log "$name (PID $pid) did not stop within 30 s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_gone "$pid" 5 || log "$name (PID $pid) is still there after SIGKILL"
+	fi
+	wait "$pid" 2>/dev/null || true # reap it if it is our child
+}
+
+pidfile_pid() { [[ -s $1 ]] && head -n1 "$1" || true; }
+
+# stop_server NAME: stops one server of the stack in $STACK_DIR by its PID file.
+stop_server() {
+	local name=$1 pid
+	case $name in
+	postgres)
+		# SIGINT is PostgreSQL's "fast" shutdown, what pg_ctl stop -m fast sends.
+		pid=$(pidfile_pid "$STACK_DIR/postgres.pid")
+		[[ -n $pid ]] && alive "$pid" && log "stopping PostgreSQL (PID $pid)"
+		stop_pid PostgreSQL "$pid" INT
+		;;
+	ferretdb | minio)
+		pid=$(pidfile_pid "$STACK_DIR/$name.pid")
+		[[ -n $pid ]] && alive "$pid" && log "stopping $name (PID $pid)"
+		stop_pid "$name" "$pid" TERM
+		;;
+	esac
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# require_free_port NAME PORT VAR: refuses to go on if PORT is taken.
+require_free_port() {
+	local name=$1 port=$2 var=$3 who=""
+	[[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || die "$var=$port is not a port number"
+	if port_in_use "$port"; then
+		if command -v ss >/dev/null; then
+			who=$(ss -Hltnp "sport = :$port" 2>/dev/null | sed -n 's/.*users:((\("[^"]*",pid=[0-9]*\).*/ (held by \1)/p' | head -n1)
+		fi
+		die "port $port for $name is already in use$who. Stop whatever holds it (a leftover stack: deploy/stack.sh stop --dir DIR), or choose another port with $var=PORT."
+	fi
+}
+
+random_secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c "${1:-32}"; }
+
+# ---------------------------------------------------------------- build
+
+# build_ferretdb: the module zip lacks build/version/version.txt, without
+# which the binary panics at start, so build from a writable copy.
+build_ferretdb() {
+	local tmp=$1 dir
+	dir=$(cd "$tmp" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+	[[ -n $dir && -d $dir ]] || die "go mod download of FerretDB $FERRETDB_VERSION gave no directory"
+	cp -R "$dir" "$tmp/ferretdb-src"
+	chmod -R u+w "$tmp/ferretdb-src"
+	echo "$FERRETDB_VERSION" >"$tmp/ferretdb-src/build/version/version.txt"
+	(cd "$tmp/ferretdb-src" && GOWORK=off GOFLAGS= go build -trimpath -ldflags='-s -w' -o "$tmp/ferretdb" ./cmd/ferretdb)
+}
+
+build_minio() {
+	local tmp=$1
+	(cd "$tmp" && GOWORK=off GOFLAGS= GOBIN="$tmp/bin" go install -trimpath -ldflags='-s -w' "github.com/minio/minio@$MINIO_VERSION")
+	mv "$tmp/bin/minio" "$tmp/minio"
+}
+
+# build [ferretdb] [minio]: builds the missing binaries, both at once (one
+# downloads while the other compiles). A lock keeps two stacks started at the
+# same time on a fresh machine from building twice.
+build() {
+	local want=() name out tmp pids=() failed=0 start=$SECONDS
+	mkdir -p "$BIN_DIR"
+	exec 9>"$BIN_DIR/.lock"
+	flock 9
+	for name in "$@"; do
+		case $name in
+		ferretdb) out=$FERRETDB_BIN ;;
+		minio) out=$MINIO_BIN ;;
+		esac
+		[[ -x $out ]] || want+=("$name")
+	done
+	if ((${#want[@]} == 0)); then
+		exec 9>&-
+		return 0
+	fi
+	command -v go >/dev/null || die "go is not on PATH"
+	log "building ${want[*]} into ${BIN_DIR#"$ROOT"/} (first run only; a few minutes on a fresh machine)"
+	for name in "${want[@]}"; do
+		tmp=$(mktemp -d "${TMPDIR:-/tmp}/fieldsync-build-$name.XXXXXX")
+		(
+			set -e
+			"build_$name" "$tmp"
+			case $name in
+			ferretdb) out=$FERRETDB_BIN ;;
+			minio) out=$MINIO_BIN ;;
+			esac
+			cp "$tmp/$name" "$out.tmp.$$"
+			mv -f "$out.tmp.$$" "$out"
+		) >"$BIN_DIR/build-$name.log" 2>&1 &
+		pids+=("$!:$name:$tmp")
+	done
+	for p in "${pids[@]}"; do
+		IFS=: read -r pid name tmp <<<"$p"
+		if wait "$pid"; then
+			log "built $name in $((SECONDS - start)) s"
+		else
+			log "building $name failed; the end of ${BIN_DIR#"$ROOT"/}/build-$name.log:"
+			tail -n 30 "$BIN_DIR/build-$name.log" >&2
+			failed=1
+		fi
+		chmod -R u+w "$tmp" 2>/dev/null || true
+		rm -rf "$tmp"
+	done
+	exec 9>&-
+	((failed == 0)) || die "could not build the servers"
+}
+
+# ---------------------------------------------------------------- servers
+
+# as_postgres CMD...: PostgreSQL refuses to run as root, so when we are root
+# its programs run as the postgres user. setpriv execs (no fork), so the PID
+# of a background as_postgres is the PID of the program itself.
+as_postgres() {
+	if ((EUID == 0)); then
+		(cd / && exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$@")
+	else
+		"$@"
+	fi
+}
+
+pg_prepare_dir() {
+	local pgdata=$1
+	mkdir -p "$pgdata"
+	chmod 700 "$pgdata"
+	: >>"$STACK_DIR/postgres.log"
+	if ((EUID == 0)); then
+		chown postgres:postgres "$pgdata" "$STACK_DIR/postgres.log"
+		if ! as_postgres test -w "$pgdata"; then
+			die "the postgres user cannot reach $pgdata (a parent folder is not searchable by others). Clone the repository under a searchable path, or set FIELDSYNC_STACK_DIR to a folder postgres can reach."
+		fi
+	fi
+}
+
+start_postgres() {
+	local pgdata=$STACK_DIR/postgres pid tries
+	[[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 is not installed at $PG_BIN (Debian: apt-get install postgresql-15), or set FIELDSYNC_STACK_PG_BIN"
+	require_free_port PostgreSQL "$PG_PORT" FIELDSYNC_STACK_PG_PORT
+	pg_prepare_dir "$pgdata"
+	if [[ ! -s $pgdata/PG_VERSION ]]; then
+		log "creating a PostgreSQL cluster in $pgdata"
+		as_postgres "$PG_BIN/initdb" -D "$pgdata" --auth=trust --username=postgres \
+			--encoding=UTF8 --locale=C --no-sync >>"$STACK_DIR/postgres.log" 2>&1 ||
+			{ tail -n 20 "$STACK_DIR/postgres.log" >&2; die "initdb failed"; }
+		{
+			echo "# fieldsync: loopback TCP only, no Unix socket; the port is given at start."
+			echo "listen_addresses = '127.0.0.1'"
+			echo "unix_socket_directories = ''"
+			echo "max_connections = 200"
+			if [[ $PROFILE == test ]]; then
+				echo "# test data is thrown away: trade durability for speed"
+				echo "fsync = off"
+				echo "synchronous_commit = off"
+				echo "full_page_writes = off"
+			fi
+		} >>"$pgdata/postgresql.conf"
+	fi
+	local runas=()
+	((EUID == 0)) && runas=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+	(cd / && exec setsid "${runas[@]}" "$PG_BIN/postgres" -D "$pgdata" -p "$PG_PORT") \
+		>>"$STACK_DIR/postgres.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$STACK_DIR/postgres.pid"
+	tries=$((READY_TIMEOUT * 10))
+	until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1; do
+		alive "$pid" || { tail -n 20 "$STACK_DIR/postgres.log" >&2; die "PostgreSQL exited at start (log: $STACK_DIR/postgres.log)"; }
+		((tries-- > 0)) || die "PostgreSQL was not ready after $READY_TIMEOUT s (log: $STACK_DIR/postgres.log)"
+		sleep 0.1
+	done
+	if [[ -z $("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'") ]]; then
+		"$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres ferretdb
+	fi
+	log "PostgreSQL ready on 127.0.0.1:$PG_PORT (PID $pid)"
+}
+
+# mongo_ping PORT: sends the MongoDB command {ping: 1, $db: "admin"} as an
+# OP_MSG and looks for {ok: 1.0} in the reply, so that no MongoDB shell is
+# needed. ("ferretdb ping" would need --test-enable-new-auth.) The message:
+# header (length 0x33, request id 1, response to 0, opcode 2013), flags 0,
+# section kind 0, then the 30-byte BSON document.
+mongo_ping() {
+	local port=$1 reply msg
+	msg='\x33\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xdd\x07\x00\x00\x00\x00\x00\x00\x00'
+	msg+='\x1e\x00\x00\x00\x10ping\x00\x01\x00\x00\x00\x02$db\x00\x06\x00\x00\x00admin\x00\x00'
+	reply=$( {
+		exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
+		# shellcheck disable=SC2059 # the escapes are the point
+		printf "$msg" >&3
+		timeout 2 dd bs=4096 count=1 <&3 2>/dev/null | od -An -v -tx1 | tr -d ' \n'
+	} 2>/dev/null) || return 1
+	[[ $reply == *016f6b00000000000000f03f* ]] # "ok": double 1.0
+}
+
+start_ferretdb() {
+	local pid tries
+	require_free_port FerretDB "$FERRETDB_PORT" FIELDSYNC_STACK_FERRETDB_PORT
+	mkdir -p "$STACK_DIR/ferretdb"
+	# FerretDB reads FERRETDB_* variables as flags: start it without any.
+	setsid env $(compgen -e | sed -n 's/^FERRETDB_.*/-u &/p') "$FERRETDB_BIN" \
+		--handler=postgresql \
+		--postgresql-url="postgres://postgres@127.0.0.1:$PG_PORT/ferretdb" \
+		--listen-addr="127.0.0.1:$FERRETDB_PORT" \
+		--state-dir="$STACK_DIR/ferretdb" \
+		--telemetry=disable --debug-addr=- \
+		>>"$STACK_DIR/ferretdb.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$STACK_DIR/ferretdb.pid"
+	tries=$((READY_TIMEOUT * 10))
+	until mongo_ping "$FERRETDB_PORT"; do
+		alive "$pid" || { tail -n 20 "$STACK_DIR/ferretdb.log" >&2; die "FerretDB exited at start (log: $STACK_DIR/ferretdb.log)"; }
+		((tries-- > 0)) || die "FerretDB was not ready after $READY_TIMEOUT s (log: $STACK_DIR/ferretdb.log)"
+		sleep 0.1
+	done
+	log "FerretDB ready on 127.0.0.1:$FERRETDB_PORT (PID $pid)"
+}
+
+start_minio() {
+	local pid tries
+	require_free_port MinIO "$MINIO_PORT" FIELDSYNC_STACK_MINIO_PORT
+	mkdir -p "$STACK_DIR/minio"
+	# MinIO reads every MINIO_* variable as configuration: pass only ours.
+	setsid env $(compgen -e | sed -n 's/^MINIO_.*/-u &/p') \
+		MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
+		MINIO_BROWSER=off MINIO_UPDATE=off \
+		"$MINIO_BIN" server --quiet --address "127.0.0.1:$MINIO_PORT" "$STACK_DIR/minio" \
+		>>"$STACK_DIR/minio.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$STACK_DIR/minio.pid"
+	tries=$((READY_TIMEOUT * 10))
+	until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$MINIO_PORT/minio/health/ready" 2>/dev/null; do
+		alive "$pid" || { tail -n 20 "$STACK_DIR/minio.log" >&2; die "MinIO exited at start (log: $STACK_DIR/minio.log)"; }
+		((tries-- > 0)) || die "MinIO was not ready after $READY_TIMEOUT s (log: $STACK_DIR/minio.log)"
+		sleep 0.1
+	done
+	log "MinIO ready on 127.0.0.1:$MINIO_PORT (PID $pid)"
+}
+
+# ---------------------------------------------------------------- stack
+
+write_env() {
+	local f=$STACK_DIR/stack.env
+	{
+		echo "# Written by deploy/stack.sh; source it to talk to this stack."
+		echo "export FIELDSYNC_STACK_DIR='$STACK_DIR'"
+		echo "export FIELDSYNC_STACK_PID='$$'"
+		echo "export FIELDSYNC_MONGO_URI='$FIELDSYNC_MONGO_URI'"
+		echo "export FIELDSYNC_MINIO_ENDPOINT='$FIELDSYNC_MINIO_ENDPOINT'"
+		echo "export FIELDSYNC_MINIO_ACCESS_KEY='$FIELDSYNC_MINIO_ACCESS_KEY'"
+		echo "export FIELDSYNC_MINIO_SECRET_KEY='$FIELDSYNC_MINIO_SECRET_KEY'"
+		echo "export FIELDSYNC_MINIO_SECURE='${FIELDSYNC_MINIO_SECURE:-false}'"
+		[[ $OWN_MONGO == 1 ]] && echo "export FIELDSYNC_FERRETDB_PID='$(pidfile_pid "$STACK_DIR/ferretdb.pid")'"
+		[[ $OWN_MONGO == 1 ]] && echo "export FIELDSYNC_POSTGRES_PID='$(pidfile_pid "$STACK_DIR/postgres.pid")'"
+		[[ $OWN_MINIO == 1 ]] && echo "export FIELDSYNC_MINIO_PID='$(pidfile_pid "$STACK_DIR/minio.pid")'"
+		echo "# Used by 'deploy/stack.sh start minio|ferretdb' to start a server again."
+		echo "STACK_PROFILE='$PROFILE'"
+		echo "STACK_OWN_MONGO='$OWN_MONGO'"
+		echo "STACK_OWN_MINIO='$OWN_MINIO'"
+		echo "STACK_PG_PORT='$PG_PORT'"
+		echo "STACK_FERRETDB_PORT='$FERRETDB_PORT'"
+		echo "STACK_MINIO_PORT='$MINIO_PORT'"
+	} >"$f.tmp"
+	chmod 600 "$f.tmp"
+	mv -f "$f.tmp" "$f"
+}
+
+export_env() {
+	if [[ $OWN_MONGO == 1 ]]; then
+		export FIELDSYNC_MONGO_URI="mongodb://127.0.0.1:$FERRETDB_PORT/"
+		export FIELDSYNC_FERRETDB_PID FIELDSYNC_POSTGRES_PID
+		FIELDSYNC_FERRETDB_PID=$(pidfile_pid "$STACK_DIR/ferretdb.pid")
+		FIELDSYNC_POSTGRES_PID=$(pidfile_pid "$STACK_DIR/postgres.pid")
+	fi
+	if [[ $OWN_MINIO == 1 ]]; then
+		export FIELDSYNC_MINIO_ENDPOINT="127.0.0.1:$MINIO_PORT"
+		export FIELDSYNC_MINIO_ACCESS_KEY=$MINIO_USER
+		export FIELDSYNC_MINIO_SECRET_KEY=$MINIO_PASSWORD
+		export FIELDSYNC_MINIO_SECURE=false
+		export FIELDSYNC_MINIO_PID
+		FIELDSYNC_MINIO_PID=$(pidfile_pid "$STACK_DIR/minio.pid")
+	fi
+	export FIELDSYNC_STACK_DIR=$STACK_DIR
+	write_env
+}
+
+cleanup_done=0
+cleanup() {
+	local status=$?
+	((cleanup_done == 0)) || return 0
+	cleanup_done=1
+	trap '' INT TERM HUP USR1
+	if [[ -n ${CMD_PID:-} ]] && alive "$CMD_PID"; then
+		stop_pid "$CMD_NAME" "$CMD_PID" TERM
+	fi
+	[[ -n ${WATCHDOG_PID:-} ]] && kill "$WATCHDOG_PID" 2>/dev/null
+	if [[ -n ${STACK_DIR:-} && -d $STACK_DIR ]]; then
+		# Not a bare "wait": PostgreSQL is our child too, and still running.
+		local p1 p2
+		stop_server minio &
+		p1=$!
+		stop_server ferretdb &
+		p2=$!
+		wait "$p1" "$p2"
+		stop_server postgres
+		rm -f "$STACK_DIR/stack.pid"
+		if [[ $TEMP_STACK == 1 ]]; then
+			if [[ ${FIELDSYNC_STACK_KEEP:-} == 1 ]]; then
+				log "kept $STACK_DIR (FIELDSYNC_STACK_KEEP=1)"
+			else
+				rm -rf "$STACK_DIR"
+			fi
+		fi
+	fi
+	exit "$status"
+}
+
+# on_signal SIG: forwards the signal to CMD (as SIGINT, which both the Go
+# test runner and fieldsyncd handle gracefully), waits for it, then exits
+# through the EXIT trap. Exits 0 if CMD ended cleanly.
+on_signal() {
+	local sig=$1 num status
+	num=$(kill -l "$sig")
+	trap '' INT TERM HUP
+	if [[ -n ${CMD_PID:-} ]] && alive "$CMD_PID"; then
+		log "SIG$sig: stopping $CMD_NAME (PID $CMD_PID), then the servers"
+		kill -INT -- "-$CMD_PID" 2>/dev/null || kill -INT "$CMD_PID" 2>/dev/null || true
+		if ! wait_gone "$CMD_PID" 40; then
+			log "$CMD_NAME did not stop within 40 s; sending SIGTERM"
+			kill -TERM -- "-$CMD_PID" 2>/dev/null || true
+			wait_gone "$CMD_PID" 10 || kill -KILL -- "-$CMD_PID" 2>/dev/null || true
+		fi
+		status=0
+		wait "$CMD_PID" || status=$?
+		if ((status == 0)) || [[ $SERVERS_ONLY == 1 ]]; then
+			exit 0
+		fi
+		exit "$status"
+	fi
+	[[ $SERVERS_ONLY == 1 ]] && exit 0
+	exit $((128 + num))
+}
+
+# on_restart: SIGUSR1 from 'deploy/stack.sh start NAME' asks this script to
+# start a stopped server again, so that it stays our child.
+RESTARTING=0
+on_restart() {
+	RESTARTING=1
+	local name
+	name=$(cat "$STACK_DIR/restart.request" 2>/dev/null || true)
+	rm -f "$STACK_DIR/restart.request"
+	case $name in
+	minio | ferretdb)
+		if alive "$(pidfile_pid "$STACK_DIR/$name.pid")"; then
+			log "$name is already running"
+		elif (set -e; "start_$name"); then
+			export_env
+		else
+			log "could not start $name again"
+		fi
+		;;
+	esac
+	echo "$name" >"$STACK_DIR/restart.done"
+}
+
+start_watchdog() {
+	local parent=$$
+	(
+		trap - EXIT INT TERM HUP USR1
+		while kill -0 "$parent" 2>/dev/null; do sleep 1; done
+		for name in minio ferretdb postgres; do
+			pid=$(pidfile_pid "$STACK_DIR/$name.pid")
+			[[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null
+		done
+	) </dev/null >/dev/null 2>&1 &
+	WATCHDOG_PID=$!
+}
+
+# setup PROFILE: chooses ports and folders.
+setup() {
+	PROFILE=$1
+	case $PROFILE in
+	run)
+		PG_PORT=${FIELDSYNC_STACK_PG_PORT:-55432}
+		FERRETDB_PORT=${FIELDSYNC_STACK_FERRETDB_PORT:-27017}
+		MINIO_PORT=${FIELDSYNC_STACK_MINIO_PORT:-9000}
+		;;
+	test)
+		PG_PORT=${FIELDSYNC_STACK_PG_PORT:-55442}
+		FERRETDB_PORT=${FIELDSYNC_STACK_FERRETDB_PORT:-27027}
+		MINIO_PORT=${FIELDSYNC_STACK_MINIO_PORT:-9010}
+		;;
+	*) die "unknown profile '$PROFILE' (want run or test)" ;;
+	esac
+	OWN_MONGO=1
+	OWN_MINIO=1
+	[[ -n ${FIELDSYNC_MONGO_URI:-} ]] && OWN_MONGO=0
+	if [[ -n ${FIELDSYNC_MINIO_ENDPOINT:-} ]]; then
+		OWN_MINIO=0
+		[[ -n ${FIELDSYNC_MINIO_ACCESS_KEY:-} ]] || die "FIELDSYNC_MINIO_ENDPOINT is set but FIELDSYNC_MINIO_ACCESS_KEY is not"
+		[[ -n ${FIELDSYNC_MINIO_SECRET_KEY:-} ]] || die "FIELDSYNC_MINIO_ENDPOINT is set but FIELDSYNC_MINIO_SECRET_KEY is not"
+	fi
+}
+
+make_stack_dir() {
+	TEMP_STACK=0
+	if [[ $PROFILE == run ]]; then
+		STACK_DIR=${FIELDSYNC_STACK_DIR:-$ROOT/data}
+	elif [[ -n ${FIELDSYNC_STACK_DIR:-} && $OWN_MONGO == 1 || -n ${FIELDSYNC_STACK_DIR:-} && $OWN_MINIO == 1 ]]; then
+		STACK_DIR=$FIELDSYNC_STACK_DIR
+	else
+		STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/fieldsync-test.XXXXXX")
+		TEMP_STACK=1
+	fi
+	mkdir -p "$STACK_DIR"
+	STACK_DIR=$(cd "$STACK_DIR" && pwd)
+	chmod 755 "$STACK_DIR" # PostgreSQL (user postgres) must reach its folder inside
+	echo $$ >"$STACK_DIR/stack.pid"
+	rm -f "$STACK_DIR/restart.request" "$STACK_DIR/restart.done"
+}
+
+minio_credentials() {
+	local f=$STACK_DIR/minio.credentials
+	if [[ $PROFILE == run && -s $f ]]; then
+		# shellcheck disable=SC1090
+		source "$f"
+		return
+	fi
+	MINIO_USER=fieldsync
+	MINIO_PASSWORD=$(random_secret 32)
+	(umask 077 && printf "MINIO_USER='%s'\nMINIO_PASSWORD='%s'\n" "$MINIO_USER" "$MINIO_PASSWORD" >"$f")
+}
+
+# cmd_exec [--profile P] [--servers] -- CMD...
+cmd_exec() {
+	local profile=test status
+	SERVERS_ONLY=0
+	while (($#)); do
+		case $1 in
+		--profile) profile=${2:?--profile needs a value}; shift 2 ;;
+		--profile=*) profile=${1#*=}; shift ;;
+		--servers) SERVERS_ONLY=1; shift ;;
+		--) shift; break ;;
+		*) die "exec: unexpected argument '$1' (usage: deploy/stack.sh exec [--profile run|test] -- CMD...)" ;;
+		esac
+	done
+	((SERVERS_ONLY == 1 || $# > 0)) || die "exec: no command given (usage: deploy/stack.sh exec [--profile run|test] -- CMD...)"
+	setup "$profile"
+
+	local need=()
+	[[ $OWN_MONGO == 1 ]] && need+=(ferretdb)
+	[[ $OWN_MINIO == 1 ]] && need+=(minio)
+	# Check the ports before a possibly long build, and again at each start.
+	[[ $OWN_MONGO == 1 ]] && require_free_port PostgreSQL "$PG_PORT" FIELDSYNC_STACK_PG_PORT
+	[[ $OWN_MONGO == 1 ]] && require_free_port FerretDB "$FERRETDB_PORT" FIELDSYNC_STACK_FERRETDB_PORT
+	[[ $OWN_MINIO == 1 ]] && require_free_port MinIO "$MINIO_PORT" FIELDSYNC_STACK_MINIO_PORT
+	((${#need[@]} == 0)) || build "${need[@]}"
+
+	STACK_DIR=""
+	TEMP_STACK=0
+	trap cleanup EXIT
+	trap 'on_signal INT' INT
+	trap 'on_signal TERM' TERM
+	trap 'on_signal HUP' HUP
+	trap on_restart USR1
+	make_stack_dir
+	start_watchdog
+	if [[ $OWN_MONGO == 1 ]]; then
+		start_postgres
+		start_ferretdb
+	else
+		log "using FIELDSYNC_MONGO_URI from the environment; not starting PostgreSQL or FerretDB"
+	fi
+	if [[ $OWN_MINIO == 1 ]]; then
+		minio_credentials
+		start_minio
+	else
+		log "using FIELDSYNC_MINIO_* from the environment; not starting MinIO"
+	fi
+	export_env
+
+	if ((SERVERS_ONLY == 1)); then
+		log "servers are up; in another shell run:  source $STACK_DIR/stack.env"
+		grep '^export' "$STACK_DIR/stack.env"
+		log "press Ctrl-C to stop them"
+		set -- sleep infinity
+	fi
+	CMD_NAME=$(basename "$1")
+	[[ $CMD_NAME == env ]] && CMD_NAME="$*" && CMD_NAME=${CMD_NAME:0:60}
+	# CMD gets its own session (Ctrl-C reaches only us; on_signal forwards it)
+	# and SIGINT back at its default, which bash drops for background jobs.
+	setsid env --default-signal=INT "$@" &
+	CMD_PID=$!
+	while :; do
+		RESTARTING=0
+		status=0
+		wait "$CMD_PID" || status=$?
+		((RESTARTING == 1)) && alive "$CMD_PID" && continue
+		break
+	done
+	CMD_PID=""
+	exit "$status"
+}
+
+# cmd_control stop|start [NAME] [--dir D]: acts on a running stack.
+cmd_control() {
+	local action=$1 name="" dir=${FIELDSYNC_STACK_DIR:-} owner tries
+	shift
+	while (($#)); do
+		case $1 in
+		--dir) dir=${2:?--dir needs a value}; shift 2 ;;
+		--dir=*) dir=${1#*=}; shift ;;
+		minio | ferretdb | postgres) name=$1; shift ;;
+		*) die "$action: unexpected argument '$1'" ;;
+		esac
+	done
+	[[ -n $dir ]] || dir=$ROOT/data
+	[[ -d $dir ]] || die "no stack folder $dir (set FIELDSYNC_STACK_DIR or --dir)"
+	STACK_DIR=$(cd "$dir" && pwd)
+	if [[ $action == stop ]]; then
+		if [[ -z $name ]]; then
+			stop_server minio
+			stop_server ferretdb
+			stop_server postgres
+			return
+		fi
+		[[ -s $STACK_DIR/$name.pid ]] || die "$name is not run by the stack in $STACK_DIR"
+		stop_server "$name"
+		return
+	fi
+	[[ $name == minio || $name == ferretdb ]] || die "start: name minio or ferretdb"
+	owner=$(pidfile_pid "$STACK_DIR/stack.pid")
+	alive "$owner" || die "no running stack owns $STACK_DIR"
+	[[ -s $STACK_DIR/$name.pid ]] || die "$name is not run by the stack in $STACK_DIR"
+	rm -f "$STACK_DIR/restart.done"
+	echo "$name" >"$STACK_DIR/restart.request"
+	kill -USR1 "$owner"
+	tries=$((READY_TIMEOUT * 10 + 100))
+	until [[ -e $STACK_DIR/restart.done ]]; do
+		((tries-- > 0)) || die "the stack (PID $owner) did not start $name"
+		sleep 0.1
+	done
+	rm -f "$STACK_DIR/restart.done"
+	alive "$(pidfile_pid "$STACK_DIR/$name.pid")" || die "$name did not start; see $STACK_DIR/$name.log"
+	log "$name is running again (PID $(pidfile_pid "$STACK_DIR/$name.pid"))"
+}
+
+main() {
+	(($#)) || usage
+	local sub=$1
+	shift
+	case $sub in
+	build)
+		(($#)) || set -- ferretdb minio
+		build "$@"
+		;;
+	exec) cmd_exec "$@" ;;
+	servers) cmd_exec --servers "$@" ;;
+	stop | start) cmd_control "$sub" "$@" ;;
+	-h | --help | help) usage ;;
+	*) die "unknown command '$sub' (try deploy/stack.sh help)" ;;
+	esac
+}
+
+main "$@"
