@@ -1,0 +1,170 @@
+// Package api is fieldsync's HTTP layer, on Fiber v2.
+//
+// It is the only package that imports Fiber (the import-rule check in .ci/run
+// enforces it), so that moving to another router touches nothing else. A
+// handler decodes the request, calls one service method from Deps, and
+// encodes the answer; every error becomes a response in one place,
+// handleError, which maps syncproto error codes to HTTP statuses.
+//
+// The package must not import storage drivers (the MongoDB driver,
+// minio-go): it talks to storage only through the services and checks in
+// Deps.
+package api
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/server/media"
+)
+
+// Config holds the HTTP settings. Zero fields take the values of
+// DefaultConfig.
+type Config struct {
+	// BodyLimit is the largest request body accepted, in bytes. Larger
+	// bodies get 413 with code too_large.
+	BodyLimit int
+	// RequestTimeout is the deadline of each handler's context.
+	RequestTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included, and
+	// WriteTimeout writing a response.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections that stay idle this long.
+	// It also bounds how long Shutdown waits for idle connections.
+	IdleTimeout time.Duration
+	// ReadyTimeout bounds each readiness check of /readyz.
+	ReadyTimeout time.Duration
+	// AdminToken, when set, is the bearer token of the administrator
+	// (FIELDSYNC_ADMIN_TOKEN). Empty disables the admin routes.
+	AdminToken string
+}
+
+// DefaultConfig returns the default HTTP settings.
+func DefaultConfig() Config {
+	return Config{
+		BodyLimit:      32 << 20,
+		RequestTimeout: 60 * time.Second,
+		ReadTimeout:    60 * time.Second,
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		ReadyTimeout:   3 * time.Second,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = d.BodyLimit
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = d.ReadyTimeout
+	}
+	return c
+}
+
+// Deps holds the services the handlers call. Each route group adds the
+// service it needs here.
+type Deps struct {
+	// Checks are the readiness checks /readyz runs, reported in this order.
+	Checks []server.Check
+	// Devices enrolls and authenticates phones and knows their schools.
+	Devices *server.Devices
+	// Sync is the sync protocol and the review of its records.
+	Sync server.SyncService
+	// Media receives photos and hands out links to them.
+	Media *media.Service
+}
+
+// Server is the HTTP server. Create it with NewServer.
+type Server struct {
+	app    *fiber.App
+	cfg    Config
+	deps   Deps
+	logger *slog.Logger
+	ready  readiness
+}
+
+// NewServer returns a server with all routes registered.
+func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:    cfg.withDefaults(),
+		deps:   deps,
+		logger: logger,
+	}
+	s.app = fiber.New(fiber.Config{
+		ErrorHandler:          s.handleError,
+		BodyLimit:             s.cfg.BodyLimit,
+		ReadTimeout:           s.cfg.ReadTimeout,
+		WriteTimeout:          s.cfg.WriteTimeout,
+		IdleTimeout:           s.cfg.IdleTimeout,
+		DisableStartupMessage: true,
+	})
+
+	// Outermost first: the request id is set before the access line needs
+	// it; the access line turns the chain's error into the response; a
+	// panic below becomes an error; and handlers get a deadline.
+	s.app.Use(s.requestID, s.accessLog, s.recoverPanic, s.deadline)
+
+	// Route groups, one line each; each lives in its own file.
+	s.routesHealth()
+	if deps.Devices != nil {
+		s.routesDevices()
+	}
+	if deps.Sync != nil && deps.Devices != nil {
+		s.routesSync()
+	}
+	if deps.Media != nil {
+		s.routesMedia()
+	}
+
+	return s
+}
+
+// Listen listens on the TCP address addr and serves until Shutdown.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown. Listening first and then calling Serve
+// in a goroutine reports listen errors synchronously, and lets tests bind
+// port 0 and learn the address.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.app.Listener(ln)
+}
+
+// Shutdown stops accepting connections and waits for requests in flight to
+// finish, at most timeout; after that the remaining connections are closed.
+func (s *Server) Shutdown(timeout time.Duration) error {
+	return s.app.ShutdownWithTimeout(timeout)
+}
+
+// Test runs req through the server without a network, for handler tests.
+// msTimeout is as for fiber's App.Test: -1 waits without limit.
+func (s *Server) Test(req *http.Request, msTimeout ...int) (*http.Response, error) {
+	return s.app.Test(req, msTimeout...)
+}

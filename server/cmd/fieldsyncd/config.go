@@ -1,0 +1,277 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	serverminio "github.com/fieldsync/fieldsync/server/minio"
+)
+
+// Config is fieldsyncd's configuration. It comes from FIELDSYNC_* environment
+// variables, a few flags (which win over the environment), and the defaults
+// of DefaultConfig. Secrets come only from the environment.
+type Config struct {
+	Addr            string             // FIELDSYNC_ADDR, -addr
+	MongoURI        string             // FIELDSYNC_MONGO_URI
+	MongoDB         string             // FIELDSYNC_MONGO_DB
+	Minio           serverminio.Config // FIELDSYNC_MINIO_*
+	ShutdownTimeout time.Duration      // FIELDSYNC_SHUTDOWN_TIMEOUT
+	BodyLimit       int                // FIELDSYNC_BODY_LIMIT, bytes
+	RequestTimeout  time.Duration      // FIELDSYNC_REQUEST_TIMEOUT
+	AdminToken      string             // FIELDSYNC_ADMIN_TOKEN
+	LogLevel        slog.Level         // FIELDSYNC_LOG_LEVEL, -log-level
+
+	// ShowVersion is set by the -version flag: print the version and exit.
+	ShowVersion bool
+}
+
+// DefaultConfig returns the defaults. MongoURI and the MinIO endpoint and
+// keys have none: they are required.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            "127.0.0.1:8080",
+		MongoDB:         "fieldsync",
+		Minio:           serverminio.Config{Bucket: "fieldsync"},
+		ShutdownTimeout: 20 * time.Second,
+		BodyLimit:       32 << 20,
+		RequestTimeout:  60 * time.Second,
+		LogLevel:        slog.LevelInfo,
+	}
+}
+
+// envVars documents every variable Load reads, for -h and the README.
+var envVars = []struct{ Name, Default, Help string }{
+	{"FIELDSYNC_ADDR", "127.0.0.1:8080", "HTTP listen address, host:port (flag -addr)"},
+	{"FIELDSYNC_MONGO_URI", "required", "MongoDB URI, mongodb://… or mongodb+srv://…"},
+	{"FIELDSYNC_MONGO_DB", "fieldsync", "database name"},
+	{"FIELDSYNC_MINIO_ENDPOINT", "required", "MinIO/S3 endpoint, host:port without a scheme"},
+	{"FIELDSYNC_MINIO_ACCESS_KEY", "required", "MinIO access key"},
+	{"FIELDSYNC_MINIO_SECRET_KEY", "required", "MinIO secret key"},
+	{"FIELDSYNC_MINIO_BUCKET", "fieldsync", "bucket, created if missing"},
+	{"FIELDSYNC_MINIO_SECURE", "false", "use https to reach MinIO"},
+	{"FIELDSYNC_SHUTDOWN_TIMEOUT", "20s", "how long shutdown waits for requests in flight"},
+	{"FIELDSYNC_BODY_LIMIT", "32MiB", "largest request body (bytes, or with KiB/MiB/GiB)"},
+	{"FIELDSYNC_REQUEST_TIMEOUT", "60s", "deadline of a request's work; also bounds reading a request and writing a response"},
+	{"FIELDSYNC_ADMIN_TOKEN", "none", "bearer token of the admin API (at least 16 characters); empty disables it"},
+	{"FIELDSYNC_LOG_LEVEL", "info", "debug, info, warn or error (flag -log-level)"},
+}
+
+// Load reads the configuration from getenv and then args (flags), and
+// validates it. Every problem is reported, each naming its variable or
+// flag. It returns flag.ErrHelp for -h.
+func (c *Config) Load(args []string, getenv func(string) string) error {
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, a...)))
+	}
+	str := func(name string, dst *string) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			*dst = v
+		}
+	}
+	duration := func(name string, dst *time.Duration) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			bad(name, "%q is not a duration (examples: 20s, 2m)", v)
+		case d <= 0:
+			bad(name, "%q must be positive", v)
+		default:
+			*dst = d
+		}
+	}
+	logLevel := func(name, v string) {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			bad(name, "%q is not a log level (want debug, info, warn or error)", v)
+		}
+	}
+
+	str("FIELDSYNC_ADDR", &c.Addr)
+	str("FIELDSYNC_MONGO_URI", &c.MongoURI)
+	str("FIELDSYNC_MONGO_DB", &c.MongoDB)
+	str("FIELDSYNC_MINIO_ENDPOINT", &c.Minio.Endpoint)
+	str("FIELDSYNC_MINIO_ACCESS_KEY", &c.Minio.AccessKey)
+	str("FIELDSYNC_MINIO_SECRET_KEY", &c.Minio.SecretKey)
+	str("FIELDSYNC_MINIO_BUCKET", &c.Minio.Bucket)
+	if v := strings.TrimSpace(getenv("FIELDSYNC_MINIO_SECURE")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("FIELDSYNC_MINIO_SECURE", "%q is not a boolean (want true or false)", v)
+		}
+		c.Minio.Secure = b
+	}
+	duration("FIELDSYNC_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	duration("FIELDSYNC_REQUEST_TIMEOUT", &c.RequestTimeout)
+	if v := strings.TrimSpace(getenv("FIELDSYNC_BODY_LIMIT")); v != "" {
+		n, err := parseBytes(v)
+		switch {
+		case err != nil:
+			bad("FIELDSYNC_BODY_LIMIT", "%q is not a size (examples: 33554432, 32MiB, 512KiB)", v)
+		case n < 1<<10 || n > 1<<30:
+			bad("FIELDSYNC_BODY_LIMIT", "%q must be between 1KiB and 1GiB", v)
+		default:
+			c.BodyLimit = int(n)
+		}
+	}
+	c.AdminToken = getenv("FIELDSYNC_ADMIN_TOKEN")
+	if v := strings.TrimSpace(getenv("FIELDSYNC_LOG_LEVEL")); v != "" {
+		logLevel("FIELDSYNC_LOG_LEVEL", v)
+	}
+
+	fs := flag.NewFlagSet("fieldsyncd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // Run prints the usage; errors are returned
+	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address (overrides FIELDSYNC_ADDR)")
+	fs.Func("log-level", "log level (overrides FIELDSYNC_LOG_LEVEL)", func(v string) error {
+		logLevel("-log-level", v)
+		return nil
+	})
+	fs.BoolVar(&c.ShowVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
+		errs = append(errs, err)
+	} else if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %q (configuration comes from FIELDSYNC_* variables)", fs.Args()))
+	}
+	if c.ShowVersion {
+		return nil
+	}
+
+	if err := c.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// validate checks the values that have no parse step.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, a...)))
+	}
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("FIELDSYNC_ADDR", "%q is not host:port", c.Addr)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		bad("FIELDSYNC_ADDR", "%q has no valid port number", c.Addr)
+	}
+	switch {
+	case c.MongoURI == "":
+		bad("FIELDSYNC_MONGO_URI", "is required (for example mongodb://127.0.0.1:27017/)")
+	case !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://"):
+		bad("FIELDSYNC_MONGO_URI", "must start with mongodb:// or mongodb+srv://")
+	}
+	if !validDBName(c.MongoDB) {
+		bad("FIELDSYNC_MONGO_DB", "%q is not a database name (1 to 63 letters, digits, _ or -)", c.MongoDB)
+	}
+	switch {
+	case c.Minio.Endpoint == "":
+		bad("FIELDSYNC_MINIO_ENDPOINT", "is required (host:port, for example 127.0.0.1:9000)")
+	case strings.Contains(c.Minio.Endpoint, "://"):
+		bad("FIELDSYNC_MINIO_ENDPOINT", "%q must be host:port without a scheme (set FIELDSYNC_MINIO_SECURE=true for https)", c.Minio.Endpoint)
+	default:
+		if _, _, err := net.SplitHostPort(c.Minio.Endpoint); err != nil {
+			bad("FIELDSYNC_MINIO_ENDPOINT", "%q is not host:port", c.Minio.Endpoint)
+		}
+	}
+	if c.Minio.AccessKey == "" {
+		bad("FIELDSYNC_MINIO_ACCESS_KEY", "is required")
+	}
+	if c.Minio.SecretKey == "" {
+		bad("FIELDSYNC_MINIO_SECRET_KEY", "is required")
+	}
+	if !validBucketName(c.Minio.Bucket) {
+		bad("FIELDSYNC_MINIO_BUCKET", "%q is not a bucket name (3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit)", c.Minio.Bucket)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		bad("FIELDSYNC_ADMIN_TOKEN", "is too short: use at least 16 characters (make run generates one)")
+	}
+	return errors.Join(errs...)
+}
+
+// validDBName accepts what both MongoDB and FerretDB v1 accept.
+func validDBName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validBucketName follows S3's rules for new buckets, without the rarely
+// met ones (IP-address-like names, reserved prefixes).
+func validBucketName(s string) bool {
+	if len(s) < 3 || len(s) > 63 || strings.Contains(s, "..") {
+		return false
+	}
+	for i, r := range s {
+		alnum := r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
+		if (i == 0 || i == len(s)-1) && !alnum {
+			return false
+		}
+		if !alnum && r != '-' && r != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseBytes parses "1048576", "512KiB", "32MiB", "1GiB" (also K, KB, M, MB,
+// G, GB, all powers of 1024).
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	var mult int64
+	switch strings.ToLower(unit) {
+	case "", "b":
+		mult = 1
+	case "k", "kb", "kib":
+		mult = 1 << 10
+	case "m", "mb", "mib":
+		mult = 1 << 20
+	case "g", "gb", "gib":
+		mult = 1 << 30
+	default:
+		return 0, fmt.Errorf("unknown unit %q", unit)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%s is too large", s)
+	}
+	return n * mult, nil
+}
+
+// usage writes the -h text.
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `Usage: fieldsyncd [-addr host:port] [-log-level level] [-version]
+
+fieldsyncd serves the fieldsync sync API. It is configured by environment
+variables (flags win over them):
+
+`)
+	for _, v := range envVars {
+		fmt.Fprintf(w, "  %-28s %-16s %s\n", v.Name, v.Default, v.Help)
+	}
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	serverminio "github.com/fieldsync/fieldsync/server/minio"
+)
+
+// required holds the variables without a default.
+var required = map[string]string{
+	"FIELDSYNC_MONGO_URI":        "mongodb://127.0.0.1:27017/",
+	"FIELDSYNC_MINIO_ENDPOINT":   "127.0.0.1:9000",
+	"FIELDSYNC_MINIO_ACCESS_KEY": "access",
+	"FIELDSYNC_MINIO_SECRET_KEY": "secret-key",
+}
+
+// env returns required with the changes in kv (a pair with an empty value
+// removes the variable) as a getenv function.
+func env(kv ...string) func(string) string {
+	m := make(map[string]string)
+	for k, v := range required {
+		m[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			delete(m, kv[i])
+		} else {
+			m[kv[i]] = kv[i+1]
+		}
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigLoad(t *testing.T) {
+	base := func() Config {
+		c := DefaultConfig()
+		c.MongoURI = "mongodb://127.0.0.1:27017/"
+		c.Minio = serverminio.Config{Endpoint: "127.0.0.1:9000", AccessKey: "access", SecretKey: "secret-key", Bucket: "fieldsync"}
+		return c
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		getenv  func(string) string
+		want    func(*Config) // changes to base(); nil when an error is expected
+		wantErr []string      // each must appear in the error
+	}{
+		{name: "Defaults", getenv: env(), want: func(*Config) {}},
+		{
+			name: "AllVariables",
+			getenv: env(
+				"FIELDSYNC_ADDR", "0.0.0.0:9999",
+				"FIELDSYNC_MONGO_DB", "fs_prod-1",
+				"FIELDSYNC_MINIO_BUCKET", "media.fieldsync",
+				"FIELDSYNC_MINIO_SECURE", "true",
+				"FIELDSYNC_SHUTDOWN_TIMEOUT", "5s",
+				"FIELDSYNC_BODY_LIMIT", "8MiB",
+				"FIELDSYNC_REQUEST_TIMEOUT", "2m",
+				"FIELDSYNC_ADMIN_TOKEN", "0123456789abcdef",
+				"FIELDSYNC_LOG_LEVEL", "debug",
+			),
+			want: func(c *Config) {
+				c.Addr = "0.0.0.0:9999"
+				c.MongoDB = "fs_prod-1"
+				c.Minio.Bucket = "media.fieldsync"
+				c.Minio.Secure = true
+				c.ShutdownTimeout = 5 * time.Second
+				c.BodyLimit = 8 << 20
+				c.RequestTimeout = 2 * time.Minute
+				c.AdminToken = "0123456789abcdef"
+				c.LogLevel = slog.LevelDebug
+			},
+		},
+		{name: "BodyLimitInBytes", getenv: env("FIELDSYNC_BODY_LIMIT", "1048576"), want: func(c *Config) { c.BodyLimit = 1 << 20 }},
+		{name: "FlagsWinOverEnv", args: []string{"-addr", "127.0.0.1:0", "-log-level", "warn"},
+			getenv: env("FIELDSYNC_ADDR", "127.0.0.1:1234", "FIELDSYNC_LOG_LEVEL", "debug"),
+			want:   func(c *Config) { c.Addr = "127.0.0.1:0"; c.LogLevel = slog.LevelWarn }},
+		{name: "Version", args: []string{"-version"}, getenv: env("FIELDSYNC_MONGO_URI", ""),
+			want: func(c *Config) { c.ShowVersion = true; c.MongoURI = "" }},
+		{
+			name:   "MissingRequired",
+			getenv: func(string) string { return "" },
+			wantErr: []string{
+				"FIELDSYNC_MONGO_URI: is required",
+				"FIELDSYNC_MINIO_ENDPOINT: is required",
+				"FIELDSYNC_MINIO_ACCESS_KEY: is required",
+				"FIELDSYNC_MINIO_SECRET_KEY: is required",
+			},
+		},
+		{name: "BadMongoURI", getenv: env("FIELDSYNC_MONGO_URI", "postgres://x"), wantErr: []string{"FIELDSYNC_MONGO_URI: must start with mongodb://"}},
+		{name: "BadDBName", getenv: env("FIELDSYNC_MONGO_DB", "a.b"), wantErr: []string{"FIELDSYNC_MONGO_DB:"}},
+		{name: "EndpointWithScheme", getenv: env("FIELDSYNC_MINIO_ENDPOINT", "http://127.0.0.1:9000"), wantErr: []string{"FIELDSYNC_MINIO_ENDPOINT:", "without a scheme"}},
+		{name: "EndpointWithoutPort", getenv: env("FIELDSYNC_MINIO_ENDPOINT", "minio.local"), wantErr: []string{"FIELDSYNC_MINIO_ENDPOINT:", "host:port"}},
+		{name: "BadBucket", getenv: env("FIELDSYNC_MINIO_BUCKET", "Field_Sync"), wantErr: []string{"FIELDSYNC_MINIO_BUCKET:"}},
+		{name: "BadSecure", getenv: env("FIELDSYNC_MINIO_SECURE", "yes please"), wantErr: []string{"FIELDSYNC_MINIO_SECURE:"}},
+		{name: "BadShutdownTimeout", getenv: env("FIELDSYNC_SHUTDOWN_TIMEOUT", "20"), wantErr: []string{"FIELDSYNC_SHUTDOWN_TIMEOUT:", "not a duration"}},
+		{name: "NegativeRequestTimeout", getenv: env("FIELDSYNC_REQUEST_TIMEOUT", "-1s"), wantErr: []string{"FIELDSYNC_REQUEST_TIMEOUT:", "positive"}},
+		{name: "BadBodyLimit", getenv: env("FIELDSYNC_BODY_LIMIT", "32 parsecs"), wantErr: []string{"FIELDSYNC_BODY_LIMIT:", "not a size"}},
+		{name: "BodyLimitTooSmall", getenv: env("FIELDSYNC_BODY_LIMIT", "100"), wantErr: []string{"FIELDSYNC_BODY_LIMIT:", "between"}},
+		{name: "BodyLimitTooLarge", getenv: env("FIELDSYNC_BODY_LIMIT", "2GiB"), wantErr: []string{"FIELDSYNC_BODY_LIMIT:", "between"}},
+		{name: "BadAddr", getenv: env("FIELDSYNC_ADDR", "8080"), wantErr: []string{"FIELDSYNC_ADDR:"}},
+		{name: "BadAddrPort", getenv: env("FIELDSYNC_ADDR", "127.0.0.1:http-alt"), wantErr: []string{"FIELDSYNC_ADDR:", "port"}},
+		{name: "ShortAdminToken", getenv: env("FIELDSYNC_ADMIN_TOKEN", "secret"), wantErr: []string{"FIELDSYNC_ADMIN_TOKEN:", "16"}},
+		{name: "BadLogLevel", getenv: env("FIELDSYNC_LOG_LEVEL", "loud"), wantErr: []string{"FIELDSYNC_LOG_LEVEL:"}},
+		{name: "BadLogLevelFlag", args: []string{"-log-level=loud"}, getenv: env(), wantErr: []string{"-log-level:"}},
+		{name: "UnknownFlag", args: []string{"-mongo", "x"}, getenv: env(), wantErr: []string{"-mongo"}},
+		{name: "ExtraArguments", args: []string{"serve"}, getenv: env(), wantErr: []string{"unexpected arguments"}},
+		{
+			name:    "SeveralProblemsAtOnce",
+			getenv:  env("FIELDSYNC_SHUTDOWN_TIMEOUT", "soon", "FIELDSYNC_MINIO_SECRET_KEY", ""),
+			wantErr: []string{"FIELDSYNC_SHUTDOWN_TIMEOUT:", "FIELDSYNC_MINIO_SECRET_KEY:"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := DefaultConfig()
+			err := got.Load(tt.args, tt.getenv)
+			if tt.want == nil {
+				if err == nil {
+					t.Fatalf("Load succeeded, want an error mentioning %q", tt.wantErr)
+				}
+				for _, s := range tt.wantErr {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not mention %q", err, s)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			want := base()
+			tt.want(&want)
+			if got != want {
+				t.Errorf("Load gave\n %+v\nwant\n %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestConfigLoad_Help(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Load([]string{"-h"}, env()); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("Load(-h) = %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"1024", 1024, true},
+		{"512KiB", 512 << 10, true},
+		{"512 kb", 512 << 10, true},
+		{"32MiB", 32 << 20, true},
+		{"32M", 32 << 20, true},
+		{"1GiB", 1 << 30, true},
+		{"1.5MiB", 0, false},
+		{"MiB", 0, false},
+		{"-1", 0, false},
+		{"12TB", 0, false},
+		{"99999999999999999999", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseBytes(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
