@@ -458,18 +458,8 @@ func (e *Engine) Append(recordID uuid.UUID, collection string, data json.RawMess
 	if err != nil {
 		return "", err
 	}
-	err = e.db.Update(func(tx *bolt.Tx) error {
-		r, err := getRecord(tx, bucketRecords, recordID)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			return syncproto.Errorf(syncproto.ENOTFOUND, "No record %s on this phone.", recordID)
-		}
-		_, err = e.write(tx, r, func(cur *syncproto.Record, w *syncproto.Writer) (*syncproto.Record, *syncproto.Record) {
-			return syncproto.Append(cur, collection, itemID.String(), c, w)
-		})
-		return err
+	err = e.edit(recordID, func(cur *syncproto.Record, w *syncproto.Writer) (*syncproto.Record, *syncproto.Record) {
+		return syncproto.Append(cur, collection, itemID.String(), c, w)
 	})
 	if err != nil {
 		return "", err
@@ -481,6 +471,12 @@ func (e *Engine) Append(recordID uuid.UUID, collection string, data json.RawMess
 // edit made concurrently elsewhere keeps the record alive, see
 // syncproto.Record.IsDeleted).
 func (e *Engine) Delete(recordID uuid.UUID) error {
+	return e.edit(recordID, syncproto.Delete)
+}
+
+// edit runs a local edit of a record this phone holds (ENOTFOUND
+// otherwise) in one transaction; see write.
+func (e *Engine) edit(recordID uuid.UUID, f func(*syncproto.Record, *syncproto.Writer) (next, delta *syncproto.Record)) error {
 	return e.db.Update(func(tx *bolt.Tx) error {
 		r, err := getRecord(tx, bucketRecords, recordID)
 		if err != nil {
@@ -489,9 +485,7 @@ func (e *Engine) Delete(recordID uuid.UUID) error {
 		if r == nil {
 			return syncproto.Errorf(syncproto.ENOTFOUND, "No record %s on this phone.", recordID)
 		}
-		_, err = e.write(tx, r, func(cur *syncproto.Record, w *syncproto.Writer) (*syncproto.Record, *syncproto.Record) {
-			return syncproto.Delete(cur, w)
-		})
+		_, err = e.write(tx, r, f)
 		return err
 	})
 }

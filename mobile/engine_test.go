@@ -19,7 +19,7 @@ func TestSaveAndSync(t *testing.T) {
 	a, b := newPhone(t, srv, "a"), newPhone(t, srv, "b")
 	r := a.save(hazardDraft("灭火器过期"))
 	a.save(mobile.Draft{ID: r.ID, Values: vals("severity", "high")})
-	st, _ := a.e.Status()
+	st, _ := a.E.Status()
 	if got, want := st.Outbox, 1; got != want {
 		t.Fatalf("outbox=%d, want %d: two edits of one unsent record fold into one entry", got, want)
 	}
@@ -28,7 +28,7 @@ func TestSaveAndSync(t *testing.T) {
 		t.Fatalf("report %+v, want one applied change", rep)
 	}
 	b.sync()
-	got, err := b.e.Record(r.ID)
+	got, err := b.E.Record(r.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,21 +41,21 @@ func TestSaveAndSync(t *testing.T) {
 func TestSaveValidates(t *testing.T) {
 	srv := mobiletest.NewServer()
 	p := newPhone(t, srv, "a")
-	p.e.Close()
-	p.opts.Validator = mobile.ValidatorFunc(func(form string, v int, values map[string]json.RawMessage) error {
+	p.E.Close()
+	p.Opts.Validator = mobile.ValidatorFunc(func(form string, v int, values map[string]json.RawMessage) error {
 		if values["title"] == nil {
 			return syncproto.FieldError("The hazard is not valid.", map[string]string{"title": "必填 / required"})
 		}
 		return nil
 	})
-	p.open()
+	p.Open(t)
 	d := hazardDraft("x")
 	delete(d.Values, "title")
-	_, err := p.e.Save(d)
+	_, err := p.E.Save(d)
 	if got := syncproto.ErrorCode(err); got != syncproto.EINVALID {
 		t.Fatalf("code=%q, want %q (err %v)", got, syncproto.EINVALID, err)
 	}
-	if st, _ := p.e.Status(); st.Outbox != 0 || st.Records != 0 {
+	if st, _ := p.E.Status(); st.Outbox != 0 || st.Records != 0 {
 		t.Fatalf("an invalid draft wrote something: %+v", st)
 	}
 	r := p.save(hazardDraft("ok"))
@@ -161,16 +161,16 @@ func TestOffline(t *testing.T) {
 	srv := mobiletest.NewServer()
 	p := newPhone(t, srv, "a")
 	p.save(hazardDraft("x"))
-	if err := p.e.SetOffline(true); err != nil {
+	if err := p.E.SetOffline(true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.e.Sync(context.Background(), nil); err != mobile.ErrOffline {
+	if _, err := p.E.Sync(context.Background(), nil); err != mobile.ErrOffline {
 		t.Fatalf("err=%v, want ErrOffline", err)
 	}
 	if srv.Pushes != 0 {
 		t.Fatal("an offline phone pushed")
 	}
-	p.e.SetOffline(false)
+	p.E.SetOffline(false)
 	p.sync()
 	assertConverged(t, srv, p)
 }

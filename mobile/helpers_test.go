@@ -2,7 +2,6 @@ package mobile_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/fieldsync/fieldsync/mobile"
 	"github.com/fieldsync/fieldsync/mobile/mobiletest"
@@ -20,70 +18,34 @@ import (
 	"github.com/google/uuid"
 )
 
-// phone is a test phone: an engine on a file, a fault-injecting transport
-// to the fake server, and what is needed to reopen it after a "kill".
+// phone is a test phone on the fake server, called directly (no HTTP),
+// through mobiletest's Faulty transport.
 type phone struct {
-	tb     testing.TB
-	name   string
-	path   string
-	srv    *mobiletest.Server
-	faulty *mobiletest.Faulty
-	opts   mobile.Options
-	e      *mobile.Engine
-	user   string
+	*mobiletest.Phone
+	tb testing.TB
 }
 
 func newPhone(tb testing.TB, srv *mobiletest.Server, name string) *phone {
 	tb.Helper()
-	p := &phone{tb: tb, name: name, path: filepath.Join(tb.TempDir(), name+".db"), srv: srv, user: "user-" + name}
-	p.faulty = &mobiletest.Faulty{}
+	tok, user := "fsd_"+name+"_"+uuid.NewString(), "user-"+name
 	// A "kill" closes the file without losing the OS's page cache, so
 	// fsync (which guards against power cuts) only slows the tests down.
-	p.opts = mobile.Options{Transport: p.faulty, NoSync: true}
-	p.open()
-	tok := "fsd_" + name + "_" + p.e.DeviceID().String()
-	srv.AddDevice(tok, p.e.DeviceID(), p.user)
-	p.faulty.T = srv.Transport(tok)
-	if err := p.e.SetServer("", tok, p.user); err != nil {
+	mp := mobiletest.OpenPhone(tb, name, filepath.Join(tb.TempDir(), name+".db"), mobile.Options{Transport: srv.Transport(tok), NoSync: true})
+	srv.AddDevice(tok, mp.E.DeviceID(), user)
+	if err := mp.E.SetServer("", tok, user); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { p.e.Close() })
-	return p
+	return &phone{Phone: mp, tb: tb}
 }
 
-func (p *phone) open() {
-	p.tb.Helper()
-	e, err := mobile.Open(p.path, p.opts)
-	if err != nil {
-		p.tb.Fatal(err)
-	}
-	p.e = e
-}
-
-// kill closes the engine as a dying process would leave it (everything
-// not committed is gone) and opens the file again.
-func (p *phone) kill() {
-	p.tb.Helper()
-	p.e.Close()
-	p.open()
-}
-
-// sync syncs without faults and fails the test on error.
-func (p *phone) sync() mobile.SyncReport {
-	p.tb.Helper()
-	p.faulty.Fault = nil
-	rep, err := p.e.Sync(context.Background(), nil)
-	if err != nil {
-		p.tb.Fatalf("%s: sync: %v", p.name, err)
-	}
-	return rep
-}
+func (p *phone) kill()                   { p.Kill(p.tb) }
+func (p *phone) sync() mobile.SyncReport { return p.Sync(p.tb) }
 
 func (p *phone) save(d mobile.Draft) *syncproto.Record {
 	p.tb.Helper()
-	r, err := p.e.Save(d)
+	r, err := p.E.Save(d)
 	if err != nil {
-		p.tb.Fatalf("%s: save: %v", p.name, err)
+		p.tb.Fatalf("%s: save: %v", p.Name, err)
 	}
 	return r
 }
@@ -135,54 +97,36 @@ func writeJPEG(tb testing.TB, dir string, seed uint64, w, h int) string {
 }
 
 // assertConverged checks that every phone holds exactly the server's
-// records, that no op was applied twice, and that each phone's outbox is
-// empty and its photos done and on the server.
+// records with an empty outbox and its photos done, that no op was applied
+// twice, and that every photo is on the server with its hash.
 func assertConverged(tb testing.TB, srv *mobiletest.Server, phones ...*phone) {
 	tb.Helper()
-	want := srv.Records()
-	for _, p := range phones {
-		got, err := p.e.Records(mobile.Filter{Deleted: true})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if len(got) != len(want) {
-			tb.Errorf("%s holds %d records, server %d", p.name, len(got), len(want))
-		}
-		for _, r := range got {
-			if w := want[r.ID]; w == nil || !w.Equal(r) {
-				a, _ := syncproto.Marshal(r)
-				b, _ := syncproto.Marshal(w)
-				tb.Errorf("%s: record %s differs from the server's:\nphone  %s\nserver %s", p.name, r.ID, a, b)
-			}
-		}
-		st, err := p.e.Status()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if st.Outbox != 0 || st.Photos != 0 {
-			tb.Errorf("%s: outbox %d, photos left %d after sync", p.name, st.Outbox, st.Photos)
-		}
-		photos, _ := p.e.Photos()
+	mps := make([]*mobiletest.Phone, len(phones))
+	for i, p := range phones {
+		mps[i] = p.Phone
+	}
+	assertOnServer(tb, srv, mps...)
+}
+
+// assertOnServer is assertConverged for mobiletest phones.
+func assertOnServer(tb testing.TB, srv *mobiletest.Server, mps ...*mobiletest.Phone) {
+	tb.Helper()
+	for _, p := range mps {
+		photos, _ := p.E.Photos()
 		for _, ph := range photos {
 			data, ok := srv.Blob(ph.SHA256)
-			if !ok {
-				tb.Errorf("%s: photo %s not on the server", p.name, ph.SHA256)
-				continue
-			}
-			if sum, _, _ := hashBytes(data); sum != ph.SHA256 {
-				tb.Errorf("%s: photo %s stored with hash %s", p.name, ph.SHA256, sum)
+			if sum, _, _ := hashBytes(data); !ok || sum != ph.SHA256 {
+				tb.Errorf("%s: photo %s missing or corrupt on the server", p.Name, ph.SHA256)
 			}
 		}
 	}
+	mobiletest.CheckConverged(tb, srv.Records(), mps...)
 	for op, n := range srv.Applied() {
 		if n != 1 {
 			tb.Errorf("op %s applied %d times", op, n)
 		}
 	}
 }
-
-var _ = time.Second
-var _ = uuid.Nil
 
 // photosOf returns the photos of a record's photo field: the references
 // held by the attachment records its ids name.

@@ -42,14 +42,14 @@ func newKillScenario(t *testing.T) *killScenario {
 	}
 	for i, size := range []int{40, 160, 200} {
 		path := writeJPEG(t, dir, uint64(i+1), size, size)
-		ref, err := s.p.e.AttachPhotoTo(s.created[i], "photo_ids", path, "image/jpeg")
+		ref, err := s.p.E.AttachPhotoTo(s.created[i], "photo_ids", path, "image/jpeg")
 		if err != nil {
 			t.Fatal(err)
 		}
 		s.photos = append(s.photos, ref.SHA256)
 	}
 	s.p.save(mobile.Draft{ID: s.shared, Values: vals("description", "现场复查：仍未整改")})
-	if _, err := s.p.e.Append(s.shared, "events", js(map[string]any{"type": "verification_failed", "note": "复查未通过"})); err != nil {
+	if _, err := s.p.E.Append(s.shared, "events", js(map[string]any{"type": "verification_failed", "note": "复查未通过"})); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -101,26 +101,26 @@ func (s *killScenario) check(t *testing.T) {
 // applied twice.
 func TestKillBetweenSteps(t *testing.T) {
 	ref := newKillScenario(t)
-	base := ref.p.faulty.Calls()
+	base := ref.p.Faulty.Calls()
 	ref.p.save(mobile.Draft{ID: ref.shared, Values: vals("severity", "high")})
 	ref.p.sync()
 	ref.check(t)
-	n := ref.p.faulty.Calls() - base
-	steps := ref.p.faulty.Steps[base:]
+	n := ref.p.Faulty.Calls() - base
+	steps := ref.p.Faulty.Steps[base:]
 	t.Logf("a clean sync makes %d calls: %v", n, steps)
 	for k := range n {
 		for _, mode := range []mobiletest.Mode{mobiletest.FailBefore, mobiletest.FailAfter} {
 			name := fmt.Sprintf("%02d_%s_%s", k, steps[k], map[mobiletest.Mode]string{mobiletest.FailBefore: "before", mobiletest.FailAfter: "after"}[mode])
 			t.Run(name, func(t *testing.T) {
 				s := newKillScenario(t)
-				start := s.p.faulty.Calls()
-				s.p.faulty.Fault = func(call int, step string) mobiletest.Mode {
+				start := s.p.Faulty.Calls()
+				s.p.Faulty.Fault = func(call int, step string) mobiletest.Mode {
 					if call == start+k {
 						return mode
 					}
 					return mobiletest.Pass
 				}
-				_, err := s.p.e.Sync(context.Background(), nil)
+				_, err := s.p.E.Sync(context.Background(), nil)
 				if !errors.Is(err, mobiletest.ErrKilled) {
 					t.Fatalf("sync err = %v, want the kill", err)
 				}
@@ -138,24 +138,24 @@ func TestKillBetweenSteps(t *testing.T) {
 func TestKillTwiceInFlight(t *testing.T) {
 	s := newKillScenario(t)
 	for range 3 {
-		s.p.faulty.Fault = func(call int, step string) mobiletest.Mode {
+		s.p.Faulty.Fault = func(call int, step string) mobiletest.Mode {
 			if step == mobiletest.StepPush {
 				return mobiletest.FailAfter
 			}
 			return mobiletest.Pass
 		}
-		if _, err := s.p.e.Sync(context.Background(), nil); !errors.Is(err, mobiletest.ErrKilled) {
+		if _, err := s.p.E.Sync(context.Background(), nil); !errors.Is(err, mobiletest.ErrKilled) {
 			t.Fatal(err)
 		}
 		s.p.kill()
 	}
-	b := s.p.faulty.Batches
+	b := s.p.Faulty.Batches
 	if len(b) != 3 || b[0] != b[1] || b[1] != b[2] {
 		t.Fatalf("an interrupted batch was not resent under its id: %v", b)
 	}
 	s.p.save(mobile.Draft{ID: s.shared, Values: vals("severity", "high")})
 	s.p.sync()
-	if got := s.p.faulty.Batches[3]; got != b[0] {
+	if got := s.p.Faulty.Batches[3]; got != b[0] {
 		t.Fatalf("first batch after the kills is %s, want the interrupted %s", got, b[0])
 	}
 	s.check(t)

@@ -113,24 +113,14 @@ func (e *Engine) ResolveConflict(recordID uuid.UUID, field string, value json.Ra
 	if err != nil {
 		return syncproto.FieldError("The value is not valid JSON.", map[string]string{field: "is not valid JSON"})
 	}
-	return e.db.Update(func(tx *bolt.Tx) error {
-		r, err := getRecord(tx, bucketRecords, recordID)
-		if err != nil {
-			return err
+	return e.edit(recordID, func(cur *syncproto.Record, w *syncproto.Writer) (*syncproto.Record, *syncproto.Record) {
+		if field != "deleted" {
+			return syncproto.Set(cur, field, c, w)
 		}
-		if r == nil {
-			return syncproto.Errorf(syncproto.ENOTFOUND, "No record %s on this phone.", recordID)
+		if string(c) == "true" {
+			return syncproto.Delete(cur, w)
 		}
-		_, err = e.write(tx, r, func(cur *syncproto.Record, w *syncproto.Writer) (*syncproto.Record, *syncproto.Record) {
-			if field != "deleted" {
-				return syncproto.Set(cur, field, c, w)
-			}
-			if string(c) == "true" {
-				return syncproto.Delete(cur, w)
-			}
-			return keep(cur, w)
-		})
-		return err
+		return keep(cur, w)
 	})
 }
 

@@ -27,7 +27,7 @@ func TestRejectedChange(t *testing.T) {
 	if rep.Applied != 1 || rep.Rejected != 1 {
 		t.Fatalf("report %+v", rep)
 	}
-	probs, err := p.e.Problems()
+	probs, err := p.E.Problems()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,12 +39,12 @@ func TestRejectedChange(t *testing.T) {
 	if rep := p.sync(); rep.Pushed != 0 {
 		t.Fatalf("a rejected change was pushed again: %+v", rep)
 	}
-	if _, err := p.e.Record(bad.ID); err != nil {
+	if _, err := p.E.Record(bad.ID); err != nil {
 		t.Fatal(err)
 	}
 	// Fixing the record re-submits the rejected change with the fix.
 	p.save(mobile.Draft{ID: bad.ID, Values: vals("location_desc", "食堂后门")})
-	if probs, _ := p.e.Problems(); len(probs) != 0 {
+	if probs, _ := p.E.Problems(); len(probs) != 0 {
 		t.Fatalf("problems after the fix: %+v", probs)
 	}
 	p.sync()
@@ -66,15 +66,15 @@ func TestDiscardRejected(t *testing.T) {
 	}
 	p.save(mobile.Draft{ID: r.ID, Values: vals("title", "被拒绝的修改")})
 	p.sync()
-	probs, _ := p.e.Problems()
+	probs, _ := p.E.Problems()
 	if len(probs) != 1 || probs[0].Code != syncproto.ECONFLICT {
 		t.Fatalf("problems %+v", probs)
 	}
 	srv.Reject = nil
-	if err := p.e.DiscardRejected(probs[0].ID); err != nil {
+	if err := p.E.DiscardRejected(probs[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := p.e.Record(r.ID)
+	got, _ := p.E.Record(r.ID)
 	if v := string(got.Value("title")); v != `"原标题"` {
 		t.Fatalf("title after discard %s", v)
 	}
@@ -89,12 +89,12 @@ func TestRetryRejected(t *testing.T) {
 	}
 	r := p.save(hazardDraft("x"))
 	p.sync()
-	probs, _ := p.e.Problems()
+	probs, _ := p.E.Problems()
 	if len(probs) != 1 {
 		t.Fatalf("problems %+v", probs)
 	}
 	srv.Reject = nil // the office fixed the assignment
-	if err := p.e.RetryRejected(probs[0].ID); err != nil {
+	if err := p.E.RetryRejected(probs[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	p.sync()
@@ -120,12 +120,12 @@ func TestConflictListedAndResolved(t *testing.T) {
 	}
 	a.sync()
 	for _, p := range []*phone{a, b} {
-		probs, _ := p.e.Problems()
+		probs, _ := p.E.Problems()
 		if len(probs) != 1 || probs[0].Type != mobile.ProblemConflict || len(probs[0].Versions["severity"]) != 2 {
-			t.Fatalf("%s problems %+v", p.name, probs)
+			t.Fatalf("%s problems %+v", p.Name, probs)
 		}
 	}
-	if err := b.e.ResolveConflict(r.ID, "severity", js("medium")); err != nil {
+	if err := b.E.ResolveConflict(r.ID, "severity", js("medium")); err != nil {
 		t.Fatal(err)
 	}
 	b.sync()
@@ -138,7 +138,7 @@ func TestConflictListedAndResolved(t *testing.T) {
 	if len(sr.Conflicts) != 2 {
 		t.Fatalf("conflict log holds %d versions, want both losers", len(sr.Conflicts))
 	}
-	if probs, _ := a.e.Problems(); len(probs) != 0 {
+	if probs, _ := a.E.Problems(); len(probs) != 0 {
 		t.Fatalf("problems after resolve %+v", probs)
 	}
 }
@@ -189,8 +189,9 @@ func TestTooLargeSplitsBatch(t *testing.T) {
 	for range 6 {
 		p.save(hazardDraft("x"))
 	}
-	tooLarge := &tooLargeTransport{Transport: p.faulty.T, max: 2}
-	p.faulty.T = tooLarge
+	p.E.Close()
+	p.Opts.Transport = &tooLargeTransport{Transport: p.Opts.Transport, max: 2}
+	p.Open(t)
 	rep := p.sync()
 	if rep.Applied != 6 || rep.Rejected != 0 {
 		t.Fatalf("report %+v", rep)

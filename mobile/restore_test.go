@@ -38,18 +38,18 @@ func TestRestoredFromBackup(t *testing.T) {
 	srv := mobiletest.NewServer()
 	p, other := newPhone(t, srv, "p"), newPhone(t, srv, "other")
 	clock := newClock()
-	p.e.Close()
-	p.opts.Now = clock.Now
-	p.open()
+	p.E.Close()
+	p.Opts.Now = clock.Now
+	p.Open(t)
 
 	r := p.save(hazardDraft("备份前"))
 	pending := p.save(hazardDraft("备份时未同步"))
 	p.sync()
 	p.save(mobile.Draft{ID: pending.ID, Values: vals("severity", "low")}) // unsent at backup time
-	backup := p.path + ".bak"
-	p.e.Close()
-	copyFile(t, p.path, backup)
-	p.open()
+	backup := p.Path + ".bak"
+	p.E.Close()
+	copyFile(t, p.Path, backup)
+	p.Open(t)
 
 	clock.Advance(3600)
 	// After the backup: more edits, synced. The pending entry gets a
@@ -60,9 +60,9 @@ func TestRestoredFromBackup(t *testing.T) {
 	p.sync()
 
 	// The phone is wiped and restored from the old backup.
-	p.e.Close()
-	copyFile(t, backup, p.path)
-	p.open()
+	p.E.Close()
+	copyFile(t, backup, p.Path)
+	p.Open(t)
 	clock.Advance(3600)
 	p.save(mobile.Draft{ID: r.ID, Values: vals("description", "恢复后描述")})
 	fresh := p.save(hazardDraft("恢复后新建"))

@@ -34,12 +34,14 @@ func OpenPhone(tb testing.TB, name, path string, opts mobile.Options) *Phone {
 	tb.Helper()
 	p := &Phone{Name: name, Path: path, Faulty: &Faulty{}, Opts: opts}
 	p.Opts.Wrap = func(t mobile.Transport) mobile.Transport { p.Faulty.T = t; return p.Faulty }
-	p.open(tb)
+	p.Open(tb)
 	tb.Cleanup(func() { p.E.Close() })
 	return p
 }
 
-func (p *Phone) open(tb testing.TB) {
+// Open opens the engine on the phone's file with its options, after a
+// Close (to copy or replace the file, or to change the options).
+func (p *Phone) Open(tb testing.TB) {
 	tb.Helper()
 	e, err := mobile.Open(p.Path, p.Opts)
 	if err != nil {
@@ -53,7 +55,7 @@ func (p *Phone) open(tb testing.TB) {
 func (p *Phone) Kill(tb testing.TB) {
 	tb.Helper()
 	p.E.Close()
-	p.open(tb)
+	p.Open(tb)
 }
 
 // Sync syncs without faults and fails the test on error.
