@@ -78,15 +78,11 @@ func compileDefinition(d *Definition) *compileResult {
 	c.f.top = c.build(d.Fields, "fields", nil, nil, "", map[string]string{})
 	c.checkChoices()
 	c.checkUniqueKey()
-	if len(c.errs) == 0 {
-		c.buildEnvs()
-		for _, n := range c.f.all {
-			c.compileExprs(n)
-		}
+	c.buildEnvs()
+	for _, n := range c.f.all {
+		c.compileExprs(n)
 	}
-	if len(c.errs) == 0 {
-		c.sort()
-	}
+	c.sort()
 	if len(c.errs) > 0 {
 		return &compileResult{errs: c.errs}
 	}
