@@ -2,8 +2,10 @@ package media
 
 import (
 	"bytes"
+	"go/build"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -152,6 +154,26 @@ func TestCovered(t *testing.T) {
 	for _, tt := range tests {
 		if got := covered(tt.chunks); got != tt.want {
 			t.Errorf("%s: covered = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestImports enforces the package rule: the service and mediatest talk to
+// storage only through their interfaces, so they import no driver and no
+// Fiber.
+func TestImports(t *testing.T) {
+	forbidden := []string{"go.mongodb.org/", "github.com/minio/", "github.com/gofiber/", "github.com/valyala/"}
+	for _, dir := range []string{".", "mediatest"} {
+		pkg, err := build.ImportDir(dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range pkg.Imports {
+			for _, f := range forbidden {
+				if strings.HasPrefix(imp, f) {
+					t.Errorf("%s imports %s", pkg.ImportPath, imp)
+				}
+			}
 		}
 	}
 }

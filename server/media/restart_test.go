@@ -3,7 +3,6 @@ package media_test
 import (
 	"context"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/server/media"
@@ -86,19 +88,23 @@ func (m *minioServer) start() {
 	if err := m.cmd.Start(); err != nil {
 		m.t.Fatal(err)
 	}
-	// Wait until it is ready: a bounded poll of its health endpoint.
-	client := &http.Client{Timeout: time.Second}
+	// Wait until it serves requests: its health endpoint answers before
+	// the object layer is up ("Server not initialized yet"), so poll a
+	// real call, for at most 30 s.
+	client, err := minio.New(m.addr, &minio.Options{Creds: credentials.NewStaticV4(restartUser, restartPassword, ""), Region: "us-east-1", MaxRetries: 1})
+	if err != nil {
+		m.t.Fatal(err)
+	}
 	for range 300 {
-		resp, err := client.Get("http://" + m.addr + "/minio/health/ready")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err = client.ListBuckets(ctx)
+		cancel()
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	m.t.Fatalf("MinIO on %s was not ready after 30 s", m.addr)
+	m.t.Fatalf("MinIO on %s was not ready after 30 s: %v", m.addr, err)
 }
 
 func (m *minioServer) stop() {

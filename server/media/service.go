@@ -46,6 +46,11 @@ type Config struct {
 	ThumbMaxBackoff time.Duration
 	// ThumbQuality is the JPEG quality of thumbnails (1–100).
 	ThumbQuality int
+	// ThumbMaxPixels is the largest image, in pixels, the server decodes
+	// to make thumbnails: decoding takes 4 bytes a pixel, and a small
+	// file can declare a huge image. Larger photos are kept without
+	// thumbnails (ThumbsFailed).
+	ThumbMaxPixels int
 	// PollInterval is how often an idle worker looks for jobs.
 	PollInterval time.Duration
 
@@ -87,6 +92,7 @@ func DefaultConfig() Config {
 		ThumbBackoff:    10 * time.Second,
 		ThumbMaxBackoff: 10 * time.Minute,
 		ThumbQuality:    82,
+		ThumbMaxPixels:  64 << 20,
 		PollInterval:    2 * time.Second,
 		StagingTTL:      7 * 24 * time.Hour,
 		SweepInterval:   time.Hour,
@@ -122,6 +128,7 @@ func (c Config) withDefaults() Config {
 	setD(&c.ThumbBackoff, d.ThumbBackoff)
 	setD(&c.ThumbMaxBackoff, d.ThumbMaxBackoff)
 	setI(&c.ThumbQuality, d.ThumbQuality)
+	setI(&c.ThumbMaxPixels, d.ThumbMaxPixels)
 	setD(&c.PollInterval, d.PollInterval)
 	setD(&c.StagingTTL, d.StagingTTL)
 	setD(&c.SweepInterval, d.SweepInterval)
@@ -198,8 +205,13 @@ func (s *Service) complete(sha string, size int64, contentType string) Upload {
 }
 
 // Status returns what the server holds of the photo sha: nothing, a
-// prefix of Received bytes, or the whole photo. It reads the object store
-// only, so its answer is the same from every process.
+// prefix of Received bytes, or the whole photo. The object store decides,
+// so the answer is the same from every process.
+//
+// A complete answer tells the phone to send nothing more, so before
+// giving it Status makes sure the MetaStore knows the photo is complete:
+// a process that stored the photo may have died, or found the database
+// down, before it could record it.
 func (s *Service) Status(ctx context.Context, sha string) (Upload, error) {
 	if err := checkSHA256(sha); err != nil {
 		return Upload{}, err
@@ -207,7 +219,7 @@ func (s *Service) Status(ctx context.Context, sha string) (Upload, error) {
 	info, err := s.blobs.Stat(ctx, photoKey(sha))
 	switch {
 	case err == nil:
-		return s.complete(sha, info.Size, info.ContentType), nil
+		return s.alreadyStored(ctx, sha, info)
 	case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
 		return Upload{}, fmt.Errorf("media: status %s: %w", sha, err)
 	}
@@ -321,7 +333,7 @@ func (s *Service) PutChunk(ctx context.Context, sha string, offset int64, data [
 		info, err := s.blobs.Stat(ctx, photoKey(sha))
 		switch {
 		case err == nil:
-			return s.complete(sha, info.Size, info.ContentType), nil
+			return s.alreadyStored(ctx, sha, info)
 		case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
 			return Upload{}, fmt.Errorf("media: put chunk %s@%d: %w", sha, offset, err)
 		}
@@ -371,10 +383,7 @@ func (s *Service) Finish(ctx context.Context, sha string, size int64, declaredTy
 	}
 	if info, err := s.blobs.Stat(ctx, photoKey(sha)); err == nil {
 		s.dropStaging(ctx, sha, nil)
-		if err := s.stored(ctx, sha, info.Size, info.ContentType, false); err != nil {
-			return Upload{}, err
-		}
-		return s.complete(sha, info.Size, info.ContentType), nil
+		return s.alreadyStored(ctx, sha, info)
 	} else if syncproto.ErrorCode(err) != syncproto.ENOTFOUND {
 		return Upload{}, fmt.Errorf("media: finish %s: %w", sha, err)
 	}
@@ -400,7 +409,7 @@ func (s *Service) Finish(ctx context.Context, sha string, size int64, declaredTy
 	defer r.Close()
 	head := make([]byte, min(size, SniffLen))
 	if _, err := io.ReadFull(r, head); err != nil {
-		return Upload{}, r.fail(sha, err)
+		return s.readFailed(ctx, sha, err)
 	}
 	contentType := Sniff(head)
 	if contentType == "" {
@@ -412,7 +421,7 @@ func (s *Service) Finish(ctx context.Context, sha string, size int64, declaredTy
 	body := io.MultiReader(bytes.NewReader(head), io.TeeReader(r, h))
 	err = s.blobs.Put(ctx, photoKey(sha), body, size, PutOptions{ContentType: contentType, SHA256: sha})
 	if r.err != nil {
-		return Upload{}, r.fail(sha, r.err)
+		return s.readFailed(ctx, sha, r.err)
 	}
 	if err == nil && hex.EncodeToString(h.Sum(nil)) != sha {
 		// The store let bytes with another hash through: it does not
@@ -482,6 +491,15 @@ func unsupported(declared string) error {
 func mismatch(sha string) error {
 	return syncproto.Errorf(syncproto.EINVALID,
 		"The bytes received do not have sha256 %s; nothing was stored. Upload the photo again from offset 0.", sha)
+}
+
+// alreadyStored answers for a photo found in the object store, making
+// sure the MetaStore knows it (see stored).
+func (s *Service) alreadyStored(ctx context.Context, sha string, info BlobInfo) (Upload, error) {
+	if err := s.stored(ctx, sha, info.Size, info.ContentType, false); err != nil {
+		return Upload{}, err
+	}
+	return s.complete(sha, info.Size, info.ContentType), nil
 }
 
 // stored records a stored original in the MetaStore: the photo is
@@ -667,7 +685,15 @@ func (a *assembly) Close() error {
 	return nil
 }
 
-// fail wraps an error met while reading the chunks back.
-func (a *assembly) fail(sha string, err error) error {
-	return fmt.Errorf("media: finish %s: read chunks: %w", sha, err)
+// readFailed handles an error met while Finish read the chunks back. A
+// chunk that vanished usually means another process finished the same
+// photo meanwhile (and removed the chunks): then the answer is complete.
+func (s *Service) readFailed(ctx context.Context, sha string, err error) (Upload, error) {
+	if syncproto.ErrorCode(err) == syncproto.ENOTFOUND {
+		if info, serr := s.blobs.Stat(ctx, photoKey(sha)); serr == nil {
+			return s.alreadyStored(ctx, sha, info)
+		}
+		err = syncproto.Errorf(syncproto.ECONFLICT, "A chunk of the upload disappeared; ask for its status and send from there.")
+	}
+	return Upload{}, fmt.Errorf("media: finish %s: read chunks: %w", sha, err)
 }

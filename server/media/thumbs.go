@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"strings"
 	"sync"
@@ -127,6 +128,15 @@ func (s *Service) makeThumbs(ctx context.Context, job ThumbJob) (ThumbResult, er
 	res := ThumbResult{State: ThumbsDone, Thumbs: map[string]string{}}
 	if job.ContentType == TypeJPEG {
 		res.EXIF = readEXIF(data, s.cfg.EXIFZone)
+	}
+	dim, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return ThumbResult{}, fmt.Errorf("decode %s header: %w", job.ContentType, err)
+	}
+	if px := int64(dim.Width) * int64(dim.Height); px > int64(s.cfg.ThumbMaxPixels) {
+		// Deterministic: no point in retrying.
+		return ThumbResult{State: ThumbsFailed, EXIF: res.EXIF,
+			Error: fmt.Sprintf("the image has %d×%d pixels, more than the %d the server decodes", dim.Width, dim.Height, s.cfg.ThumbMaxPixels)}, nil
 	}
 	img, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
 	if err != nil {

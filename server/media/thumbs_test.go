@@ -342,3 +342,27 @@ func TestThumbnailRetries(t *testing.T) {
 		}
 	})
 }
+
+// TestThumbnailTooManyPixels checks that an image larger than the decoder
+// may take is kept without thumbnails, at once and without retries.
+func TestThumbnailTooManyPixels(t *testing.T) {
+	forEachBackend(t, media.Config{ThumbMaxPixels: 200 * 200}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		svc := e.service()
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, sideways()); err != nil { // 400×200
+			t.Fatal(err)
+		}
+		sha := mediatest.SHA256(buf.Bytes())
+		_, err := svc.Put(ctx, sha, buf.Bytes(), "image/png")
+		mediatest.Code(t, err, "")
+		if worked, err := svc.ThumbOnce(ctx); !worked || err != nil {
+			t.Fatalf("ThumbOnce = %v, %v", worked, err)
+		}
+		ph, err := e.meta.Photo(ctx, sha)
+		mediatest.Code(t, err, "")
+		if ph.ThumbState != media.ThumbsFailed || !strings.Contains(ph.ThumbError, "400×200") {
+			t.Fatalf("thumbnails %q: %q", ph.ThumbState, ph.ThumbError)
+		}
+	})
+}

@@ -1,9 +1,11 @@
 package media_test
 
 import (
+	"context"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,6 +388,55 @@ func TestSweep(t *testing.T) {
 		mediatest.Code(t, svc.Sweep(ctx), "")
 		if keys := keysUnder(t, e.blobs, "staging/"); len(keys) != 0 {
 			t.Fatalf("chunks after the TTL: %v", keys)
+		}
+	})
+}
+
+// flakyMeta fails PhotoStored while fail is set, like a database that
+// goes away between the object store's answer and the bookkeeping.
+type flakyMeta struct {
+	media.MetaStore
+	fail atomic.Bool
+}
+
+func (f *flakyMeta) PhotoStored(ctx context.Context, sha string, st media.Stored) error {
+	if f.fail.Load() {
+		return syncproto.Errorf(syncproto.EUNAVAILABLE, "The database is unavailable; try again later.")
+	}
+	return f.MetaStore.PhotoStored(ctx, sha, st)
+}
+
+// TestStoredButNotRecorded checks the repair of a photo stored in MinIO
+// whose bookkeeping failed: the phone got an error, asks again, hears
+// "complete", and by then the photo is complete in the MetaStore too.
+func TestStoredButNotRecorded(t *testing.T) {
+	forEachBackend(t, media.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		meta := &flakyMeta{MetaStore: e.meta}
+		svc := media.New(e.blobs, meta, e.access, e.cfg, nil)
+		data := fakeJPEG(rand.New(rand.NewPCG(51, 52)), 20_000)
+		sha := mediatest.SHA256(data)
+		mediatest.Code(t, svc.Expect(ctx, record(t, "school-1", 1, sha)), "")
+
+		meta.fail.Store(true)
+		_, err := svc.Put(ctx, sha, data, "image/jpeg")
+		mediatest.Code(t, err, syncproto.EUNAVAILABLE)
+		_, err = svc.Status(ctx, sha)
+		mediatest.Code(t, err, syncproto.EUNAVAILABLE) // no "complete" while it cannot be recorded
+		meta.fail.Store(false)
+
+		u, err := svc.Status(ctx, sha)
+		mediatest.Code(t, err, "")
+		if u.State != media.UploadComplete {
+			t.Fatalf("Status = %+v", u)
+		}
+		ph, err := e.meta.Photo(ctx, sha)
+		mediatest.Code(t, err, "")
+		if ph.State != media.StateComplete || ph.ThumbState != media.ThumbsPending {
+			t.Fatalf("photo after the repair = %+v", ph)
+		}
+		if worked, err := svc.ThumbOnce(ctx); !worked {
+			t.Fatalf("no thumbnail job after the repair (%v)", err)
 		}
 	})
 }
