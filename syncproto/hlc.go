@@ -2,6 +2,7 @@ package syncproto
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -49,8 +50,13 @@ func (h HLC) IsZero() bool { return h == HLC{} }
 // after h, the replica's latest stamp (sent or observed).
 func (h HLC) Next(replica ReplicaID, now time.Time) HLC {
 	ms := now.UnixMilli()
-	if ms > h.Wall {
+	switch {
+	case ms > h.Wall:
 		return HLC{Wall: ms, Replica: replica}
+	case h.Logical == math.MaxUint32:
+		// Never wrap the logical counter: that would stamp earlier than
+		// h. Borrow the next millisecond instead.
+		return HLC{Wall: h.Wall + 1, Replica: replica}
 	}
 	return HLC{Wall: h.Wall, Logical: h.Logical + 1, Replica: replica}
 }
@@ -72,7 +78,9 @@ func (h HLC) String() string {
 	return fmt.Sprintf("%013d-%04d-%s", h.Wall, h.Logical, h.Replica)
 }
 
-// ParseHLC parses the text form written by String.
+// ParseHLC parses the text form written by String. Only that canonical
+// spelling is accepted ("+5" or a short logical counter are not), so one
+// stamp has one text and records compare by their bytes.
 func ParseHLC(s string) (HLC, error) {
 	wall, rest, ok := strings.Cut(s, "-")
 	if !ok {
@@ -94,7 +102,11 @@ func ParseHLC(s string) (HLC, error) {
 	if err != nil {
 		return HLC{}, fmt.Errorf("hlc %q: bad replica", s)
 	}
-	return HLC{Wall: w, Logical: uint32(l), Replica: id}, nil
+	h := HLC{Wall: w, Logical: uint32(l), Replica: id}
+	if h.String() != s {
+		return HLC{}, fmt.Errorf("hlc %q: not in canonical form (want %s)", s, h)
+	}
+	return h, nil
 }
 
 // MarshalText implements encoding.TextMarshaler.

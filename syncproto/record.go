@@ -58,6 +58,10 @@ func (f Field) Vector() Vector {
 // stamps with different values (which an honest replica never makes) are
 // ordered by their bytes.
 //
+// Wins is a strict total order on distinct versions: versions that tie on
+// stamp and value (which only a buggy or hostile replica makes) are then
+// ordered by author and vector, so every replica keeps the same one.
+//
 // Device clocks in rural areas are wrong, so the HLC is not trusted alone:
 // it is bumped past every stamp a phone has pulled (HLC.Observe), the
 // server flags stamps far ahead of its own clock ("clock_skew"), and the
@@ -69,7 +73,48 @@ func Wins(a, b FieldVersion) bool {
 	if c := a.HLC.Compare(b.HLC); c != 0 {
 		return c > 0
 	}
-	return bytes.Compare(a.Value, b.Value) > 0
+	if c := bytes.Compare(a.Value, b.Value); c != 0 {
+		return c > 0
+	}
+	if a.Author != b.Author {
+		return a.Author > b.Author
+	}
+	return cmpVector(a.Vector, b.Vector) > 0
+}
+
+// cmpVector is a total order on vectors for tie-breaks only (it says
+// nothing about causality): counters compared in turn, replica then value,
+// then length.
+func cmpVector(a, b Vector) int {
+	for i := 0; i < len(a.Counters) && i < len(b.Counters); i++ {
+		if c := cmpReplica(a.Counters[i].Replica, b.Counters[i].Replica); c != 0 {
+			return c
+		}
+		if x, y := a.Counters[i].Value, b.Counters[i].Value; x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return len(a.Counters) - len(b.Counters)
+}
+
+func (v FieldVersion) clone() FieldVersion {
+	v.Value = json.RawMessage(bytes.Clone(v.Value))
+	v.Vector = v.Vector.Copy()
+	return v
+}
+
+func (f Field) clone() Field {
+	if f == nil {
+		return nil
+	}
+	out := make(Field, len(f))
+	for i, v := range f {
+		out[i] = v.clone()
+	}
+	return out
 }
 
 // mergeField returns the join of two registers: the union of their
@@ -102,7 +147,7 @@ func mergeField(x, y Field) Field {
 			}
 		}
 		if keep {
-			out = append(out, v)
+			out = append(out, v.clone())
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return Wins(out[i], out[j]) })
@@ -117,19 +162,43 @@ type Item struct {
 	ID   string          `json:"id"`
 	Data json.RawMessage `json:"data"`
 	HLC  HLC             `json:"hlc"`
+	// Vector is the item's dot: the writing replica's counter for this
+	// write, drawn from the same record-wide sequence as its field writes
+	// (see Append). It lets a delete tell whether it had seen the item: an
+	// item appended concurrently with a delete keeps the record alive
+	// (rule 5). Items written before dots existed have none and count as
+	// seen by every delete.
+	Vector Vector `json:"vv,omitzero"`
 	// ServerReceivedAt is set by the server when it first stores the item
 	// and never changes afterwards; it orders items by arrival at the
 	// server (see the hazard fold).
 	ServerReceivedAt *time.Time `json:"server_received_at,omitempty"`
 }
 
+// mergeItem joins two copies of one item. Items are immutable, so honest
+// replicas hold identical copies; if they ever differ, the larger by
+// (data, stamp, dot) is kept everywhere, and the earliest server stamp.
 func mergeItem(a, b Item) Item {
 	out := a
-	if bytes.Compare(b.Data, a.Data) > 0 || (bytes.Equal(a.Data, b.Data) && b.HLC.Compare(a.HLC) > 0) {
+	c := bytes.Compare(b.Data, a.Data)
+	if c == 0 {
+		c = b.HLC.Compare(a.HLC)
+	}
+	if c == 0 {
+		c = cmpVector(b.Vector, a.Vector)
+	}
+	if c > 0 {
 		out = b
 	}
 	out.ServerReceivedAt = minTime(a.ServerReceivedAt, b.ServerReceivedAt)
 	return out
+}
+
+func (it Item) clone() Item {
+	it.Data = json.RawMessage(bytes.Clone(it.Data))
+	it.Vector = it.Vector.Copy()
+	it.ServerReceivedAt = cloneTime(it.ServerReceivedAt)
+	return it
 }
 
 // ConflictRevision is a losing version of a field, kept for a reviewer
@@ -182,6 +251,9 @@ type Record struct {
 	ServerReceivedAt *time.Time `json:"server_received_at,omitempty"`
 }
 
+// minTime returns the earlier of two optional times. Two spellings of one
+// instant (different offsets) are ordered by their text, so the choice
+// does not depend on the argument order.
 func minTime(a, b *time.Time) *time.Time {
 	switch {
 	case a == nil:
@@ -190,25 +262,51 @@ func minTime(a, b *time.Time) *time.Time {
 		return a
 	case b.Before(*a):
 		return b
+	case b.Equal(*a) && timeText(*b) < timeText(*a):
+		return b
 	}
 	return a
 }
 
+func timeText(t time.Time) string { return t.Format(time.RFC3339Nano) }
+
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}
+
 // Version returns the record's version vector: the merge of every field's
-// and the deletion register's vectors.
+// and the deletion register's vectors and of every item's dot. It is the
+// Base a phone sends with a change.
 func (r *Record) Version() Vector {
 	var v Vector
 	for _, f := range r.Fields {
 		v = v.Merge(f.Vector())
+	}
+	for _, items := range r.Items {
+		for _, it := range items {
+			v = v.Merge(it.Vector)
+		}
 	}
 	return v.Merge(r.Deleted.Vector())
 }
 
 // IsDeleted reports whether the record is a tombstone: the latest write to
 // the deletion register says true and that write had seen every version of
-// every field. A delete concurrent with an edit therefore never hides the
-// edit: the record stays live and DeleteConflict reports the clash for a
-// reviewer, who can delete again having seen the edit.
+// every field and every item. A delete concurrent with an edit or an
+// append therefore never hides it: the record stays live and
+// DeleteConflict reports the clash for a reviewer, who can delete again
+// having seen the edit.
+//
+// "Had seen" is decided by dots: a version's dot is its writer (the
+// replica of its HLC) with the writer's counter in its vector, and the
+// delete has seen it when the delete's vector holds at least that counter
+// for that writer. Counters are record-wide per writer (see Set), and a
+// delete's vector holds only dots of versions its writer actually held
+// (see Delete), so the test is exact.
 func (r *Record) IsDeleted() bool {
 	w, ok := r.Deleted.Winner()
 	if !ok || string(w.Value) != "true" {
@@ -216,12 +314,56 @@ func (r *Record) IsDeleted() bool {
 	}
 	for _, f := range r.Fields {
 		for _, fv := range f {
-			if !fv.Vector.LesserEqual(w.Vector) {
+			if dotCounter(fv.HLC.Replica, fv.Vector) > w.Vector.Counter(fv.HLC.Replica) {
+				return false
+			}
+		}
+	}
+	for _, items := range r.Items {
+		for _, it := range items {
+			if dotCounter(it.HLC.Replica, it.Vector) > w.Vector.Counter(it.HLC.Replica) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// dotCounter returns the counter of a write's own dot: its writer's entry
+// in its vector.
+func dotCounter(writer ReplicaID, v Vector) uint64 { return v.Counter(writer) }
+
+// heldDots returns the merge of the dots of every field version and item r
+// holds: the writes its holder has certainly seen. Unlike Version, it does
+// not include what those writes' authors had seen: a delta pushed by a
+// phone carries its field's vector, which may name a third replica's
+// counter, without that replica's writes to other fields, so the server
+// cannot claim to have seen them.
+func (r *Record) heldDots() Vector {
+	m := map[ReplicaID]uint64{}
+	add := func(id ReplicaID, c uint64) {
+		if c > m[id] {
+			m[id] = c
+		}
+	}
+	for _, f := range r.Fields {
+		for _, fv := range f {
+			add(fv.HLC.Replica, dotCounter(fv.HLC.Replica, fv.Vector))
+		}
+	}
+	for _, items := range r.Items {
+		for _, it := range items {
+			add(it.HLC.Replica, dotCounter(it.HLC.Replica, it.Vector))
+		}
+	}
+	out := Vector{}
+	for id, c := range m {
+		if c > 0 {
+			out.Counters = append(out.Counters, Counter{id, c})
+		}
+	}
+	sort.Slice(out.Counters, func(i, j int) bool { return cmpReplica(out.Counters[i].Replica, out.Counters[j].Replica) < 0 })
+	return out
 }
 
 // DeleteConflict reports whether a delete was made concurrently with an
@@ -264,23 +406,105 @@ func (r *Record) Clone() *Record {
 	if r == nil {
 		return nil
 	}
-	b, err := marshal(r)
-	if err != nil {
-		panic("syncproto: clone: " + err.Error())
+	out := *r
+	if r.Fields != nil {
+		out.Fields = make(map[string]Field, len(r.Fields))
+		for k, f := range r.Fields {
+			out.Fields[k] = f.clone()
+		}
 	}
-	var out Record
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic("syncproto: clone: " + err.Error())
+	if r.Items != nil {
+		out.Items = make(map[string][]Item, len(r.Items))
+		for k, items := range r.Items {
+			var c []Item
+			if items != nil {
+				c = make([]Item, len(items))
+				for i, it := range items {
+					c[i] = it.clone()
+				}
+			}
+			out.Items[k] = c
+		}
 	}
+	out.Deleted = r.Deleted.clone()
+	if r.Conflicts != nil {
+		out.Conflicts = make([]ConflictRevision, len(r.Conflicts))
+		for i, c := range r.Conflicts {
+			c.Version = c.Version.clone()
+			out.Conflicts[i] = c
+		}
+	}
+	out.Flags = slices.Clone(r.Flags)
+	out.ServerReceivedAt = cloneTime(r.ServerReceivedAt)
 	return &out
 }
 
 // Equal reports whether two records hold the same state, server fields
-// included.
+// included: for records in normal form (see Merge) it is the same as
+// comparing their Marshal bytes, without encoding them. Times are equal
+// when they are the same instant written with the same offset; an empty
+// field or collection counts as absent.
 func (r *Record) Equal(o *Record) bool {
-	a, err1 := marshal(r)
-	b, err2 := marshal(o)
-	return err1 == nil && err2 == nil && bytes.Equal(a, b)
+	if r == nil || o == nil {
+		return r == o
+	}
+	if r.ID != o.ID || r.Kind != o.Kind || r.SchoolID != o.SchoolID || r.FormID != o.FormID ||
+		r.FormVersion != o.FormVersion || !sameTime(r.CreatedAt, o.CreatedAt) || r.CreatedBy != o.CreatedBy ||
+		r.Rev != o.Rev || !sameTimePtr(r.ServerReceivedAt, o.ServerReceivedAt) {
+		return false
+	}
+	if countNonEmpty(r.Fields) != countNonEmpty(o.Fields) || countNonEmpty(r.Items) != countNonEmpty(o.Items) {
+		return false
+	}
+	for k, f := range r.Fields {
+		if len(f) > 0 && !fieldEqual(f, o.Fields[k]) {
+			return false
+		}
+	}
+	for k, items := range r.Items {
+		if len(items) > 0 && !slices.EqualFunc(items, o.Items[k], itemEqual) {
+			return false
+		}
+	}
+	return fieldEqual(r.Deleted, o.Deleted) &&
+		slices.EqualFunc(r.Conflicts, o.Conflicts, func(a, b ConflictRevision) bool {
+			return a.ID == b.ID && a.Field == b.Field && a.ResolvedBy == b.ResolvedBy && a.ResolvedHLC == b.ResolvedHLC && versionEqual(a.Version, b.Version)
+		}) &&
+		slices.Equal(r.Flags, o.Flags)
+}
+
+func countNonEmpty[S ~[]E, E any](m map[string]S) int {
+	n := 0
+	for _, v := range m {
+		if len(v) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// sameTime reports whether two times encode to the same RFC 3339 text:
+// the same instant at the same offset.
+func sameTime(a, b time.Time) bool {
+	_, oa := a.Zone()
+	_, ob := b.Zone()
+	return a.Equal(b) && oa == ob
+}
+
+func sameTimePtr(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return sameTime(*a, *b)
+}
+
+func versionEqual(a, b FieldVersion) bool {
+	return bytes.Equal(a.Value, b.Value) && a.HLC == b.HLC && a.Author == b.Author && slices.Equal(a.Vector.Counters, b.Vector.Counters)
+}
+
+func itemEqual(a, b Item) bool {
+	return a.ID == b.ID && bytes.Equal(a.Data, b.Data) && a.HLC == b.HLC &&
+		slices.Equal(a.Vector.Counters, b.Vector.Counters) && sameTimePtr(a.ServerReceivedAt, b.ServerReceivedAt)
 }
 
 // Header returns a copy of r with the header and server fields only: the
@@ -295,14 +519,19 @@ func (r *Record) Header() *Record {
 // Merge returns the join of a and b; neither input is modified and the
 // result shares no memory with them. Either may be nil. It fails with
 // EINVALID when the headers disagree (two different records under one id).
+//
+// The result is in normal form whatever the inputs: no field version that
+// another has seen, items and conflicts sorted by id without duplicates,
+// flags sorted, no empty fields or collections. So Merge(a, nil) is a's
+// normal form, and Merge(a, a) equals it.
 func Merge(a, b *Record) (*Record, error) {
 	switch {
 	case a == nil && b == nil:
 		return nil, nil
 	case a == nil:
-		return b.Clone(), nil
+		a = b.Header()
 	case b == nil:
-		return a.Clone(), nil
+		b = a.Header()
 	}
 	if a.ID != b.ID || a.Kind != b.Kind || a.SchoolID != b.SchoolID || a.FormID != b.FormID || a.FormVersion != b.FormVersion {
 		return nil, Errorf(EINVALID, "Record %s: the header (kind, school, form, form version) differs from the stored record's.", a.ID)
@@ -314,7 +543,8 @@ func Merge(a, b *Record) (*Record, error) {
 	}
 	// The creator's header travels in every delta, so the two normally
 	// agree; if not, the earlier creation wins, deterministically.
-	if b.CreatedAt.Before(a.CreatedAt) || (b.CreatedAt.Equal(a.CreatedAt) && b.CreatedBy < a.CreatedBy) {
+	if b.CreatedAt.Before(a.CreatedAt) || (b.CreatedAt.Equal(a.CreatedAt) &&
+		(b.CreatedBy < a.CreatedBy || (b.CreatedBy == a.CreatedBy && timeText(b.CreatedAt) < timeText(a.CreatedAt)))) {
 		out.CreatedAt, out.CreatedBy = b.CreatedAt, b.CreatedBy
 	}
 	if t := minTime(a.ServerReceivedAt, b.ServerReceivedAt); t != nil {
@@ -324,20 +554,32 @@ func Merge(a, b *Record) (*Record, error) {
 	if len(a.Fields)+len(b.Fields) > 0 {
 		out.Fields = make(map[string]Field, max(len(a.Fields), len(b.Fields)))
 		for k, f := range a.Fields {
-			out.Fields[k] = mergeField(f, b.Fields[k])
+			if m := mergeField(f, b.Fields[k]); len(m) > 0 {
+				out.Fields[k] = m
+			}
 		}
 		for k, f := range b.Fields {
 			if _, ok := a.Fields[k]; !ok {
-				out.Fields[k] = mergeField(nil, f)
+				if m := mergeField(nil, f); len(m) > 0 {
+					out.Fields[k] = m
+				}
 			}
+		}
+		if len(out.Fields) == 0 {
+			out.Fields = nil
 		}
 	}
 	if len(a.Items)+len(b.Items) > 0 {
 		out.Items = make(map[string][]Item)
 		for _, src := range []map[string][]Item{a.Items, b.Items} {
 			for coll, items := range src {
-				out.Items[coll] = unionItems(out.Items[coll], items)
+				if u := unionItems(out.Items[coll], items); len(u) > 0 {
+					out.Items[coll] = u
+				}
 			}
+		}
+		if len(out.Items) == 0 {
+			out.Items = nil
 		}
 	}
 	if d := mergeField(a.Deleted, b.Deleted); len(d) > 0 {
@@ -345,7 +587,7 @@ func Merge(a, b *Record) (*Record, error) {
 	}
 	out.Conflicts = unionConflicts(a.Conflicts, b.Conflicts)
 	out.Flags = unionStrings(a.Flags, b.Flags)
-	return out.Clone(), nil
+	return out, nil // every part was copied above: out shares no memory with a or b
 }
 
 func unionItems(a, b []Item) []Item {
@@ -362,7 +604,7 @@ func unionItems(a, b []Item) []Item {
 	}
 	out := make([]Item, 0, len(byID))
 	for _, it := range byID {
-		out = append(out, it)
+		out = append(out, it.clone())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -376,17 +618,34 @@ func unionConflicts(a, b []ConflictRevision) []ConflictRevision {
 	for _, src := range [][]ConflictRevision{a, b} {
 		for _, c := range src {
 			old, ok := byID[c.ID]
-			if !ok || c.ResolvedHLC.Compare(old.ResolvedHLC) > 0 {
+			if !ok || conflictAfter(c, old) {
 				byID[c.ID] = c
 			}
 		}
 	}
 	out := make([]ConflictRevision, 0, len(byID))
 	for _, c := range byID {
+		c.Version = c.Version.clone()
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// conflictAfter orders two entries of the conflict log with one id (the
+// same losing version, resolved twice): the later resolution is kept; a
+// total tie-break on the rest keeps the choice independent of order.
+func conflictAfter(c, old ConflictRevision) bool {
+	if x := c.ResolvedHLC.Compare(old.ResolvedHLC); x != 0 {
+		return x > 0
+	}
+	if c.ResolvedBy != old.ResolvedBy {
+		return c.ResolvedBy > old.ResolvedBy
+	}
+	if c.Field != old.Field {
+		return c.Field > old.Field
+	}
+	return Wins(c.Version, old.Version)
 }
 
 func unionStrings(a, b []string) []string {
@@ -413,6 +672,42 @@ func (w *Writer) stamp() HLC {
 	return w.Clock
 }
 
+// observe advances the writer's clock past every stamp in r, so that a
+// write is stamped later than everything its writer has seen of the
+// record, however wrong the device clock.
+func (w *Writer) observe(r *Record) {
+	for _, f := range r.Fields {
+		for _, v := range f {
+			w.Clock = w.Clock.Observe(v.HLC)
+		}
+	}
+	for _, v := range r.Deleted {
+		w.Clock = w.Clock.Observe(v.HLC)
+	}
+	for _, items := range r.Items {
+		for _, it := range items {
+			w.Clock = w.Clock.Observe(it.HLC)
+		}
+	}
+	for _, c := range r.Conflicts {
+		w.Clock = w.Clock.Observe(c.ResolvedHLC).Observe(c.Version.HLC)
+	}
+}
+
+// nextVector returns the vector of a new write by w whose causal context
+// is ctx. The writer's counter continues the record-wide sequence of its
+// writes (the largest counter it holds for itself anywhere in r), not the
+// field's own: otherwise a write to a field the writer never wrote before
+// could get a counter that a delete had already seen for another of its
+// writes (same second, or a clock set back), and the delete would hide an
+// edit it had never seen.
+func nextVector(ctx Vector, r *Record, w *Writer) Vector {
+	if c := r.Version().Counter(w.Replica); c > ctx.Counter(w.Replica) {
+		ctx = ctx.Merge(Vector{Counters: []Counter{{w.Replica, c}}})
+	}
+	return ctx.Update(w.Replica, w.Now)
+}
+
 // Set writes a field. The new version's vector dominates every version the
 // field held, so a conflict on the field is resolved by this write, and
 // the versions it supersedes while in conflict move to the conflict log.
@@ -420,9 +715,10 @@ func (w *Writer) stamp() HLC {
 // value must be canonical JSON (see CanonicalJSON).
 func Set(r *Record, field string, value json.RawMessage, w *Writer) (next, delta *Record) {
 	old := r.Fields[field]
+	w.observe(r)
 	fv := FieldVersion{
 		Value:  append(json.RawMessage(nil), value...),
-		Vector: old.Vector().Update(w.Replica, w.Now),
+		Vector: nextVector(old.Vector(), r, w),
 		HLC:    w.stamp(),
 		Author: w.Author,
 	}
@@ -439,11 +735,14 @@ func Set(r *Record, field string, value json.RawMessage, w *Writer) (next, delta
 	return next, delta
 }
 
-// Delete writes true to the deletion register with a vector that has seen
-// every version of every field, so the record becomes a tombstone unless a
-// concurrent edit arrives later (see IsDeleted).
+// Delete writes true to the deletion register, so the record becomes a
+// tombstone unless an edit or item the deleter had not seen arrives later
+// (see IsDeleted). The delete's vector dominates the register's previous
+// versions and holds the dot of every version and item the deleter holds,
+// and nothing it has merely heard of.
 func Delete(r *Record, w *Writer) (next, delta *Record) {
-	fv := FieldVersion{Value: json.RawMessage("true"), Vector: r.Version().Update(w.Replica, w.Now), HLC: w.stamp(), Author: w.Author}
+	w.observe(r)
+	fv := FieldVersion{Value: json.RawMessage("true"), Vector: nextVector(r.Deleted.Vector().Merge(r.heldDots()), r, w), HLC: w.stamp(), Author: w.Author}
 	delta = r.Header()
 	delta.Deleted = Field{fv}
 	next, _ = Merge(r, delta)
@@ -451,10 +750,14 @@ func Delete(r *Record, w *Writer) (next, delta *Record) {
 }
 
 // Append adds an item to a collection and returns the new record and the
-// delta. The item's HLC is stamped by w; its ID must be unique in the
-// collection (a UUIDv7 made by the writer).
+// delta. The item's HLC is stamped by w and its dot (Item.Vector) is the
+// writer's next record-wide counter; its ID must be unique in the
+// collection (a UUIDv7 made by the writer): an item is immutable, and two
+// different items under one id are a bug that Merge settles by keeping
+// one of them.
 func Append(r *Record, collection, id string, data json.RawMessage, w *Writer) (next, delta *Record) {
-	it := Item{ID: id, Data: append(json.RawMessage(nil), data...), HLC: w.stamp()}
+	w.observe(r)
+	it := Item{ID: id, Data: append(json.RawMessage(nil), data...), Vector: nextVector(Vector{}, r, w), HLC: w.stamp()}
 	delta = r.Header()
 	delta.Items = map[string][]Item{collection: {it}}
 	next, _ = Merge(r, delta)
@@ -509,22 +812,59 @@ func Decide(stored, incoming *Record, base Vector) (Decision, error) {
 	return d, nil
 }
 
-func fieldEqual(a, b Field) bool {
-	x, _ := marshal(a)
-	y, _ := marshal(b)
-	return bytes.Equal(x, y)
+// StampArrival returns a copy of a pushed record (or delta) ready to be
+// merged into the stored one (nil when new) by a server whose clock reads
+// now: every item the stored record does not hold yet gets
+// ServerReceivedAt = now, items it already holds keep the stored stamp,
+// and the record keeps its first arrival time. Stamps sent by a phone are
+// never trusted, since only the server's clock orders arrivals (the hazard
+// fold replays events in that order). Times are kept in UTC to the
+// millisecond, which every store represents exactly.
+func StampArrival(stored, incoming *Record, now time.Time) *Record {
+	out := incoming.Clone()
+	t := now.UTC().Truncate(time.Millisecond)
+	have := map[string]*time.Time{}
+	if stored != nil {
+		for coll, items := range stored.Items {
+			for _, it := range items {
+				have[coll+"\x00"+it.ID] = it.ServerReceivedAt
+			}
+		}
+	}
+	for coll, items := range out.Items {
+		for i := range items {
+			st, ok := have[coll+"\x00"+items[i].ID]
+			if ok && st != nil {
+				items[i].ServerReceivedAt = cloneTime(st)
+			} else {
+				tt := t
+				items[i].ServerReceivedAt = &tt
+			}
+		}
+	}
+	if stored != nil && stored.ServerReceivedAt != nil {
+		out.ServerReceivedAt = cloneTime(stored.ServerReceivedAt)
+	} else {
+		tt := t
+		out.ServerReceivedAt = &tt
+	}
+	return out
 }
+
+func fieldEqual(a, b Field) bool { return slices.EqualFunc(a, b, versionEqual) }
 
 // Limits on one record, checked by Validate.
 const (
 	MaxFields     = 500
 	MaxValueBytes = 256 << 10
 	MaxItems      = 5000
+	MaxFlags      = 64
 )
 
 var (
 	kindRe  = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,63}$`)
 	fieldRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+	flagRe  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 )
 
 // Validate checks a record (or delta) read from the wire: canonical ids,
@@ -589,8 +929,34 @@ func (r *Record) Validate() error {
 				bad[key] = "data must be canonical JSON"
 			case it.HLC.Replica == uuid.Nil:
 				bad[key] = "hlc must name the writing replica"
+			case it.Vector.Validate() != nil:
+				bad[key] = "bad dot: " + it.Vector.Validate().Error()
+			case !it.Vector.IsEmpty() && it.Vector.Counter(it.HLC.Replica) == 0:
+				bad[key] = "the dot must count the writing replica (the hlc's)"
 			}
 			seen[it.ID] = true
+		}
+	}
+	if len(r.Conflicts) > MaxItems {
+		bad["conflicts"] = fmt.Sprintf("at most %d conflict revisions", MaxItems)
+	}
+	for i, c := range r.Conflicts {
+		key := fmt.Sprintf("conflicts[%d]", i)
+		switch {
+		case !fieldRe.MatchString(c.Field):
+			bad[key] = "field names are letters, digits and underscores"
+		case checkField(Field{c.Version}) != "":
+			bad[key] = checkField(Field{c.Version})
+		case c.ID != conflictID(c.Field, c.Version):
+			bad[key] = "id must be the field and the digest of the version"
+		}
+	}
+	if len(r.Flags) > MaxFlags {
+		bad["flags"] = fmt.Sprintf("at most %d flags", MaxFlags)
+	}
+	for _, f := range r.Flags {
+		if !flagRe.MatchString(f) {
+			bad["flags"] = "flags are lower-case words such as done_after_cancel"
 		}
 	}
 	if len(bad) > 0 {
@@ -612,6 +978,8 @@ func checkField(f Field) string {
 			return "a version needs a version vector"
 		case v.HLC.Replica == uuid.Nil:
 			return "hlc must name the writing replica"
+		case v.Vector.Counter(v.HLC.Replica) == 0:
+			return "the version vector must count the writing replica (the hlc's)"
 		}
 	}
 	return ""
@@ -653,8 +1021,11 @@ func marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// Marshal encodes a record (or any protocol message) as canonical JSON:
-// object keys sorted, no HTML escaping, no trailing newline.
+// Marshal encodes a record (or any protocol message) deterministically: as
+// encoding/json does (struct members in declaration order, map keys
+// sorted) but without HTML escaping and without a trailing newline. Field
+// values and item data inside are kept as they are, which Validate
+// requires to be canonical (CanonicalJSON).
 func Marshal(v any) ([]byte, error) { return marshal(v) }
 
 func isCanonical(v json.RawMessage) bool {

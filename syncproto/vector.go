@@ -103,6 +103,10 @@ func (v Vector) Counter(id ReplicaID) uint64 {
 // IsEmpty reports whether the vector has no counters.
 func (v Vector) IsEmpty() bool { return len(v.Counters) == 0 }
 
+// IsZero is IsEmpty under the name encoding/json's omitzero looks for, so
+// an empty vector is left out wherever it is optional.
+func (v Vector) IsZero() bool { return len(v.Counters) == 0 }
+
 // Copy returns a vector that shares no memory with v.
 func (v Vector) Copy() Vector {
 	if len(v.Counters) == 0 {
@@ -217,32 +221,36 @@ func (v Vector) Merge(b Vector) Vector {
 // unless the phone made more than one write per second for a long time,
 // which Update also survives because old+1 still increments.
 //
-// Update panics if the counter would exceed MaxCounterValue; with clock
-// values that cannot happen before the year 285 million.
+// Update panics if the counter would exceed MaxCounterValue (also for a
+// new counter when now is past 2^53 seconds); with clock values that
+// cannot happen before the year 285 million.
 func (v Vector) Update(id ReplicaID, now time.Time) Vector {
 	secs := uint64(max(now.Unix(), 0))
+	next := func(old uint64) uint64 {
+		nv := max(old+1, secs)
+		if old >= MaxCounterValue || nv > MaxCounterValue {
+			panic("syncproto: vector counter overflow")
+		}
+		return nv
+	}
 	out := make([]Counter, 0, len(v.Counters)+1)
 	done := false
 	for _, c := range v.Counters {
 		if !done {
 			switch cmpReplica(c.Replica, id) {
 			case 0:
-				nv := max(c.Value+1, secs)
-				if nv > MaxCounterValue {
-					panic("syncproto: vector counter overflow")
-				}
-				out = append(out, Counter{id, nv})
+				out = append(out, Counter{id, next(c.Value)})
 				done = true
 				continue
 			case 1:
-				out = append(out, Counter{id, max(1, secs)})
+				out = append(out, Counter{id, next(0)})
 				done = true
 			}
 		}
 		out = append(out, c)
 	}
 	if !done {
-		out = append(out, Counter{id, max(1, secs)})
+		out = append(out, Counter{id, next(0)})
 	}
 	return Vector{Counters: out}
 }
@@ -303,7 +311,9 @@ func (v Vector) MarshalJSON() ([]byte, error) {
 // Validate. Counters that are not whole numbers in [1, 2^53−1] and keys
 // that are not UUIDs are errors.
 func (v *Vector) UnmarshalJSON(data []byte) error {
-	var m map[string]json.Number
+	// json.RawMessage, not json.Number: a Number also accepts a quoted
+	// "1", which no other implementation would write.
+	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {
 		return fmt.Errorf("vector: %w", err)
 	}
@@ -313,9 +323,9 @@ func (v *Vector) UnmarshalJSON(data []byte) error {
 		if err != nil {
 			return fmt.Errorf("vector: replica %q is not a UUID", k)
 		}
-		val, err := strconv.ParseUint(n.String(), 10, 64)
+		val, err := strconv.ParseUint(string(n), 10, 64)
 		if err != nil {
-			return fmt.Errorf("vector: counter %q of replica %s is not a whole number", n, k)
+			return fmt.Errorf("vector: counter %s of replica %s is not a whole number", n, k)
 		}
 		out = append(out, Counter{id, val})
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"time"
 
@@ -70,12 +71,19 @@ type PushResponse struct {
 }
 
 // PullRequest is the body of POST /v1/sync/pull. An empty Cursor starts
-// from the beginning.
+// from the beginning. Scope narrows the pull to some of the scopes the
+// user may see (school ids, or "ref" for reference data), for a phone that
+// refreshes one school before a visit; empty means all of them. Limit 0
+// means the server's default page (Limits.MaxPull caps it).
 type PullRequest struct {
-	Protocol int    `json:"protocol"`
-	Cursor   string `json:"cursor,omitempty"`
-	Limit    int    `json:"limit,omitempty"`
+	Protocol int      `json:"protocol"`
+	Cursor   string   `json:"cursor,omitempty"`
+	Scope    []string `json:"scope,omitempty"`
+	Limit    int      `json:"limit,omitempty"`
 }
+
+// MaxScopes bounds PullRequest.Scope.
+const MaxScopes = 1000
 
 // PullResponse carries record states in the order the server logged them.
 // A record may appear more than once; the phone merges each into its copy,
@@ -95,6 +103,16 @@ type PullResponse struct {
 // then pulls again from an empty cursor, keeps its unsynced local edits,
 // and drops server records it did not receive again.
 const StartOver = "Start over: pull again from an empty cursor."
+
+// StartOverError is the ESTALE error a server returns for a cursor of an
+// unknown epoch or older than the tombstone horizon.
+func StartOverError() *Error { return &Error{Code: ESTALE, Message: StartOver} }
+
+// ErrorResponse is the body of every error answer (any HTTP status other
+// than 2xx): {"error":{"code":…,"message":…,"fields":{…}}}.
+type ErrorResponse struct {
+	Error *Error `json:"error"`
+}
 
 // Limits are what the server accepts, advertised by GET /v1/sync/info so a
 // phone sizes its batches before it is refused.
@@ -145,6 +163,9 @@ func DecodeCursor(s string) (Cursor, error) {
 	if err := d.Decode(&c); err != nil {
 		return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
 	}
+	if _, err := d.Token(); err != io.EOF {
+		return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
+	}
 	for k, v := range c.Pos {
 		if k == "" || v < 0 {
 			return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
@@ -164,25 +185,54 @@ func (c Cursor) Scopes() []string {
 }
 
 // DecodePush decodes and checks a push request body: protocol version,
-// ids, and every change's record (Validate). A change whose record is
-// invalid is not an error of the whole request: its problems are returned
-// in rejected, indexed like req.Changes, and the rest of the batch goes
-// on. Malformed JSON or a wrong protocol fails the whole request.
+// ids, and every change's record (Validate). A change that cannot be
+// decoded or whose record is invalid is not an error of the whole request:
+// its problems are returned in rejected, indexed like req.Changes (which
+// then holds whatever op_id could be read), and the rest of the batch goes
+// on, so one bad record never blocks a phone's outbox. A body that is not
+// a JSON object of the right shape, a wrong protocol, or missing device or
+// batch ids fail the whole request.
 func DecodePush(body []byte) (req PushRequest, rejected map[int]*Error, err error) {
+	var raw struct {
+		Protocol int               `json:"protocol"`
+		DeviceID uuid.UUID         `json:"device_id"`
+		BatchID  uuid.UUID         `json:"batch_id"`
+		Changes  []json.RawMessage `json:"changes"`
+	}
 	d := json.NewDecoder(bytes.NewReader(body))
-	d.UseNumber()
-	if err := d.Decode(&req); err != nil {
+	if err := d.Decode(&raw); err != nil {
 		return PushRequest{}, nil, Errorf(EINVALID, "The push body is not valid JSON for the sync protocol: %v.", err)
 	}
-	if req.Protocol != ProtocolVersion {
-		return PushRequest{}, nil, Errorf(EPROTOCOL, "Protocol version %d is not supported; this server speaks %d. Update the app.", req.Protocol, ProtocolVersion)
+	if _, err := d.Token(); err != io.EOF {
+		return PushRequest{}, nil, Errorf(EINVALID, "The push body has data after its JSON object.")
 	}
-	if req.DeviceID == uuid.Nil || req.BatchID == uuid.Nil {
+	if raw.Protocol != ProtocolVersion {
+		return PushRequest{}, nil, Errorf(EPROTOCOL, "Protocol version %d is not supported; this server speaks %d. Update the app.", raw.Protocol, ProtocolVersion)
+	}
+	if raw.DeviceID == uuid.Nil || raw.BatchID == uuid.Nil {
 		return PushRequest{}, nil, Errorf(EINVALID, "device_id and batch_id are required.")
+	}
+	req = PushRequest{Protocol: raw.Protocol, DeviceID: raw.DeviceID, BatchID: raw.BatchID}
+	if raw.Changes != nil {
+		req.Changes = make([]Change, len(raw.Changes))
 	}
 	rejected = map[int]*Error{}
 	seen := map[uuid.UUID]bool{}
-	for i, c := range req.Changes {
+	for i, rc := range raw.Changes {
+		var c Change
+		if err := json.Unmarshal(rc, &c); err != nil {
+			var id struct {
+				OpID uuid.UUID `json:"op_id"`
+			}
+			_ = json.Unmarshal(rc, &id)
+			req.Changes[i] = Change{OpID: id.OpID}
+			rejected[i] = Errorf(EINVALID, "Change %d is malformed: %v.", i, err)
+			if id.OpID != uuid.Nil {
+				seen[id.OpID] = true
+			}
+			continue
+		}
+		req.Changes[i] = c
 		switch {
 		case c.OpID == uuid.Nil:
 			rejected[i] = Errorf(EINVALID, "Change %d has no op_id.", i)
@@ -211,6 +261,16 @@ func DecodePull(body []byte) (PullRequest, Cursor, error) {
 	}
 	if req.Limit < 0 {
 		return PullRequest{}, Cursor{}, Errorf(EINVALID, "limit must not be negative.")
+	}
+	if len(req.Scope) > MaxScopes {
+		return PullRequest{}, Cursor{}, Errorf(EINVALID, "At most %d scopes in one pull.", MaxScopes)
+	}
+	seen := map[string]bool{}
+	for _, sc := range req.Scope {
+		if sc == "" || seen[sc] {
+			return PullRequest{}, Cursor{}, Errorf(EINVALID, "scope must list distinct, non-empty scopes.")
+		}
+		seen[sc] = true
 	}
 	cur, err := DecodeCursor(req.Cursor)
 	if err != nil {
