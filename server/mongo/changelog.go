@@ -1,0 +1,580 @@
+package mongo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
+// entryDoc is a log entry as written: a record state or a no-op.
+type entryDoc struct {
+	Seq  int64     `bson:"_id"`
+	P1   int64     `bson:"p1"`
+	P2   int64     `bson:"p2"`
+	RR   string    `bson:"rr"`
+	RID  string    `bson:"rid,omitempty"`
+	Rev  int64     `bson:"rev,omitempty"`
+	At   time.Time `bson:"at"`
+	Noop bool      `bson:"noop,omitempty"`
+	Del  bool      `bson:"del,omitempty"`
+	St   string    `bson:"st,omitempty"`
+}
+
+// markDoc says that small page Q (its _id is "m<Q>") was allocated; it
+// sits in the page before, where a reader of that page finds it.
+type markDoc struct {
+	ID string    `bson:"_id"`
+	P1 int64     `bson:"p1"`
+	P2 int64     `bson:"p2"`
+	RR string    `bson:"rr"`
+	At time.Time `bson:"at"`
+}
+
+// readDoc is any document of a log as read.
+type readDoc struct {
+	ID   bson.RawValue `bson:"_id"`
+	RR   string        `bson:"rr"`
+	RID  string        `bson:"rid"`
+	Rev  int64         `bson:"rev"`
+	At   time.Time     `bson:"at"`
+	Noop bool          `bson:"noop"`
+	Del  bool          `bson:"del"`
+	St   string        `bson:"st"`
+}
+
+// seq returns the entry's sequence number, or false for a mark.
+func (d *readDoc) seq() (int64, bool) {
+	switch d.ID.Type {
+	case bson.TypeInt64:
+		return d.ID.Int64(), true
+	case bson.TypeInt32:
+		return int64(d.ID.Int32()), true
+	}
+	return 0, false
+}
+
+func markID(q int64) string { return "m" + strconv.FormatInt(q, 10) }
+
+func newMark(q int64, at time.Time) markDoc {
+	return markDoc{ID: markID(q), P1: (q*SmallPage - 1) / BigPage, P2: q - 1, RR: markID(q), At: at}
+}
+
+func newNoop(seq int64, at time.Time) entryDoc {
+	return entryDoc{Seq: seq, P1: seq / BigPage, P2: seq / SmallPage, RR: "n" + strconv.FormatInt(seq, 10), Noop: true, At: at}
+}
+
+func rr(id string, rev int64) string { return id + "/" + strconv.FormatInt(rev, 10) }
+
+// Insert implements server.SyncStore.
+func (s *SyncStore) Insert(ctx context.Context, states []*syncproto.Record) ([]bool, error) {
+	exists := make([]bool, len(states))
+	byScope := map[string][]int{}
+	var order []string
+	for i, r := range states {
+		if r.Rev < 1 {
+			return nil, fmt.Errorf("mongo: insert %s: rev %d: a logged state needs a revision ≥ 1", r.ID, r.Rev)
+		}
+		sc := server.ScopeOf(r)
+		if err := checkScope(sc); err != nil {
+			return nil, err
+		}
+		if byScope[sc] == nil {
+			order = append(order, sc)
+		}
+		byScope[sc] = append(byScope[sc], i)
+	}
+	for _, sc := range order {
+		if err := s.insertScope(ctx, sc, byScope[sc], states, exists); err != nil {
+			return nil, err
+		}
+	}
+	return exists, nil
+}
+
+// insertScope writes the states at indexes idx, all of one scope, and sets
+// exists for those whose revision was taken.
+func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, states []*syncproto.Record, exists []bool) error {
+	coll := s.log(scope)
+	blobs := make(map[int]string, len(idx))
+	for _, i := range idx {
+		b, err := syncproto.Marshal(states[i])
+		if err != nil {
+			return fmt.Errorf("mongo: insert %s: %w", states[i].ID, err)
+		}
+		blobs[i] = string(b)
+	}
+	st := s.scope(scope)
+	pending := idx
+	var floor int64 // the highest slot seen taken by others
+	for round := 0; len(pending) > 0; round++ {
+		if round == maxInsertRounds {
+			return syncproto.Errorf(syncproto.EUNAVAILABLE, "The change log of %s is too busy; retry.", scope)
+		}
+		if round > 0 {
+			// Writers that collided tend to retry in step; a little
+			// jitter lets their next allocations follow one another.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(rand.Int64N(int64(10 * time.Millisecond)))):
+			}
+		}
+		first, err := s.alloc(ctx, scope, len(pending), floor)
+		if err != nil {
+			return err
+		}
+		last := first + int64(len(pending)) - 1
+		now := s.now()
+		docs := make([]any, 0, len(pending)+2)
+		st.mu.Lock()
+		for q := max(first/SmallPage, st.marked+1, 1); q <= last/SmallPage; q++ {
+			docs = append(docs, newMark(q, now)) // marks first: see markDoc
+		}
+		st.mu.Unlock()
+		nmarks := len(docs)
+		seqOf := make(map[int]int64, len(pending))
+		for k, i := range pending {
+			r, seq := states[i], first+int64(k)
+			seqOf[i] = seq
+			docs = append(docs, entryDoc{
+				Seq: seq, P1: seq / BigPage, P2: seq / SmallPage, RR: rr(r.ID.String(), r.Rev),
+				RID: r.ID.String(), Rev: r.Rev, At: now, Del: r.IsDeleted(), St: blobs[i],
+			})
+		}
+		failedDocs, err := insertIgnoringDuplicates(ctx, coll, docs)
+		if err != nil {
+			return fmt.Errorf("mongo: insert into %s: %w", logName(scope), err)
+		}
+		st.mu.Lock()
+		st.marked = max(st.marked, last/SmallPage)
+		st.mu.Unlock()
+		var failed []int
+		for _, k := range failedDocs {
+			if k >= nmarks { // a mark that exists already is fine
+				failed = append(failed, pending[k-nmarks])
+			}
+		}
+		if len(failed) == 0 {
+			return nil
+		}
+		// A failed entry either lost its slot to another writer (retry in a
+		// new block) or its (rid, rev) exists (report it, and fill the
+		// slot with a no-op so that readers need not wait for the lease).
+		seqs := make([]int64, len(failed))
+		for k, i := range failed {
+			seqs[k] = seqOf[i]
+		}
+		occupant, err := s.occupants(ctx, coll, seqs)
+		if err != nil {
+			return err
+		}
+		for seq := range occupant {
+			floor = max(floor, seq)
+		}
+		var lost []int
+		var free []int64
+		for _, i := range failed {
+			seq := seqOf[i]
+			switch got, ok := occupant[seq]; {
+			case !ok:
+				exists[i] = true
+				free = append(free, seq)
+			case got == rr(states[i].ID.String(), states[i].Rev):
+				// Written after all (an ambiguous error); nothing to do.
+			default:
+				lost = append(lost, i)
+			}
+		}
+		if err := s.fillNoops(ctx, coll, free); err != nil {
+			return err
+		}
+		pending = lost
+	}
+	return nil
+}
+
+// insertIgnoringDuplicates inserts docs unordered and returns the indexes
+// of those refused with a duplicate key. Any other error is returned.
+func insertIgnoringDuplicates(ctx context.Context, coll *mongo.Collection, docs []any) ([]int, error) {
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		return nil, nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		return nil, err
+	}
+	var dup []int
+	for _, we := range bwe.WriteErrors {
+		if !isDuplicateCode(we.Code) {
+			return nil, err
+		}
+		dup = append(dup, we.Index)
+	}
+	return dup, nil
+}
+
+func isDuplicateCode(code int) bool { return code == 11000 || code == 11001 || code == 12582 }
+
+// occupants returns who holds each given slot (its rr), reading the small
+// pages they fall in; slots absent from the map are empty.
+func (s *SyncStore) occupants(ctx context.Context, coll *mongo.Collection, seqs []int64) (map[int64]string, error) {
+	pages := map[int64]bool{}
+	for _, seq := range seqs {
+		pages[seq/SmallPage] = true
+	}
+	out := map[int64]string{}
+	for q := range pages {
+		docs, err := s.find(ctx, coll, bson.D{{Key: "p2", Value: q}}, options.Find().SetProjection(bson.D{{Key: "rr", Value: 1}}))
+		if err != nil {
+			return nil, err
+		}
+		for i := range docs {
+			if seq, ok := docs[i].seq(); ok {
+				out[seq] = docs[i].RR
+			}
+		}
+	}
+	return out, nil
+}
+
+// fillNoops writes no-ops into the given slots; slots already taken are
+// left as they are.
+func (s *SyncStore) fillNoops(ctx context.Context, coll *mongo.Collection, seqs []int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	now := s.now()
+	docs := make([]any, len(seqs))
+	for i, seq := range seqs {
+		docs[i] = newNoop(seq, now)
+	}
+	if _, err := insertIgnoringDuplicates(ctx, coll, docs); err != nil {
+		return fmt.Errorf("mongo: fill holes in %s: %w", coll.Name(), err)
+	}
+	return nil
+}
+
+func (s *SyncStore) find(ctx context.Context, coll *mongo.Collection, filter bson.D, opts ...options.Lister[options.FindOptions]) ([]readDoc, error) {
+	cur, err := coll.Find(ctx, filter, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: read %s: %w", coll.Name(), err)
+	}
+	var docs []readDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: read %s: %w", coll.Name(), err)
+	}
+	return docs, nil
+}
+
+func decodeState(d *readDoc) (*syncproto.Record, error) {
+	var r syncproto.Record
+	if err := json.Unmarshal([]byte(d.St), &r); err != nil {
+		return nil, fmt.Errorf("mongo: decode state %s: %w", d.RR, err)
+	}
+	return &r, nil
+}
+
+// Current implements server.SyncStore.
+func (s *SyncStore) Current(ctx context.Context, scope string, id uuid.UUID) (*syncproto.Record, error) {
+	if err := checkScope(scope); err != nil {
+		return nil, err
+	}
+	docs, err := s.find(ctx, s.log(scope), bson.D{{Key: "rid", Value: id.String()}})
+	if err != nil {
+		return nil, err
+	}
+	best := -1
+	for i := range docs {
+		if docs[i].Noop || docs[i].RID != id.String() {
+			continue
+		}
+		if best < 0 || docs[i].Rev > docs[best].Rev {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, syncproto.Errorf(syncproto.ENOTFOUND, "No record %s in %s.", id, scope)
+	}
+	return decodeState(&docs[best])
+}
+
+// maxChangesSteps bounds the page reads of one Changes call.
+const maxChangesSteps = 64
+
+// Changes implements server.SyncStore. See SyncStore for why it never
+// skips an entry.
+func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limit int) (server.ChangesPage, error) {
+	if err := checkScope(scope); err != nil {
+		return server.ChangesPage{}, err
+	}
+	if after < 0 {
+		return server.ChangesPage{}, syncproto.Errorf(syncproto.EINVALID, "A log position is not negative.")
+	}
+	limit = max(limit, 1)
+	coll := s.log(scope)
+	page := server.ChangesPage{Pos: after}
+	var counter counterDoc
+	for range maxChangesSteps {
+		if len(page.Records) >= limit {
+			page.More = true
+			break
+		}
+		n := page.Pos + 1
+		var lo, hi int64
+		var filter bson.D
+		if n%BigPage == 0 && limit-len(page.Records) >= BigPage/2 {
+			lo, hi = n, n+BigPage
+			filter = bson.D{{Key: "p1", Value: n / BigPage}}
+		} else {
+			lo = n / SmallPage * SmallPage
+			hi = lo + SmallPage
+			filter = bson.D{{Key: "p2", Value: n / SmallPage}}
+		}
+		docs, err := s.find(ctx, coll, filter)
+		if err != nil {
+			return server.ChangesPage{}, err
+		}
+		bySeq := make(map[int64]*readDoc, len(docs))
+		var mark *readDoc
+		for i := range docs {
+			if seq, ok := docs[i].seq(); ok {
+				if seq >= lo && seq < hi {
+					bySeq[seq] = &docs[i]
+				}
+			} else if id, ok := docs[i].ID.StringValueOK(); ok && id == markID(hi/SmallPage) {
+				mark = &docs[i]
+			}
+		}
+		seq := n
+		for ; seq < hi && len(page.Records) < limit; seq++ {
+			d := bySeq[seq]
+			if d == nil {
+				break
+			}
+			if !d.Noop {
+				r, err := decodeState(d)
+				if err != nil {
+					return server.ChangesPage{}, err
+				}
+				page.Records = append(page.Records, r)
+			}
+			page.Pos = seq
+		}
+		if seq == hi || len(page.Records) >= limit {
+			continue
+		}
+		// seq is a hole. Is anything written beyond it?
+		next := hi
+		for t := seq + 1; t < hi; t++ {
+			if bySeq[t] != nil {
+				next = t
+				break
+			}
+		}
+		var ref *readDoc
+		switch {
+		case next < hi:
+			ref = bySeq[next]
+		case mark != nil:
+			ref = mark
+		default:
+			// Nothing beyond in this page, but a writer that died right
+			// after allocating leaves whole pages empty and unmarked: ask
+			// the counter whether anything was allocated beyond.
+			ref, err = s.beyond(ctx, scope, coll, seq, hi, &counter)
+			if err != nil {
+				return server.ChangesPage{}, err
+			}
+			if ref == nil {
+				return page, nil // up to date
+			}
+			if ref.ID.Type == 0 { // the counter: fill only what was allocated
+				next = min(next, counter.Next+1)
+			}
+		}
+		// A no-op beyond is a slot already given up for dead: no live
+		// writer to wait for. Otherwise wait out the lease.
+		if !ref.Noop && s.now().Sub(ref.At) < s.Lease {
+			return page, nil // its writer may still be writing
+		}
+		holes := make([]int64, 0, next-seq)
+		for t := seq; t < next; t++ {
+			holes = append(holes, t)
+		}
+		if err := s.fillNoops(ctx, coll, holes); err != nil {
+			return server.ChangesPage{}, err
+		}
+	}
+	return page, nil
+}
+
+// maxLookAhead bounds how many small pages beyond a hole a reader reads
+// to find out whether anything was written after it.
+const maxLookAhead = 8
+
+// counterDoc is a scope's sequence counter, read by readers at a hole.
+type counterDoc struct {
+	Next int64     `bson:"next"`
+	At   time.Time `bson:"at"`
+	read bool
+}
+
+// beyond returns evidence that slots after seq in page [.., hi) or later
+// were allocated,
+// for a reader stuck at hole seq with nothing after it in its page, or
+// nil when there is none (nothing was allocated beyond seq, or only so
+// recently that no page ahead holds anything yet). If the latest
+// allocation (the counter's time) is older than the lease, every slot not
+// written by then is dead and the counter is the evidence; otherwise the
+// earliest document of the next few small pages is. The counter is read
+// at most once per call of Changes (cached in *c).
+func (s *SyncStore) beyond(ctx context.Context, scope string, coll *mongo.Collection, seq, hi int64, c *counterDoc) (*readDoc, error) {
+	if !c.read {
+		err := s.db.Collection("scopes").FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(c)
+		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, fmt.Errorf("mongo: read counter of %s: %w", scope, err)
+		}
+		c.read = true
+	}
+	if c.Next < seq {
+		return nil, nil
+	}
+	if s.now().Sub(c.At) >= s.Lease {
+		return &readDoc{At: c.At}, nil
+	}
+	for q := hi / SmallPage; q <= c.Next/SmallPage && q < hi/SmallPage+maxLookAhead; q++ {
+		docs, err := s.find(ctx, coll, bson.D{{Key: "p2", Value: q}}, options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
+		if err != nil {
+			return nil, err
+		}
+		var first *readDoc
+		for i := range docs {
+			if first == nil || docs[i].At.Before(first.At) {
+				first = &docs[i]
+			}
+		}
+		if first != nil {
+			return first, nil
+		}
+	}
+	return nil, nil
+}
+
+// compacted is a log slot that compaction turns into a no-op: a plain one,
+// or one that keeps its record's revision taken.
+type compacted struct {
+	seq int64
+	rid string
+	rev int64
+}
+
+func (c compacted) doc(now time.Time) entryDoc {
+	d := newNoop(c.seq, now)
+	if c.rid != "" {
+		d.RID, d.Rev, d.RR = c.rid, c.rev, rr(c.rid, c.rev)
+	}
+	return d
+}
+
+// Compact implements server.SyncStore.
+func (s *SyncStore) Compact(ctx context.Context, scope string, opt server.CompactOptions) (server.CompactResult, error) {
+	if err := checkScope(scope); err != nil {
+		return server.CompactResult{}, err
+	}
+	coll := s.log(scope)
+	docs, err := s.find(ctx, coll, bson.D{}, options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
+	if err != nil {
+		return server.CompactResult{}, err
+	}
+	type entry struct {
+		seq int64
+		d   *readDoc
+	}
+	byRecord := map[string][]entry{}
+	for i := range docs {
+		seq, ok := docs[i].seq()
+		if !ok || docs[i].Noop || docs[i].RID == "" { // marks, no-ops, compacted entries
+			continue
+		}
+		byRecord[docs[i].RID] = append(byRecord[docs[i].RID], entry{seq, &docs[i]})
+	}
+	within := func(seq int64) bool { return opt.UpTo <= 0 || seq <= opt.UpTo }
+	var res server.CompactResult
+	var replace []compacted
+	var horizon int64
+	for _, es := range byRecord {
+		sort.Slice(es, func(i, j int) bool { return es[i].d.Rev < es[j].d.Rev })
+		latest := es[len(es)-1]
+		maxSeq := int64(0)
+		for _, e := range es {
+			maxSeq = max(maxSeq, e.seq)
+		}
+		if latest.d.Del && !opt.TombstonesBefore.IsZero() && latest.d.At.Before(opt.TombstonesBefore) && within(maxSeq) {
+			// Forget the record: plain no-ops free its revisions, so a
+			// phone that edits it later creates it anew at rev 1.
+			for _, e := range es {
+				replace = append(replace, compacted{seq: e.seq})
+			}
+			res.Tombstones++
+			res.Superseded += len(es) - 1
+			horizon = max(horizon, latest.seq)
+			continue
+		}
+		for _, e := range es[:len(es)-1] {
+			if within(e.seq) {
+				// Keep the revision taken: a push tries a record as new
+				// (rev 1) before reading it, and must fail.
+				replace = append(replace, compacted{seq: e.seq, rid: e.d.RID, rev: e.d.Rev})
+				res.Superseded++
+			}
+		}
+	}
+	if horizon > 0 {
+		// Raise the horizon before forgetting: a puller that reads the
+		// purged slots afterwards is then told to start over (the sync
+		// service checks horizons again after reading).
+		_, err := s.db.Collection("scopes").UpdateOne(ctx, bson.D{{Key: "_id", Value: scope}},
+			bson.D{{Key: "$max", Value: bson.D{{Key: "h", Value: horizon}}}}, options.UpdateOne().SetUpsert(true))
+		if err != nil {
+			return server.CompactResult{}, fmt.Errorf("mongo: compact %s: raise horizon: %w", scope, err)
+		}
+	}
+	now := s.now()
+	// At most 40 statements per update command, one command at a time:
+	// FerretDB v1 keeps a PostgreSQL connection per statement until the
+	// command ends, and a command with more statements than its pool (50)
+	// hangs the server until it is restarted.
+	const chunk = 40
+	for i := 0; i < len(replace); i += chunk {
+		var models []mongo.WriteModel
+		for _, c := range replace[i:min(i+chunk, len(replace))] {
+			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: c.seq}}).SetReplacement(c.doc(now)))
+		}
+		if _, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true)); err != nil {
+			return server.CompactResult{}, fmt.Errorf("mongo: compact %s: %w", scope, err)
+		}
+	}
+	hz, err := s.Horizons(ctx, []string{scope})
+	if err != nil {
+		return server.CompactResult{}, err
+	}
+	res.Horizon = hz[scope]
+	return res, nil
+}

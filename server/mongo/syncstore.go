@@ -1,0 +1,374 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
+// Page sizes of the change log. A log entry carries the numbers of the
+// small and the big page it belongs to (p2 = seq/SmallPage, p1 =
+// seq/BigPage), and a reader fetches a page by one equality filter on one
+// of them. Readers catching up read big pages (fewer round trips, and on
+// FerretDB fewer scans of the collection); readers that are nearly up to
+// date read small pages (less of what they already have).
+const (
+	SmallPage = 100
+	BigPage   = 1000
+)
+
+// DefaultLease is how long a reader waits for the writer of an allocated
+// but unwritten sequence number before it fills the hole with a no-op.
+const DefaultLease = 60 * time.Second
+
+// maxInsertRounds bounds how often Insert re-allocates sequence numbers
+// for entries whose slots other writers took.
+const maxInsertRounds = 16
+
+// SyncStore implements server.SyncStore on MongoDB, and on FerretDB v1
+// (PostgreSQL), with single-document atomic operations only: no
+// multi-document transactions and no change streams.
+//
+// # What the database guarantees, and what it does not
+//
+// On FerretDB v1 the only atomic primitive is an insert into a unique
+// index (PostgreSQL enforces it). Its findAndModify and update run as a
+// read followed by a separate write of the whole document, so concurrent
+// $inc or compare-and-set updates of one document lose updates (measured:
+// 8 goroutines × 50 $inc ended at 64, not 400; a {used:false}→true claim
+// had several winners in 50 of 50 trials). Queries push down only
+// top-level equality, and even that is a sequential scan inside
+// PostgreSQL, so every query costs in proportion to the collection it
+// reads. The design therefore rests on unique inserts for correctness,
+// uses updates only as hints, reads by equality only, and keeps the
+// collections a query scans small.
+//
+// # Collections
+//
+//   - log_<scope>: the change log of one scope (a school id, or "ref"),
+//     which is also the record store. One document per accepted record
+//     state: {_id: seq, p1, p2, rid, rev, rr: "<rid>/<rev>", at, del, st}
+//     where st is the canonical JSON of the whole record at that revision
+//     (a string, so it round-trips byte for byte). No-ops that fill holes:
+//     {_id: seq, p1, p2, rr: "n<seq>", noop: true, at}. Page marks:
+//     {_id: "m<q>", p2: q-1, p1: (q·SmallPage-1)/BigPage, rr: "m<q>", at},
+//     written when small page q is first allocated, so a reader of the
+//     page before it learns that something lies beyond. Unique indexes on
+//     _id and rr; plain indexes on p1, p2 and rid (used by MongoDB; on
+//     FerretDB they cost a few percent of insert time and are never used).
+//     One collection per scope keeps FerretDB's scans to one school's log.
+//   - scopes: {_id: scope, next, at, h}: the sequence counter (a hint, see
+//     below) and the horizon h.
+//   - ops: {_id: op id, h: digest, b: batch id, at}; batches: {_id: batch
+//     id, h: digest, d: device, n, at}; results: {_id: batch id, r: JSON}.
+//   - conflicts: the conflict index; meta: the epoch.
+//
+// # Sequence numbers without gaps, and without transactions
+//
+// A writer allocates a block of sequence numbers with $inc on the scope's
+// counter (one round trip per scope per batch; serialized within a
+// process) and inserts its entries at those numbers in one unordered
+// InsertMany. The unique _id makes every slot write-once: a slot holds the
+// writer's entry or a no-op, never both, and never changes afterwards
+// (compaction replaces an entry by a no-op in place). On MongoDB $inc is
+// atomic, so blocks never overlap; on FerretDB a lost update can hand two
+// processes overlapping blocks, and then each slot still goes to exactly
+// one of them: the loser sees a duplicate-key error, reads the small page
+// to tell a taken slot from an existing revision (below), and retries in a
+// new block. Correctness never depends on the counter.
+//
+// A reader hands out only the contiguous prefix of occupied slots after
+// its position. A missing slot below an occupied one (or below a page
+// mark) is a hole: its writer is still writing, or died between allocating
+// and writing. The reader waits, and once the next occupied slot (or mark)
+// is older than the lease it fills the hole with a no-op by inserting it:
+// if the writer's entry landed first the insert fails and the reader reads
+// the entry; if the no-op lands first, the late writer's insert fails and
+// the writer retries in a new block. Either way no reader ever passes a
+// slot that is later written: no puller skips a change, and a process
+// killed with SIGKILL leaves holes that are filled after the lease.
+//
+// # Records, and the compare-and-set
+//
+// The current state of a record is its entry with the highest rev,
+// found by {rid} (an equality lookup). The unique rr index makes "rev r of
+// record x" insertable once: a writer that read rev r and inserts r+1
+// either wins, or gets a duplicate key, re-reads, re-merges (a join) and
+// tries r+2. A new record is inserted at rev 1 directly; a duplicate tells
+// the writer the record exists, without a read before the insert. Because
+// an entry can fail on either unique index and FerretDB's error does not
+// say which, the writer reads the small pages of its failed slots: a slot
+// occupied by someone else means "slot taken, retry elsewhere"; an empty
+// slot means "revision exists", and the writer fills its slot with a no-op.
+//
+// # Bulk updates
+//
+// Compaction is the only bulk update. It replaces entries one statement
+// per document, in commands of at most 40 statements sent one after
+// another: FerretDB v1 holds a backend connection per statement of an
+// update command until the command ends, and a command with more
+// statements than its PostgreSQL pool (50) hangs the server until it is
+// restarted.
+type SyncStore struct {
+	db *mongo.Database
+	// Lease is how long a reader waits before it fills a hole.
+	Lease time.Duration
+	// Now is the clock used for the "at" stamps and the lease; tests
+	// replace it.
+	Now func() time.Time
+
+	mu     sync.Mutex
+	scopes map[string]*scopeState
+	epoch  uuid.UUID
+}
+
+var _ server.SyncStore = (*SyncStore)(nil)
+
+// scopeState is what this process knows about one scope's log.
+type scopeState struct {
+	mu     sync.Mutex // serializes this process's allocations in the scope
+	ready  bool       // the log's indexes exist
+	top    int64      // the highest sequence number this process allocated
+	marked int64      // the highest small page this process wrote a mark for
+}
+
+// NewSyncStore returns a store on db with the default lease and the real
+// clock. Call EnsureIndexes once at startup.
+func NewSyncStore(db *mongo.Database) *SyncStore {
+	return &SyncStore{db: db, Lease: DefaultLease, Now: time.Now, scopes: map[string]*scopeState{}}
+}
+
+// EnsureIndexes creates the indexes of the journal and conflict
+// collections (the logs' indexes are created when a scope is first
+// written). It is idempotent.
+func (s *SyncStore) EnsureIndexes(ctx context.Context) error {
+	if _, err := s.db.Collection("ops").Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "b", Value: 1}}}); err != nil {
+		return fmt.Errorf("mongo: ensure ops indexes: %w", err)
+	}
+	_, err := s.db.Collection("conflicts").Indexes().CreateMany(ctx, []mongo.IndexModel{
+		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "scope", Value: 1}, {Key: "updated_at", Value: -1}}},
+		{Keys: bson.D{{Key: "rid", Value: 1}}},
+	})
+	if err != nil {
+		return fmt.Errorf("mongo: ensure conflict indexes: %w", err)
+	}
+	return nil
+}
+
+func (s *SyncStore) now() time.Time { return s.Now().UTC().Truncate(time.Millisecond) }
+
+func (s *SyncStore) scope(name string) *scopeState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.scopes[name]
+	if st == nil {
+		st = &scopeState{}
+		s.scopes[name] = st
+	}
+	return st
+}
+
+// logName returns the collection of a scope's change log.
+func logName(scope string) string { return "log_" + scope }
+
+func (s *SyncStore) log(scope string) *mongo.Collection { return s.db.Collection(logName(scope)) }
+
+func checkScope(scope string) error {
+	if !server.ValidScope(scope) {
+		return syncproto.Errorf(syncproto.EINVALID, "%q is not a scope: a school id or %q.", scope, server.RefScope)
+	}
+	return nil
+}
+
+// logIndexes are the indexes of every log collection.
+var logIndexes = []mongo.IndexModel{
+	{Keys: bson.D{{Key: "rr", Value: 1}}, Options: options.Index().SetUnique(true).SetName("rr")},
+	{Keys: bson.D{{Key: "p1", Value: 1}}, Options: options.Index().SetName("p1")},
+	{Keys: bson.D{{Key: "p2", Value: 1}}, Options: options.Index().SetName("p2")},
+	{Keys: bson.D{{Key: "rid", Value: 1}}, Options: options.Index().SetName("rid")},
+}
+
+// ensureLog creates the indexes of a scope's log once per process; st.mu
+// is held. The indexes are listed first and created only when missing,
+// with a few retries: FerretDB v1 panics (and drops the connection) when
+// two createIndexes commands on one collection run at once, which happens
+// when two processes write a new scope at the same moment (measured: 100
+// of 120 concurrent calls failed).
+func (s *SyncStore) ensureLog(ctx context.Context, scope string, st *scopeState) error {
+	if st.ready {
+		return nil
+	}
+	coll := s.log(scope)
+	var err error
+	for attempt := range 6 {
+		if attempt > 0 {
+			wait := time.Duration(10<<attempt)*time.Millisecond + time.Duration(rand.Int64N(int64(20*time.Millisecond)))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		if hasIndexes(ctx, coll) {
+			st.ready = true
+			return nil
+		}
+		if _, err = coll.Indexes().CreateMany(ctx, logIndexes); err == nil {
+			st.ready = true
+			return nil
+		}
+	}
+	return fmt.Errorf("mongo: create indexes of %s: %w", logName(scope), err)
+}
+
+// hasIndexes reports whether coll has every index of logIndexes, by name.
+func hasIndexes(ctx context.Context, coll *mongo.Collection) bool {
+	cur, err := coll.Indexes().List(ctx)
+	if err != nil {
+		return false
+	}
+	var got []struct {
+		Name string `bson:"name"`
+	}
+	if err := cur.All(ctx, &got); err != nil {
+		return false
+	}
+	have := map[string]bool{}
+	for _, ix := range got {
+		have[ix.Name] = true
+	}
+	for _, name := range []string{"rr", "p1", "p2", "rid"} {
+		if !have[name] {
+			return false
+		}
+	}
+	return true
+}
+
+// alloc allocates n consecutive sequence numbers in scope, all above
+// floor, and returns the first.
+func (s *SyncStore) alloc(ctx context.Context, scope string, n int, floor int64) (int64, error) {
+	st := s.scope(scope)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := s.ensureLog(ctx, scope, st); err != nil {
+		return 0, err
+	}
+	var doc struct {
+		Next int64 `bson:"next"`
+	}
+	var err error
+	for range 3 {
+		err = s.db.Collection("scopes").FindOneAndUpdate(ctx,
+			bson.D{{Key: "_id", Value: scope}},
+			bson.D{{Key: "$inc", Value: bson.D{{Key: "next", Value: int64(n)}}}, {Key: "$set", Value: bson.D{{Key: "at", Value: s.now()}}}},
+			options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After),
+		).Decode(&doc)
+		if !mongo.IsDuplicateKeyError(err) { // two first upserts raced: the loser retries
+			break
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("mongo: allocate %d in %s: %w", n, scope, err)
+	}
+	first := doc.Next - int64(n) + 1
+	if first <= max(st.top, floor) {
+		// The counter is behind: on FerretDB an increment by another
+		// process can be lost, and even written back lower (see
+		// SyncStore). Start above what this process allocated and what
+		// the caller saw taken, and push the counter up as a hint.
+		first = max(st.top, floor) + 1
+		_, err := s.db.Collection("scopes").UpdateOne(ctx, bson.D{{Key: "_id", Value: scope}},
+			bson.D{{Key: "$max", Value: bson.D{{Key: "next", Value: first + int64(n) - 1}}}})
+		if err != nil {
+			return 0, fmt.Errorf("mongo: allocate %d in %s: %w", n, scope, err)
+		}
+	}
+	st.top = first + int64(n) - 1
+	return first, nil
+}
+
+// Reserve allocates n sequence numbers in scope and writes nothing: what
+// a writer killed between allocating and writing leaves behind. It is for
+// tests of the hole filling.
+func (s *SyncStore) Reserve(ctx context.Context, scope string, n int) (first int64, err error) {
+	if err := checkScope(scope); err != nil {
+		return 0, err
+	}
+	return s.alloc(ctx, scope, n, 0)
+}
+
+type metaDoc struct {
+	ID    string    `bson:"_id"`
+	Epoch string    `bson:"epoch"`
+	At    time.Time `bson:"at"`
+}
+
+// Epoch implements server.SyncStore. The epoch is created once, by the
+// first insert to succeed.
+func (s *SyncStore) Epoch(ctx context.Context) (uuid.UUID, error) {
+	s.mu.Lock()
+	e := s.epoch
+	s.mu.Unlock()
+	if e != uuid.Nil {
+		return e, nil
+	}
+	meta := s.db.Collection("meta")
+	var doc metaDoc
+	err := meta.FindOne(ctx, bson.D{{Key: "_id", Value: "epoch"}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		doc = metaDoc{ID: "epoch", Epoch: uuid.Must(uuid.NewV7()).String(), At: s.now()}
+		_, err = meta.InsertOne(ctx, doc)
+		if mongo.IsDuplicateKeyError(err) {
+			err = meta.FindOne(ctx, bson.D{{Key: "_id", Value: "epoch"}}).Decode(&doc)
+		}
+	}
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("mongo: epoch: %w", err)
+	}
+	e, err = uuid.Parse(doc.Epoch)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("mongo: epoch: %w", err)
+	}
+	s.mu.Lock()
+	s.epoch = e
+	s.mu.Unlock()
+	return e, nil
+}
+
+// Horizons implements server.SyncStore.
+func (s *SyncStore) Horizons(ctx context.Context, scopes []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	if len(scopes) == 0 {
+		return out, nil
+	}
+	cur, err := s.db.Collection("scopes").Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: scopes}}}},
+		options.Find().SetProjection(bson.D{{Key: "h", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("mongo: horizons: %w", err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+		H  int64  `bson:"h"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: horizons: %w", err)
+	}
+	for _, d := range docs {
+		if d.H > 0 {
+			out[d.ID] = d.H
+		}
+	}
+	return out, nil
+}

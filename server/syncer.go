@@ -1,0 +1,752 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fieldsync/fieldsync/syncproto"
+	"github.com/google/uuid"
+)
+
+// DefaultSyncLimits returns the push and pull limits a Syncer advertises
+// unless told otherwise. The media limits (ChunkBytes, MaxBlobSize) are
+// the media service's and are left zero here; the wiring copies them in.
+func DefaultSyncLimits() syncproto.Limits {
+	return syncproto.Limits{MaxChanges: 500, MaxBytes: 16 << 20, MaxPull: 1000}
+}
+
+// Syncer implements SyncService on a SyncStore. It holds the protocol
+// logic that does not depend on the database: grouping a batch by record,
+// the exactly-once bookkeeping, syncproto.Decide, server-set fields,
+// validation, conflict indexing, cursors and scopes.
+//
+// A push runs in a fixed number of round trips for a batch of new
+// records, whatever its size: the stored answer is looked up by batch id;
+// the op ids are claimed in one insert; every record is tried as new (rev
+// 1) in one insert per scope; the answer is stored. Only records that
+// turn out to exist already take the slow path: read the current state,
+// Decide, insert the next revision, and retry after a lost race.
+type Syncer struct {
+	Store SyncStore
+	// Validator, when set, checks every state before it is written.
+	Validator RecordValidator
+	// Limits are advertised by Info; MaxChanges and MaxPull are enforced
+	// here, MaxBytes by the HTTP layer (it never reaches the service).
+	Limits syncproto.Limits
+	// Now is the server clock.
+	Now func() time.Time
+	// Replica is the server's office identity in version vectors: the
+	// replica that writes conflict resolutions.
+	Replica syncproto.ReplicaID
+	// Workers bounds the concurrent store reads of the slow path.
+	Workers int
+	// MaxAttempts bounds how often one record is retried after losing a
+	// race for its next revision before the push fails with EUNAVAILABLE.
+	MaxAttempts int
+	Logger      *slog.Logger
+
+	mu    sync.Mutex
+	clock syncproto.HLC // the office replica's clock
+}
+
+var _ SyncService = (*Syncer)(nil)
+
+// NewSyncer returns a Syncer with the default limits and the real clock.
+func NewSyncer(store SyncStore, replica syncproto.ReplicaID) *Syncer {
+	return &Syncer{
+		Store: store, Limits: DefaultSyncLimits(), Now: time.Now, Replica: replica,
+		Workers: 4, MaxAttempts: 16, Logger: slog.New(slog.DiscardHandler),
+	}
+}
+
+func (s *Syncer) now() time.Time { return s.Now().UTC().Truncate(time.Millisecond) }
+
+// Info implements SyncService.
+func (s *Syncer) Info(ctx context.Context) (syncproto.Info, error) {
+	epoch, err := s.Store.Epoch(ctx)
+	if err != nil {
+		return syncproto.Info{}, err
+	}
+	return syncproto.Info{Protocol: syncproto.ProtocolVersion, Epoch: epoch, Limits: s.Limits, ServerTime: s.now()}, nil
+}
+
+// BatchDigest identifies a push batch's content: a sha256 over its op ids
+// and their changes' digests, in order.
+func BatchDigest(req syncproto.PushRequest, digests []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", req.DeviceID)
+	for i, ch := range req.Changes {
+		fmt.Fprintf(h, "%s %s\n", ch.OpID, digests[i])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// group is the changes of one record in a batch, folded into one delta.
+type group struct {
+	id       uuid.UUID
+	scope    string
+	idx      []int // request indexes of the changes folded in
+	delta    *syncproto.Record
+	base     syncproto.Vector
+	replayed bool // every change folded in was applied before (same op id and digest)
+
+	stored *syncproto.Record // the current state, on the slow path
+	state  *syncproto.Record // the state to insert
+	d      syncproto.Decision
+	rerr   error // a store read error
+
+	done      bool
+	status    string
+	rev       int64
+	conflicts []string
+	err       *syncproto.Error // rejection of every change in the group
+}
+
+// Push implements SyncService.
+func (s *Syncer) Push(ctx context.Context, p Principal, g Grant, req syncproto.PushRequest, rejected map[int]*syncproto.Error) (syncproto.PushResponse, error) {
+	now := s.now()
+	if max := s.Limits.MaxChanges; max > 0 && len(req.Changes) > max {
+		return syncproto.PushResponse{}, syncproto.Errorf(syncproto.ETOOLARGE, "A push holds at most %d changes; this one has %d. Send smaller batches.", max, len(req.Changes))
+	}
+	if req.BatchID == uuid.Nil {
+		return syncproto.PushResponse{}, syncproto.Errorf(syncproto.EINVALID, "batch_id is required.")
+	}
+	digests := make([]string, len(req.Changes))
+	for i, ch := range req.Changes {
+		digests[i] = ch.Digest()
+	}
+	bd := BatchDigest(req, digests)
+
+	// A batch answered before gets the same answer, and nothing is written.
+	switch b, err := s.Store.Batch(ctx, req.BatchID); {
+	case err == nil:
+		if b.Digest != bd {
+			return syncproto.PushResponse{}, syncproto.Errorf(syncproto.EOPREUSED, "Batch %s was sent before with other changes.", req.BatchID)
+		}
+		return syncproto.PushResponse{Protocol: syncproto.ProtocolVersion, Results: b.Results, ServerTime: now}, nil
+	case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
+		return syncproto.PushResponse{}, err
+	}
+
+	results := make([]syncproto.Result, len(req.Changes))
+	reject := func(i int, e *syncproto.Error) {
+		results[i] = syncproto.Result{OpID: req.Changes[i].OpID, Status: syncproto.StatusRejected, Error: e}
+	}
+	valid := make([]bool, len(req.Changes))
+	var ops []OpDigest
+	for i, ch := range req.Changes {
+		results[i].OpID = ch.OpID
+		switch {
+		case rejected[i] != nil:
+			reject(i, rejected[i])
+		case ch.OpID == uuid.Nil || ch.Record == nil:
+			reject(i, syncproto.Errorf(syncproto.EINVALID, "Change %d needs an op_id and a record.", i))
+		case !g.Allows(ScopeOf(ch.Record)):
+			reject(i, forbidden(ch.Record))
+		default:
+			valid[i] = true
+			ops = append(ops, OpDigest{OpID: ch.OpID, Digest: digests[i]})
+		}
+	}
+
+	// Claim the op ids before writing anything: an op id known with other
+	// content is refused, one known with the same content is re-applied
+	// (a join: harmless) and reported duplicate if it changes nothing.
+	seen := map[uuid.UUID]string{}
+	if len(ops) > 0 {
+		var err error
+		if seen, err = s.Store.ClaimOps(ctx, req.BatchID, ops); err != nil {
+			return syncproto.PushResponse{}, err
+		}
+	}
+	replayed := make([]bool, len(req.Changes))
+	for i, ch := range req.Changes {
+		if !valid[i] {
+			continue
+		}
+		if d, ok := seen[ch.OpID]; ok {
+			if d != digests[i] {
+				valid[i] = false
+				reject(i, syncproto.Errorf(syncproto.EOPREUSED, "Op %s was applied before with other content; send the change under a new op id.", ch.OpID))
+				continue
+			}
+			replayed[i] = true
+		}
+	}
+
+	groups := s.fold(req, valid, replayed, reject, now)
+	if err := s.apply(ctx, groups); err != nil {
+		return syncproto.PushResponse{}, err
+	}
+	for _, gr := range groups {
+		for _, i := range gr.idx {
+			if gr.err != nil {
+				reject(i, gr.err)
+				continue
+			}
+			results[i] = syncproto.Result{OpID: req.Changes[i].OpID, Status: gr.status, Rev: gr.rev, Conflicts: gr.conflicts}
+		}
+	}
+	if err := s.Store.SaveBatch(ctx, StoredBatch{ID: req.BatchID, Device: req.DeviceID, Digest: bd, Results: results, At: now}); err != nil {
+		return syncproto.PushResponse{}, err
+	}
+	return syncproto.PushResponse{Protocol: syncproto.ProtocolVersion, Results: results, ServerTime: now}, nil
+}
+
+func forbidden(r *syncproto.Record) *syncproto.Error {
+	if r.SchoolID == "" {
+		return syncproto.Errorf(syncproto.EFORBIDDEN, "Record %s has no school: only the office writes reference data.", r.ID)
+	}
+	return syncproto.Errorf(syncproto.EFORBIDDEN, "Record %s belongs to school %s, which is not assigned to you.", r.ID, r.SchoolID)
+}
+
+// fold groups the valid changes by record, in order of first appearance,
+// merges each group's deltas and stamps the server-set fields.
+func (s *Syncer) fold(req syncproto.PushRequest, valid, replayed []bool, reject func(int, *syncproto.Error), now time.Time) []*group {
+	var groups []*group
+	byID := map[uuid.UUID]*group{}
+	for i, ch := range req.Changes {
+		if !valid[i] {
+			continue
+		}
+		gr := byID[ch.Record.ID]
+		if gr == nil {
+			gr = &group{id: ch.Record.ID, scope: ScopeOf(ch.Record), delta: ch.Record, base: ch.Base, replayed: true}
+			byID[gr.id] = gr
+			groups = append(groups, gr)
+		} else {
+			m, err := syncproto.Merge(gr.delta, ch.Record)
+			if err != nil {
+				reject(i, asProtoError(err))
+				continue
+			}
+			gr.delta, gr.base = m, gr.base.Merge(ch.Base)
+		}
+		gr.idx = append(gr.idx, i)
+		gr.replayed = gr.replayed && replayed[i]
+	}
+	for _, gr := range groups {
+		gr.delta = stamp(gr.delta, now)
+	}
+	return groups
+}
+
+// stamp returns a shallow copy of a delta with the server-set fields set:
+// no Rev (the store numbers revisions), ServerReceivedAt now on the record
+// and on every item (Merge keeps the earliest, so a stored stamp never
+// moves), and the clock_skew flag when a stamp is too far ahead. The
+// delta itself, which may be the caller's, is not modified.
+func stamp(r *syncproto.Record, now time.Time) *syncproto.Record {
+	c := *r
+	c.Rev = 0
+	t := now
+	c.ServerReceivedAt = &t
+	if len(r.Items) > 0 {
+		c.Items = make(map[string][]syncproto.Item, len(r.Items))
+		for k, items := range r.Items {
+			cp := make([]syncproto.Item, len(items))
+			for j, it := range items {
+				it.ServerReceivedAt = &t
+				cp[j] = it
+			}
+			c.Items[k] = cp
+		}
+	}
+	if skewed(r, now) && !slices.Contains(r.Flags, FlagClockSkew) {
+		c.Flags = append(slices.Clone(r.Flags), FlagClockSkew)
+		slices.Sort(c.Flags)
+	}
+	return &c
+}
+
+// skewed reports whether any stamp in r is more than MaxClockSkew ahead of now.
+func skewed(r *syncproto.Record, now time.Time) bool {
+	limit := now.Add(MaxClockSkew).UnixMilli()
+	for _, f := range r.Fields {
+		for _, v := range f {
+			if v.HLC.Wall > limit {
+				return true
+			}
+		}
+	}
+	for _, v := range r.Deleted {
+		if v.HLC.Wall > limit {
+			return true
+		}
+	}
+	for _, items := range r.Items {
+		for _, it := range items {
+			if it.HLC.Wall > limit {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func asProtoError(err error) *syncproto.Error {
+	if e, ok := err.(*syncproto.Error); ok {
+		return e
+	}
+	return syncproto.Errorf(syncproto.EINVALID, "%v", err)
+}
+
+func (s *Syncer) validate(ctx context.Context, r *syncproto.Record) *syncproto.Error {
+	if s.Validator == nil {
+		return nil
+	}
+	return s.Validator.ValidateRecord(ctx, r)
+}
+
+// apply writes the groups: first all as new records in one Insert, then
+// the ones that exist through the slow path.
+func (s *Syncer) apply(ctx context.Context, groups []*group) error {
+	var fast []*group
+	var slow []*group
+	for _, gr := range groups {
+		st := *gr.delta
+		st.Rev = 1
+		if s.validate(ctx, &st) != nil {
+			// Maybe the stored record completes it: decide on the slow path.
+			slow = append(slow, gr)
+			continue
+		}
+		gr.state = &st
+		fast = append(fast, gr)
+	}
+	if len(fast) > 0 {
+		states := make([]*syncproto.Record, len(fast))
+		for i, gr := range fast {
+			states[i] = gr.state
+		}
+		exists, err := s.Store.Insert(ctx, states)
+		if err != nil {
+			return err
+		}
+		for i, gr := range fast {
+			if exists[i] {
+				gr.state = nil
+				slow = append(slow, gr)
+				continue
+			}
+			gr.done, gr.status, gr.rev = true, syncproto.StatusApplied, 1
+			if err := s.indexConflicts(ctx, nil, gr.state); err != nil {
+				return err
+			}
+		}
+	}
+	attempts := max(s.MaxAttempts, 1)
+	for round := 0; len(slow) > 0; round++ {
+		if round == attempts {
+			return syncproto.Errorf(syncproto.EUNAVAILABLE, "Record %s is being written by others too often; retry the batch.", slow[0].id)
+		}
+		if err := s.readCurrent(ctx, slow); err != nil {
+			return err
+		}
+		var ins []*group
+		for _, gr := range slow {
+			d, err := syncproto.Decide(gr.stored, gr.delta, gr.base)
+			if err != nil {
+				gr.done, gr.err = true, asProtoError(err)
+				continue
+			}
+			if !d.Changed {
+				gr.done, gr.status, gr.rev = true, d.Status, gr.stored.Rev
+				if gr.replayed {
+					gr.status = syncproto.StatusDuplicate
+				}
+				// Re-index in case a crash came between the write and the
+				// index on an earlier attempt (an upsert: idempotent).
+				if err := s.indexConflicts(ctx, nil, gr.stored); err != nil {
+					return err
+				}
+				continue
+			}
+			d.Merged.Rev = 1
+			if gr.stored != nil {
+				d.Merged.Rev = gr.stored.Rev + 1
+			}
+			if e := s.validate(ctx, d.Merged); e != nil {
+				gr.done, gr.err = true, e
+				continue
+			}
+			gr.d, gr.state = d, d.Merged
+			ins = append(ins, gr)
+		}
+		slow = slow[:0]
+		if len(ins) == 0 {
+			break
+		}
+		states := make([]*syncproto.Record, len(ins))
+		for i, gr := range ins {
+			states[i] = gr.state
+		}
+		exists, err := s.Store.Insert(ctx, states)
+		if err != nil {
+			return err
+		}
+		for i, gr := range ins {
+			if exists[i] {
+				slow = append(slow, gr) // lost the race for this revision: read again
+				continue
+			}
+			gr.done, gr.status, gr.rev, gr.conflicts = true, gr.d.Status, gr.state.Rev, gr.d.Conflicts
+			if err := s.indexConflicts(ctx, gr.stored, gr.state); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readCurrent reads the current state of each group's record, a few at a
+// time.
+func (s *Syncer) readCurrent(ctx context.Context, groups []*group) error {
+	sem := make(chan struct{}, max(s.Workers, 1))
+	var wg sync.WaitGroup
+	for _, gr := range groups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r, err := s.Store.Current(ctx, gr.scope, gr.id)
+			switch {
+			case err == nil:
+				gr.stored, gr.rerr = r, nil
+			case syncproto.ErrorCode(err) == syncproto.ENOTFOUND:
+				gr.stored, gr.rerr = nil, nil
+			default:
+				gr.rerr = err
+			}
+		}()
+	}
+	wg.Wait()
+	for _, gr := range groups {
+		if gr.rerr != nil {
+			return gr.rerr
+		}
+	}
+	return nil
+}
+
+// conflictVersions returns the versions of a field, or of the deletion
+// register for "deleted".
+func conflictVersions(r *syncproto.Record, field string) syncproto.Field {
+	if r == nil {
+		return nil
+	}
+	if field == "deleted" {
+		if _, ok := r.Fields["deleted"]; !ok {
+			return r.Deleted
+		}
+	}
+	return r.Fields[field]
+}
+
+func sameVersions(a, b syncproto.Field) bool {
+	x, _ := syncproto.Marshal(a)
+	y, _ := syncproto.Marshal(b)
+	return bytes.Equal(x, y)
+}
+
+// indexConflicts brings the conflict index up to date after a record went
+// from state old (nil when new) to state next: fields newly in conflict,
+// or in conflict with other versions, are indexed open; fields no longer
+// in conflict are marked resolved.
+func (s *Syncer) indexConflicts(ctx context.Context, old, next *syncproto.Record) error {
+	var was []string
+	if old != nil {
+		was = old.ConflictFields()
+	}
+	now := s.now()
+	is := next.ConflictFields()
+	for _, f := range is {
+		vs := conflictVersions(next, f)
+		if old != nil && slices.Contains(was, f) && sameVersions(vs, conflictVersions(old, f)) {
+			continue
+		}
+		c := Conflict{
+			ID: ConflictID(next.ID, f), RecordID: next.ID, Kind: next.Kind, Scope: ScopeOf(next), Field: f,
+			Status: ConflictOpen, Rev: next.Rev, Versions: vs, DetectedAt: now, UpdatedAt: now,
+		}
+		if err := s.Store.PutConflict(ctx, c); err != nil {
+			return err
+		}
+	}
+	for _, f := range was {
+		if slices.Contains(is, f) {
+			continue
+		}
+		resolver := ""
+		if w, ok := conflictVersions(next, f).Winner(); ok {
+			resolver = w.Author
+		}
+		t := now
+		c := Conflict{
+			ID: ConflictID(next.ID, f), RecordID: next.ID, Kind: next.Kind, Scope: ScopeOf(next), Field: f,
+			Status: ConflictResolved, Rev: next.Rev, Versions: conflictVersions(old, f), DetectedAt: now, UpdatedAt: now,
+			ResolvedAt: &t, ResolvedBy: resolver,
+		}
+		if err := s.Store.PutConflict(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pull implements SyncService.
+func (s *Syncer) Pull(ctx context.Context, p Principal, scopes []string, req syncproto.PullRequest, cur syncproto.Cursor) (syncproto.PullResponse, error) {
+	now := s.now()
+	epoch, err := s.Store.Epoch(ctx)
+	if err != nil {
+		return syncproto.PullResponse{}, err
+	}
+	if (cur.Epoch != uuid.Nil || len(cur.Pos) > 0) && cur.Epoch != epoch {
+		return syncproto.PullResponse{}, syncproto.StartOverError()
+	}
+	allowed := slices.Clone(scopes)
+	slices.Sort(allowed)
+	allowed = slices.Compact(allowed)
+	for _, sc := range allowed {
+		if !ValidScope(sc) {
+			return syncproto.PullResponse{}, syncproto.Errorf(syncproto.EINVALID, "%q is not a scope: a school id or %q.", sc, RefScope)
+		}
+	}
+	want := allowed
+	if len(req.Scope) > 0 {
+		want = nil
+		for _, sc := range req.Scope {
+			if !ValidScope(sc) {
+				return syncproto.PullResponse{}, syncproto.Errorf(syncproto.EINVALID, "%q is not a scope: a school id or %q.", sc, RefScope)
+			}
+			if _, ok := slices.BinarySearch(allowed, sc); !ok {
+				return syncproto.PullResponse{}, syncproto.Errorf(syncproto.EFORBIDDEN, "You may not pull scope %s.", sc)
+			}
+			want = append(want, sc)
+		}
+		slices.Sort(want)
+		want = slices.Compact(want)
+	}
+	limit := req.Limit
+	if max := s.Limits.MaxPull; limit <= 0 || (max > 0 && limit > max) {
+		limit = max
+	}
+	if limit <= 0 {
+		limit = DefaultSyncLimits().MaxPull
+	}
+	if err := s.checkHorizons(ctx, want, cur); err != nil {
+		return syncproto.PullResponse{}, err
+	}
+
+	next := syncproto.Cursor{Epoch: epoch, Pos: map[string]int64{}}
+	for _, sc := range allowed {
+		if pos := cur.Pos[sc]; pos > 0 {
+			next.Pos[sc] = pos
+		}
+	}
+	var recs []*syncproto.Record
+	more := false
+	for _, sc := range want {
+		budget := limit - len(recs)
+		if budget <= 0 {
+			more = true
+			break
+		}
+		page, err := s.Store.Changes(ctx, sc, cur.Pos[sc], budget)
+		if err != nil {
+			return syncproto.PullResponse{}, err
+		}
+		recs = append(recs, page.Records...)
+		if page.Pos > 0 {
+			next.Pos[sc] = page.Pos
+		}
+		if page.More {
+			more = true
+			break
+		}
+	}
+	// A compaction that raised a horizon while we read may have purged a
+	// tombstone this cursor had not seen: check again before answering.
+	if err := s.checkHorizons(ctx, want, cur); err != nil {
+		return syncproto.PullResponse{}, err
+	}
+	if len(next.Pos) == 0 {
+		next.Pos = nil
+	}
+	return syncproto.PullResponse{
+		Protocol: syncproto.ProtocolVersion, Records: latestOnly(recs), Cursor: next.Encode(), More: more, ServerTime: now,
+	}, nil
+}
+
+func (s *Syncer) checkHorizons(ctx context.Context, scopes []string, cur syncproto.Cursor) error {
+	if len(cur.Pos) == 0 || len(scopes) == 0 {
+		return nil
+	}
+	hz, err := s.Store.Horizons(ctx, scopes)
+	if err != nil {
+		return err
+	}
+	for _, sc := range scopes {
+		if pos := cur.Pos[sc]; pos > 0 && pos < hz[sc] {
+			return syncproto.StartOverError()
+		}
+	}
+	return nil
+}
+
+// latestOnly keeps the last state of each record, in log order: a later
+// state of a record is the join of the earlier ones with more changes, so
+// the earlier ones add nothing for the phone.
+func latestOnly(recs []*syncproto.Record) []*syncproto.Record {
+	last := make(map[uuid.UUID]int, len(recs))
+	for i, r := range recs {
+		last[r.ID] = i
+	}
+	out := make([]*syncproto.Record, 0, len(last))
+	for i, r := range recs {
+		if last[r.ID] == i {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Record implements SyncService.
+func (s *Syncer) Record(ctx context.Context, scope string, id uuid.UUID) (*syncproto.Record, error) {
+	if !ValidScope(scope) {
+		return nil, syncproto.Errorf(syncproto.EINVALID, "%q is not a scope: a school id or %q.", scope, RefScope)
+	}
+	return s.Store.Current(ctx, scope, id)
+}
+
+// Conflicts implements SyncService.
+func (s *Syncer) Conflicts(ctx context.Context, f ConflictFilter) ([]Conflict, error) {
+	if f.Status != "" && f.Status != ConflictOpen && f.Status != ConflictResolved {
+		return nil, syncproto.Errorf(syncproto.EINVALID, "status must be %q or %q.", ConflictOpen, ConflictResolved)
+	}
+	if f.Scope != "" && !ValidScope(f.Scope) {
+		return nil, syncproto.Errorf(syncproto.EINVALID, "%q is not a scope: a school id or %q.", f.Scope, RefScope)
+	}
+	if f.Limit <= 0 {
+		f.Limit = DefaultConflictLimit
+	}
+	return s.Store.Conflicts(ctx, f)
+}
+
+// ResolveConflict implements SyncService.
+func (s *Syncer) ResolveConflict(ctx context.Context, p Principal, id string, chosen json.RawMessage) (*syncproto.Record, error) {
+	if !p.Has(RoleOfficeReviewer) && !p.Has(RoleOfficeHead) {
+		return nil, syncproto.Errorf(syncproto.EFORBIDDEN, "Only the office resolves conflicts.")
+	}
+	c, err := s.Store.Conflict(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status == ConflictResolved {
+		return nil, syncproto.Errorf(syncproto.ECONFLICT, "Conflict %s was resolved already.", id)
+	}
+	value, err := syncproto.CanonicalJSON(chosen)
+	if err != nil {
+		return nil, syncproto.Errorf(syncproto.EINVALID, "The chosen value is not JSON: %v.", err)
+	}
+	deleted := c.Field == "deleted"
+	if deleted && string(value) != "true" && string(value) != "false" {
+		return nil, syncproto.Errorf(syncproto.EINVALID, "A deletion conflict is resolved with true (delete) or false (keep).")
+	}
+	attempts := max(s.MaxAttempts, 1)
+	for range attempts {
+		rec, err := s.Store.Current(ctx, c.Scope, c.RecordID)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(rec.ConflictFields(), c.Field) {
+			// Resolved meanwhile by a phone that had seen every version.
+			if err := s.indexConflicts(ctx, &syncproto.Record{ID: rec.ID, Fields: map[string]syncproto.Field{c.Field: c.Versions}}, rec); err != nil {
+				return nil, err
+			}
+			return rec, nil
+		}
+		now := s.now()
+		var delta *syncproto.Record
+		s.mu.Lock()
+		w := &syncproto.Writer{Replica: s.Replica, Author: p.UserID, Clock: s.observe(rec), Now: now}
+		switch {
+		case !deleted:
+			_, delta = syncproto.Set(rec, c.Field, value, w)
+		case string(value) == "true":
+			_, delta = syncproto.Delete(rec, w)
+		default:
+			w.Clock = w.Clock.Next(s.Replica, now)
+			delta = rec.Header()
+			delta.Deleted = syncproto.Field{{Value: json.RawMessage("false"), Vector: rec.Version().Update(s.Replica, now), HLC: w.Clock, Author: p.UserID}}
+		}
+		s.clock = w.Clock
+		s.mu.Unlock()
+		d, err := syncproto.Decide(rec, stamp(delta, now), rec.Version())
+		if err != nil {
+			return nil, err
+		}
+		d.Merged.Rev = rec.Rev + 1
+		exists, err := s.Store.Insert(ctx, []*syncproto.Record{d.Merged})
+		if err != nil {
+			return nil, err
+		}
+		if exists[0] {
+			continue // a phone wrote the record meanwhile: read it again
+		}
+		if err := s.indexConflicts(ctx, rec, d.Merged); err != nil {
+			return nil, err
+		}
+		return d.Merged, nil
+	}
+	return nil, syncproto.Errorf(syncproto.EUNAVAILABLE, "Record %s is being written too often; retry.", c.RecordID)
+}
+
+// observe advances the office clock past every stamp in r; s.mu is held.
+func (s *Syncer) observe(r *syncproto.Record) syncproto.HLC {
+	for _, f := range r.Fields {
+		for _, v := range f {
+			s.clock = s.clock.Observe(v.HLC)
+		}
+	}
+	for _, v := range r.Deleted {
+		s.clock = s.clock.Observe(v.HLC)
+	}
+	for _, items := range r.Items {
+		for _, it := range items {
+			s.clock = s.clock.Observe(it.HLC)
+		}
+	}
+	return s.clock
+}
+
+// Compact implements SyncService.
+func (s *Syncer) Compact(ctx context.Context, p Principal, scope string, opt CompactOptions) (CompactResult, error) {
+	if !p.Has(RoleAdmin) {
+		return CompactResult{}, syncproto.Errorf(syncproto.EFORBIDDEN, "Only an administrator compacts the change log.")
+	}
+	if !ValidScope(scope) {
+		return CompactResult{}, syncproto.Errorf(syncproto.EINVALID, "%q is not a scope: a school id or %q.", scope, RefScope)
+	}
+	return s.Store.Compact(ctx, scope, opt)
+}
+
+// SortConflicts orders conflicts as SyncStore.Conflicts returns them: most
+// recently updated first, then by id. For store implementations.
+func SortConflicts(cs []Conflict) {
+	sort.SliceStable(cs, func(i, j int) bool {
+		if !cs[i].UpdatedAt.Equal(cs[j].UpdatedAt) {
+			return cs[i].UpdatedAt.After(cs[j].UpdatedAt)
+		}
+		return cs[i].ID < cs[j].ID
+	})
+}
