@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -266,20 +267,12 @@ func stagingOf(sha string, infos []BlobInfo) staging {
 		}
 		st.chunks = append(st.chunks, chunk{key: in.Key, offset: off, size: in.Size})
 	}
-	slices.SortFunc(st.chunks, func(a, b chunk) int { return cmpInt64(a.offset, b.offset) })
+	slices.SortFunc(st.chunks, byOffset)
 	st.received = covered(st.chunks)
 	return st
 }
 
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
+func byOffset(a, b chunk) int { return cmp.Compare(a.offset, b.offset) }
 
 // covered returns how many bytes from offset 0 the chunks (sorted by
 // offset) cover without a gap. Chunks may overlap: two phones, or one
@@ -356,7 +349,7 @@ func (s *Service) PutChunk(ctx context.Context, sha string, offset int64, data [
 	}
 	chunks := slices.DeleteFunc(st.chunks, func(c chunk) bool { return c.offset == offset })
 	chunks = append(chunks, chunk{key: key, offset: offset, size: n})
-	slices.SortFunc(chunks, func(a, b chunk) int { return cmpInt64(a.offset, b.offset) })
+	slices.SortFunc(chunks, byOffset)
 	return s.partial(sha, covered(chunks)), nil
 }
 
@@ -572,8 +565,8 @@ type assembly struct {
 
 	pos  int64         // bytes returned so far
 	next int           // index of the next chunk to open
-	cur  io.ReadCloser // the open chunk, limited to its useful bytes
-	raw  io.Closer
+	cur  *exactReader  // the open chunk's useful bytes
+	raw  io.ReadCloser // the open chunk
 	err  error
 }
 
@@ -633,8 +626,7 @@ func (a *assembly) open() error {
 				return chunkChanged(err)
 			}
 		}
-		a.raw = rc
-		a.cur = io.NopCloser(&exactReader{r: rc, n: end - a.pos})
+		a.raw, a.cur = rc, &exactReader{r: rc, n: end - a.pos}
 		return nil
 	}
 	return syncproto.Errorf(syncproto.ECONFLICT, "A chunk of the upload is missing; ask for its status and send from there.")
