@@ -34,6 +34,8 @@ bench: ## Run the benchmarks against throwaway servers
 	else \
 		echo "no benchmarks yet"; \
 	fi
+	@# mobile: 1,000 simulated phones against fieldsyncd on the test stack (PHONES=, CONCURRENCY= to change)
+	mobile/cmd/fieldload/bench.sh
 
 build: ## Build bin/fieldsyncd
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/fieldsyncd ./server/cmd/fieldsyncd
