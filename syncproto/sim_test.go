@@ -17,8 +17,11 @@ import (
 
 var (
 	simSeed      = flag.Uint64("sim.seed", 1, "first seed of the convergence simulation (schedule i uses seed+i)")
-	simSchedules = flag.Int("sim.schedules", 0, "schedules to run (default 10000, 500 with -short)")
+	simSchedules = flag.Int("sim.schedules", 0, "schedules to run (default 10000; 2500 with -race; 500 with -short)")
 )
+
+// raceEnabled is set by race_test.go in builds with -race.
+var raceEnabled bool
 
 // A write made during a simulation, identified by key: "rec/s/HLC" for a
 // field version, "rec/a/ID" for an item, "rec/d/HLC" for a delete.
@@ -83,11 +86,18 @@ type simStats struct {
 //     exchange, while phones still hold unpushed writes.
 func TestConvergenceSimulation(t *testing.T) {
 	n := *simSchedules
-	if n == 0 {
+	switch {
+	case n > 0:
+	case testing.Short():
+		n = 500
+	case raceEnabled:
+		// This package starts no goroutines: the race detector makes the
+		// simulation about five times slower and finds nothing more, so
+		// CI's -race run does a quarter of the schedules. The plain run
+		// does all 10,000.
+		n = 2_500
+	default:
 		n = 10_000
-		if testing.Short() {
-			n = 500
-		}
 	}
 	st := &simStats{decisions: map[string]int{}}
 	for i := range n {
