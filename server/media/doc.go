@@ -61,9 +61,10 @@
 //
 // # Expected and received photos
 //
-// When the sync service stores a record state it calls Expect: the photos
-// the record refers to become expected for that record (replacing what an
-// older revision expected), and each photo remembers the record's school.
+// When the sync service stores record states it calls ExpectRecords (its
+// Syncer.Stored hook), which calls Expect for each: the photos the record
+// refers to become expected for that record (replacing what an older
+// revision expected), and each photo remembers the record's school.
 // Expect writes only to the MetaStore, so pushes of records succeed while
 // MinIO is down. A stored photo is marked complete in the MetaStore;
 // RecordPhotos reports, per record, the photos expected, received and

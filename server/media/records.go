@@ -2,8 +2,10 @@ package media
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/fieldsync/fieldsync/server"
@@ -14,21 +16,51 @@ import (
 // means something else is wrong.
 const expectRetries = 8
 
+// expectWorkers bounds how many records ExpectRecords handles at a time.
+const expectWorkers = 4
+
+// ExpectRecords calls Expect for every state, a few at a time; it has the
+// signature of server.Syncer.Stored, the hook the sync service calls with
+// the record states a push wrote (or found already written). It returns
+// every error, joined.
+func (s *Service) ExpectRecords(ctx context.Context, states []*syncproto.Record) error {
+	errs := make([]error, len(states))
+	sem := make(chan struct{}, expectWorkers)
+	var wg sync.WaitGroup
+	for i, r := range states {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = s.Expect(ctx, r)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // Expect notes the photos a stored record state refers to
 // (syncproto.PhotoRefs; none for a deleted record): they are the photos
 // the server expects for that record, replacing what an older revision
 // expected. The sync service calls it after it stores a record state,
 // including when a push turns out to be a duplicate, because Expect is
-// idempotent: when nothing changed it costs one read.
+// idempotent: when nothing changed it costs one read, and the first
+// revision of a record without photos none.
 //
 // It writes only to the MetaStore, never to the object store, so record
 // pushes succeed while MinIO is down. A state older than the one already
 // noted (a smaller r.Rev) changes nothing. Each photo also remembers the
-// record's school, which decides who may see it (see URL).
+// record's school, which decides who may see it (see URL). ExpectRecords
+// is the same for a batch, shaped as server.Syncer's Stored hook.
 func (s *Service) Expect(ctx context.Context, r *syncproto.Record) error {
 	var refs []syncproto.PhotoRef
 	if !r.IsDeleted() {
 		refs = syncproto.PhotoRefs(r)
+	}
+	if len(refs) == 0 && r.Rev <= 1 {
+		// The first revision of a record without photos: there is
+		// nothing to expect, and no older revision to forget. Most
+		// records are like this, so they cost no round trip.
+		return nil
 	}
 	next := RecordRefs{RecordID: r.ID.String(), SchoolID: r.SchoolID, Rev: r.Rev, Photos: refs}
 	for range expectRetries {

@@ -169,3 +169,39 @@ func TestURL(t *testing.T) {
 		mediatest.Code(t, err, "")
 	})
 }
+
+// TestExpectRecords checks the batch form the sync service calls after a
+// push: records with and without photos, new and updated.
+func TestExpectRecords(t *testing.T) {
+	forEachBackend(t, media.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		svc := e.service()
+		e.access["reviewer"] = []string{"school-1"}
+		rng := rand.New(rand.NewPCG(25, 26))
+		a, b := mediatest.SHA256(fakeJPEG(rng, 100)), mediatest.SHA256(fakeJPEG(rng, 100))
+		plain, withA := record(t, "school-1", 1), record(t, "school-1", 1, a)
+		mediatest.Code(t, svc.ExpectRecords(ctx, []*syncproto.Record{plain, withA}), "")
+		missing := func(r *syncproto.Record) []string {
+			t.Helper()
+			rp, err := svc.RecordPhotos(ctx, principal("reviewer"), r.ID.String())
+			mediatest.Code(t, err, "")
+			return rp.Missing
+		}
+		if got := missing(plain); len(got) != 0 {
+			t.Fatalf("a record without photos misses %v", got)
+		}
+		if got := missing(withA); !slices.Equal(got, []string{a}) {
+			t.Fatalf("missing %v, want [a]", got)
+		}
+		// The next revisions: photo b added to the first, every photo
+		// removed from the second.
+		plain2, withA2 := withPhotos(t, plain, 2, b), withPhotos(t, withA, 2)
+		mediatest.Code(t, svc.ExpectRecords(ctx, []*syncproto.Record{plain2, withA2}), "")
+		if got := missing(plain2); !slices.Equal(got, []string{b}) {
+			t.Fatalf("missing %v, want [b]", got)
+		}
+		if got := missing(withA2); len(got) != 0 {
+			t.Fatalf("a record whose photos were removed misses %v", got)
+		}
+	})
+}
