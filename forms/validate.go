@@ -67,6 +67,7 @@ func (d *Definition) Evaluate(values map[string]any, env Env) *Evaluation {
 	}
 	s := &state{f: r.f, env: env, errs: Errors{}}
 	s.top = newInst("", nil)
+	s.top.vals[nameToday] = env.Today
 	s.load(values, r.f.top, s.top, "")
 	for _, n := range r.f.order {
 		for _, in := range s.instances(n) {
@@ -95,10 +96,11 @@ func (d *Definition) Evaluate(values map[string]any, env Env) *Evaluation {
 
 // state is one evaluation.
 type state struct {
-	f    *form
-	env  Env
-	errs Errors
-	top  *inst
+	f       *form
+	env     Env
+	errs    Errors
+	top     *inst
+	version int // counts changes of the record's values, for row environments
 }
 
 // inst holds the values of one scope: the record, or one repeat row.
@@ -111,6 +113,9 @@ type inst struct {
 	rel    map[*node]bool
 	comp   map[*node]any
 	rows   map[*node][]*inst
+
+	env        map[string]any // a row's expression environment, see envOf
+	envVersion int
 }
 
 func newInst(prefix string, up *inst) *inst {
@@ -283,20 +288,36 @@ func (s *state) answers(v any, n *node, in *inst, path string) (map[string]any, 
 	return m, true
 }
 
-// env returns the expression environment of in.
+// envOf returns the expression environment of in: the record's values
+// and today, overlaid with a row's values. The record's environment is its
+// value map itself; a row's is rebuilt only when the record's values
+// changed since. Callers that add self or choice.* remove them afterwards.
 func (s *state) envOf(in *inst) map[string]any {
-	top := s.top.vals
-	m := make(map[string]any, len(top)+len(in.vals)+2)
-	for k, v := range top {
-		m[k] = v
+	if in == s.top {
+		return s.top.vals
 	}
-	if in != s.top {
+	if in.env == nil || in.envVersion != s.version {
+		top := s.top.vals
+		m := make(map[string]any, len(top)+len(in.vals)+2)
+		for k, v := range top {
+			m[k] = v
+		}
 		for k, v := range in.vals {
 			m[k] = v
 		}
+		in.env, in.envVersion = m, s.version
 	}
-	m[nameToday] = s.env.Today
-	return m
+	return in.env
+}
+
+// set changes the value expressions read for n in in.
+func (s *state) set(n *node, in *inst, v any) {
+	in.vals[n.rel] = v
+	if in == s.top {
+		s.version++
+	} else if in.env != nil {
+		in.env[n.rel] = v
+	}
 }
 
 // eval works out the relevance and the computed value of n in in.
@@ -308,15 +329,15 @@ func (s *state) eval(n *node, in *inst) {
 	}
 	switch {
 	case !rel:
-		in.vals[n.rel] = absent(n)
+		s.set(n, in, absent(n))
 	case n.calc != nil:
 		v, ok := run(n.calc, s.envOf(in))
 		v = coerce(n.f, v, ok)
 		in.comp[n] = v
 		if v == nil {
-			in.vals[n.rel] = absent(n)
+			s.set(n, in, absent(n))
 		} else {
-			in.vals[n.rel] = v
+			s.set(n, in, v)
 		}
 	}
 }
@@ -512,16 +533,22 @@ func (s *state) choiceAllowed(n *node, in *inst, v string) bool {
 			return true
 		}
 		env := s.envOf(in)
+		set := []string{nameChoic + ".value"}
 		env[nameChoic+".value"] = ch.Value
 		for _, c := range n.choices {
 			for p := range c.Props {
 				env[nameChoic+"."+p] = ""
+				set = append(set, nameChoic+"."+p)
 			}
 		}
 		for p, pv := range ch.Props {
 			env[nameChoic+"."+p] = pv
 		}
-		return runBool(n.filter, env)
+		ok := runBool(n.filter, env)
+		for _, k := range set {
+			delete(env, k)
+		}
+		return ok
 	}
 	return false
 }
@@ -557,7 +584,9 @@ func (s *state) checkConstraint(n *node, in *inst, c constraint, given any) bool
 	case c.prog != nil:
 		env := s.envOf(in)
 		env[nameSelf] = in.vals[n.rel]
-		return runBool(c.prog, env)
+		ok := runBool(c.prog, env)
+		delete(env, nameSelf)
+		return ok
 	}
 	return true
 }

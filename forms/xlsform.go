@@ -137,7 +137,21 @@ func cmpOr(a, b string) string {
 // and writes nothing to disk.
 func ImportXLSForm(r io.Reader) (*Definition, error) {
 	imp := &importer{rowOf: map[string]int{}, choiceRow: map[string]int{}}
-	d := imp.run(r)
+	var d *Definition
+	if raw := imp.readWorkbook(r); raw != nil {
+		d = imp.run(raw)
+	}
+	return imp.result(d)
+}
+
+// importRows imports sheets given as rows of cells, as readWorkbook
+// returns them; tests and fuzzing use it to skip the .xlsx encoding.
+func importRows(raw map[string][][]string) (*Definition, error) {
+	imp := &importer{rowOf: map[string]int{}, choiceRow: map[string]int{}}
+	return imp.result(imp.run(raw))
+}
+
+func (imp *importer) result(d *Definition) (*Definition, error) {
 	if len(imp.problems) > 0 {
 		sheetRank := map[string]int{"": 0, "settings": 1, "survey": 2, "choices": 3}
 		sort.SliceStable(imp.problems, func(i, j int) bool {
@@ -176,10 +190,12 @@ type sheetRows struct {
 	rows []map[string]string // rows[i] is spreadsheet row i+2
 }
 
-func (imp *importer) run(r io.Reader) *Definition {
-	sheets := imp.readWorkbook(r)
-	if sheets == nil {
-		return nil
+func (imp *importer) run(raw map[string][][]string) *Definition {
+	sheets := map[string]*sheetRows{}
+	for _, name := range []string{"survey", "choices", "settings"} {
+		if rows, ok := raw[name]; ok {
+			sheets[name] = imp.parseSheet(name, rows)
+		}
 	}
 	imp.lang = "zh"
 	d := &Definition{Kind: KindQuestionnaireResponse, Status: StatusDraft}
@@ -222,10 +238,10 @@ func (imp *importer) run(r io.Reader) *Definition {
 	return d
 }
 
-// readWorkbook opens the workbook and reads the three sheets. excelize
-// gets limits that keep everything in memory; a panic inside it on a
-// malformed file becomes a problem.
-func (imp *importer) readWorkbook(r io.Reader) (sheets map[string]*sheetRows) {
+// readWorkbook opens the workbook and returns the rows of the survey,
+// choices and settings sheets. excelize gets limits that keep everything in
+// memory; a panic inside it on a malformed file becomes a problem.
+func (imp *importer) readWorkbook(r io.Reader) (sheets map[string][][]string) {
 	defer func() {
 		if v := recover(); v != nil {
 			imp.problem("", 0, "", Text{ZH: "无法读取该 .xlsx 文件", EN: fmt.Sprintf("not a readable .xlsx workbook (%v)", v)})
@@ -249,13 +265,13 @@ func (imp *importer) readWorkbook(r io.Reader) (sheets map[string]*sheetRows) {
 		return nil
 	}
 	defer f.Close()
-	sheets = map[string]*sheetRows{}
+	sheets = map[string][][]string{}
 	for _, name := range f.GetSheetList() {
 		key := strings.ToLower(strings.TrimSpace(name))
 		if key != "survey" && key != "choices" && key != "settings" {
 			continue
 		}
-		if sheets[key] != nil {
+		if _, dup := sheets[key]; dup {
 			imp.problem(key, 0, "", textf("有两个 %s 工作表", "two %s sheets", key))
 			continue
 		}
@@ -264,7 +280,10 @@ func (imp *importer) readWorkbook(r io.Reader) (sheets map[string]*sheetRows) {
 			imp.problem(key, 0, "", Text{ZH: "无法读取工作表", EN: "cannot read the sheet: " + err.Error()})
 			continue
 		}
-		sheets[key] = imp.parseSheet(key, rows)
+		sheets[key] = rows
+	}
+	if len(imp.problems) > 0 {
+		return nil
 	}
 	return sheets
 }
