@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -53,6 +54,13 @@ type Syncer struct {
 	// race for its next revision before the push fails with EUNAVAILABLE.
 	MaxAttempts int
 	Logger      *slog.Logger
+	// Stored, when set, is called after a push with every record state
+	// the push wrote, and with the stored state of changes that turned
+	// out to be already applied (so a crash between the write and the
+	// hook is repaired by the phone's retry). The media service notes the
+	// photos each record expects here. An error fails the push, which the
+	// phone retries; the hook must therefore be idempotent.
+	Stored func(ctx context.Context, states []*syncproto.Record) error
 
 	mu    sync.Mutex
 	clock syncproto.HLC // the office replica's clock
@@ -294,7 +302,8 @@ func skewed(r *syncproto.Record, now time.Time) bool {
 }
 
 func asProtoError(err error) *syncproto.Error {
-	if e, ok := err.(*syncproto.Error); ok {
+	var e *syncproto.Error
+	if errors.As(err, &e) {
 		return e
 	}
 	return syncproto.Errorf(syncproto.EINVALID, "%v", err)
@@ -310,6 +319,31 @@ func (s *Syncer) validate(ctx context.Context, r *syncproto.Record) *syncproto.E
 // apply writes the groups: first all as new records in one Insert, then
 // the ones that exist through the slow path.
 func (s *Syncer) apply(ctx context.Context, groups []*group) error {
+	if err := s.write(ctx, groups); err != nil {
+		return err
+	}
+	if s.Stored == nil {
+		return nil
+	}
+	var states []*syncproto.Record
+	for _, gr := range groups {
+		switch {
+		case !gr.done || gr.err != nil:
+		case gr.state != nil:
+			states = append(states, gr.state)
+		case gr.stored != nil:
+			states = append(states, gr.stored)
+		}
+	}
+	if len(states) == 0 {
+		return nil
+	}
+	return s.Stored(ctx, states)
+}
+
+// write inserts the groups' states: new records in one insert, the rest
+// through read, Decide and compare-and-set.
+func (s *Syncer) write(ctx context.Context, groups []*group) error {
 	var fast []*group
 	var slow []*group
 	for _, gr := range groups {
@@ -360,6 +394,7 @@ func (s *Syncer) apply(ctx context.Context, groups []*group) error {
 				continue
 			}
 			if !d.Changed {
+				gr.state = nil // nothing to insert: the stored state stands
 				gr.done, gr.status, gr.rev = true, d.Status, gr.stored.Rev
 				if gr.replayed {
 					gr.status = syncproto.StatusDuplicate

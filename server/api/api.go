@@ -89,6 +89,8 @@ type Deps struct {
 	Devices *server.Devices
 	// Sync is the sync protocol and the review of its records.
 	Sync server.SyncService
+	// Forms publishes, retires and lists form versions.
+	Forms *server.Forms
 	// Media receives photos and hands out links to them.
 	Media *media.Service
 }
@@ -133,6 +135,9 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	}
 	if deps.Sync != nil && deps.Devices != nil {
 		s.routesSync()
+	}
+	if deps.Forms != nil {
+		s.routesForms()
 	}
 	if deps.Media != nil {
 		s.routesMedia()

@@ -123,16 +123,39 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 
+	svc, err := wire(ctx, cfg, db, logger)
+	if err != nil {
+		return err
+	}
+	// The thumbnail worker stops with ctx, before the database closes.
+	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	workersDone := make(chan struct{})
+	go func() {
+		defer close(workersDone)
+		if err := svc.media.Run(workers); err != nil && workers.Err() == nil {
+			logger.Error("thumbnail worker stopped", "error", err.Error())
+		}
+	}()
+	defer func() {
+		stopWorkers()
+		<-workersDone
+	}()
+
 	srv := api.NewServer(api.Config{
 		BodyLimit:      cfg.BodyLimit,
 		RequestTimeout: cfg.RequestTimeout,
 		ReadTimeout:    cfg.RequestTimeout,
 		WriteTimeout:   cfg.RequestTimeout,
+		AdminToken:     cfg.AdminToken,
 	}, api.Deps{
 		Checks: []server.Check{
 			{Name: "mongo", Ping: db.Ping},
 			{Name: "minio", Ping: store.Ping},
 		},
+		Devices: svc.devices,
+		Sync:    svc.sync,
+		Media:   svc.media,
+		Forms:   svc.forms,
 	}, logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

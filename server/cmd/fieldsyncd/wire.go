@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/server/media"
+	serverminio "github.com/fieldsync/fieldsync/server/minio"
+	servermongo "github.com/fieldsync/fieldsync/server/mongo"
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
+// services are the server's services, wired to their stores.
+type services struct {
+	devices *server.Devices
+	sync    *server.Syncer
+	media   *media.Service
+	forms   *server.Forms
+}
+
+// wire builds the services on the open database and the MinIO settings,
+// and creates the indexes they need (idempotent, so every start does it).
+func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logger) (*services, error) {
+	devStore := servermongo.NewDeviceStore(db.Database())
+	syncStore := servermongo.NewSyncStore(db.Database())
+	mediaStore := servermongo.NewMediaStore(db.Database())
+	for name, ensure := range map[string]func(context.Context) error{
+		"devices": devStore.EnsureIndexes, "sync": syncStore.EnsureIndexes, "media": mediaStore.EnsureIndexes,
+	} {
+		if err := ensure(ctx); err != nil {
+			return nil, fmt.Errorf("indexes of %s: %w", name, err)
+		}
+	}
+	devices := server.NewDevices(devStore)
+
+	blobs, err := serverminio.NewBlobs(cfg.Minio, serverminio.BlobOptions{})
+	if err != nil {
+		return nil, err
+	}
+	med := media.New(blobs, mediaStore, devices, media.Config{}, logger)
+
+	// Each process writes conflict resolutions as its own replica: two
+	// processes sharing one replica id could make two different versions
+	// with equal vectors.
+	syncer := server.NewSyncer(syncStore, syncproto.ReplicaID(uuid.Must(uuid.NewV7())))
+	syncer.Logger = logger.With("component", "sync")
+	syncer.Limits.MaxBytes = int64(cfg.BodyLimit)
+	syncer.Limits.ChunkBytes, syncer.Limits.MaxBlobSize = med.Limits()
+	validator := server.NewFormValidator(syncer, devices.Today)
+	syncer.Validator = validator
+	syncer.Stored = func(ctx context.Context, states []*syncproto.Record) error {
+		for _, r := range states {
+			// A new record without photos has nothing to note or forget:
+			// skip the read, so pushes of plain records stay cheap.
+			if r.Rev <= 1 && len(syncproto.PhotoRefs(r)) == 0 {
+				continue
+			}
+			if err := med.Expect(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica)}, nil
+}

@@ -1,0 +1,381 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/forms"
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
+// Published forms are records of kind FormKind in the reference scope, so
+// phones receive every published version on pull like any reference data,
+// and the office's publish and retire are ordinary sync writes with the
+// same guarantees (exactly once, gap-free pull). A form version's record
+// id is derived from its form id and version (FormRecordID): publishing
+// the same version twice lands on the same record, which is how a
+// published version is kept from ever changing.
+const FormKind = "form"
+
+// Fields of a form record.
+const (
+	formFieldDefinition = "definition" // the forms.Definition, as JSON
+	formFieldStatus     = "status"     // "published" or "retired"
+)
+
+// FlagRetiredForm is set on a record filled in with a form version the
+// office has retired: it is accepted (the inspector filled it in offline,
+// in good faith) and shown to reviewers.
+const FlagRetiredForm = "retired_form"
+
+// FormRecordID returns the record id of a form version: a UUID with the
+// version-7 layout whose bits come from a hash of the form id and version,
+// so every server and every retry computes the same id.
+func FormRecordID(formID string, version int) uuid.UUID {
+	sum := sha256.Sum256(fmt.Appendf(nil, "fieldsync form %s@%d", formID, version))
+	var id uuid.UUID
+	copy(id[:], sum[:16])
+	id[6] = id[6]&0x0f | 0x70 // version 7
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	return id
+}
+
+// RecordReader reads a record's current state; SyncService is one.
+type RecordReader interface {
+	Record(ctx context.Context, scope string, id uuid.UUID) (*syncproto.Record, error)
+}
+
+// FormValidator is the RecordValidator of forms: it checks a record
+// against the form version it names — a built-in form, or one the office
+// published — with the same code the phone runs (forms.Definition.Validate).
+// A record of an unknown form version is rejected; one of a retired version
+// is accepted and flagged FlagRetiredForm. Records without a form (schools,
+// office records) are not checked here.
+type FormValidator struct {
+	records RecordReader
+	today   func() string
+
+	mu    sync.Mutex
+	cache map[uuid.UUID]formEntry
+	// TTL is how long a published form's status is cached (a definition
+	// never changes; only published → retired does). Default 30 s.
+	TTL time.Duration
+	Now func() time.Time
+}
+
+type formEntry struct {
+	def     *forms.Definition
+	retired bool
+	at      time.Time
+}
+
+// NewFormValidator returns a validator reading published forms through
+// records, with today giving the office's local date for rules that use it.
+func NewFormValidator(records RecordReader, today func() string) *FormValidator {
+	return &FormValidator{records: records, today: today, cache: map[uuid.UUID]formEntry{}, TTL: 30 * time.Second, Now: time.Now}
+}
+
+// Definition returns a form version and whether it is retired. It fails
+// with ENOTFOUND for a version that is neither built in nor published.
+func (v *FormValidator) Definition(ctx context.Context, formID string, version int) (*forms.Definition, bool, error) {
+	if d, ok := forms.BuiltinByID(formID, version); ok {
+		return d, d.Status == "retired", nil
+	}
+	id := FormRecordID(formID, version)
+	v.mu.Lock()
+	e, ok := v.cache[id]
+	v.mu.Unlock()
+	if ok && v.Now().Sub(e.at) < v.TTL {
+		return e.def, e.retired, nil
+	}
+	r, err := v.records.Record(ctx, RefScope, id)
+	if err != nil {
+		if syncproto.ErrorCode(err) == syncproto.ENOTFOUND {
+			return nil, false, syncproto.Errorf(syncproto.ENOTFOUND, "Form %s version %d is not published.", formID, version)
+		}
+		return nil, false, err
+	}
+	def, retired, err := decodeFormRecord(r)
+	if err != nil {
+		return nil, false, err
+	}
+	v.mu.Lock()
+	v.cache[id] = formEntry{def: def, retired: retired, at: v.Now()}
+	v.mu.Unlock()
+	return def, retired, nil
+}
+
+func decodeFormRecord(r *syncproto.Record) (*forms.Definition, bool, error) {
+	var def forms.Definition
+	if err := json.Unmarshal(r.Value(formFieldDefinition), &def); err != nil {
+		return nil, false, fmt.Errorf("form record %s: %w", r.ID, err)
+	}
+	var status string
+	_ = json.Unmarshal(r.Value(formFieldStatus), &status)
+	return &def, status == "retired", nil
+}
+
+// ValidateRecord implements RecordValidator.
+func (v *FormValidator) ValidateRecord(ctx context.Context, r *syncproto.Record) *syncproto.Error {
+	if r.FormID == "" || r.IsDeleted() {
+		return nil
+	}
+	def, retired, err := v.Definition(ctx, r.FormID, r.FormVersion)
+	if err != nil {
+		if syncproto.ErrorCode(err) == syncproto.ENOTFOUND {
+			return syncproto.FieldError("The record names a form version this server does not know.",
+				map[string]string{"form_version": fmt.Sprintf("form %s version %d is not published", r.FormID, r.FormVersion)})
+		}
+		return asProtoError(err)
+	}
+	if def.Kind != "" && def.Kind != r.Kind {
+		return syncproto.FieldError("The record's kind does not match its form.",
+			map[string]string{"kind": fmt.Sprintf("form %s is for %s records", r.FormID, def.Kind)})
+	}
+	values, perr := RecordValues(r)
+	if perr != nil {
+		return perr
+	}
+	if e := def.Validate(values, forms.Env{Today: v.today()}).Err(); e != nil {
+		return asProtoError(e)
+	}
+	if retired {
+		// The state is about to be stored: the flag travels with it.
+		r.Flags = unionFlag(r.Flags, FlagRetiredForm)
+	}
+	return nil
+}
+
+func unionFlag(flags []string, f string) []string {
+	for _, x := range flags {
+		if x == f {
+			return flags
+		}
+	}
+	out := append(append([]string(nil), flags...), f)
+	sort.Strings(out)
+	return out
+}
+
+// RecordValues returns the winning value of each field of a record,
+// decoded as forms.Definition.Validate takes them (numbers as
+// json.Number).
+func RecordValues(r *syncproto.Record) (map[string]any, *syncproto.Error) {
+	out := make(map[string]any, len(r.Fields))
+	for k := range r.Fields {
+		d := json.NewDecoder(bytes.NewReader(r.Value(k)))
+		d.UseNumber()
+		var x any
+		if err := d.Decode(&x); err != nil {
+			return nil, syncproto.FieldError("The record is not valid.", map[string]string{k: "is not valid JSON"})
+		}
+		out[k] = x
+	}
+	return out, nil
+}
+
+// FormVersion is a form version as the forms API lists it.
+type FormVersion struct {
+	ID      string     `json:"id"`
+	Version int        `json:"version"`
+	Title   forms.Text `json:"title"`
+	Kind    string     `json:"kind"`
+	Status  string     `json:"status"`
+	Builtin bool       `json:"builtin"`
+}
+
+// Forms publishes, retires and lists form versions. Publishing is a sync
+// write of a form record in the reference scope by the server's office
+// replica, so it reaches every phone on its next pull.
+type Forms struct {
+	Sync      SyncService
+	Validator *FormValidator
+	Replica   syncproto.ReplicaID
+	Now       func() time.Time
+
+	mu    sync.Mutex
+	clock syncproto.HLC
+}
+
+// NewForms returns the forms service.
+func NewForms(s SyncService, v *FormValidator, replica syncproto.ReplicaID) *Forms {
+	return &Forms{Sync: s, Validator: v, Replica: replica, Now: time.Now}
+}
+
+func mayPublish(p Principal) error {
+	if p.Has(RoleAdmin) || p.Has(RoleOfficeHead) {
+		return nil
+	}
+	return syncproto.Errorf(syncproto.EFORBIDDEN, "Only the office head or an administrator can publish or retire forms.")
+}
+
+// write pushes one delta of a form record as the office and checks that
+// it was applied.
+func (f *Forms) write(ctx context.Context, p Principal, delta *syncproto.Record) error {
+	op, _ := uuid.NewV7()
+	batch, _ := uuid.NewV7()
+	req := syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: f.Replica, BatchID: batch,
+		Changes: []syncproto.Change{{OpID: op, Record: delta}}}
+	resp, err := f.Sync.Push(ctx, p, Grant{Reference: true}, req, nil)
+	if err != nil {
+		return err
+	}
+	if r := resp.Results[0]; r.Status == syncproto.StatusRejected {
+		return r.Error
+	} else if r.Status == syncproto.StatusConflict {
+		return syncproto.Errorf(syncproto.ECONFLICT, "Someone else changed this form version at the same time; see the conflicts list.")
+	}
+	return nil
+}
+
+func (f *Forms) writer(p Principal) *syncproto.Writer {
+	return &syncproto.Writer{Replica: f.Replica, Author: p.UserID, Clock: f.clock, Now: f.Now().UTC()}
+}
+
+// Publish checks a definition (forms.Definition.Check) and publishes it.
+// Publishing a version that is already published with the same content
+// changes nothing; with other content it fails with ECONFLICT: a
+// published version never changes, publish the next version instead.
+// Built-in form ids are reserved.
+func (f *Forms) Publish(ctx context.Context, p Principal, def *forms.Definition) (FormVersion, error) {
+	if err := mayPublish(p); err != nil {
+		return FormVersion{}, err
+	}
+	for _, b := range forms.Builtin() {
+		if b.ID == def.ID {
+			return FormVersion{}, syncproto.FieldError("The form id is reserved.", map[string]string{"id": fmt.Sprintf("%s is a built-in form; choose another id", def.ID)})
+		}
+	}
+	def.Status = "published"
+	if err := def.Check(); err != nil {
+		return FormVersion{}, asProtoError(err)
+	}
+	raw, err := syncproto.Marshal(def)
+	if err != nil {
+		return FormVersion{}, err
+	}
+	canon, err := syncproto.CanonicalJSON(raw)
+	if err != nil {
+		return FormVersion{}, err
+	}
+	fv := FormVersion{ID: def.ID, Version: def.Version, Title: def.Title, Kind: def.Kind, Status: "published"}
+	id := FormRecordID(def.ID, def.Version)
+	cur, err := f.Sync.Record(ctx, RefScope, id)
+	switch {
+	case err == nil:
+		if !bytes.Equal(cur.Value(formFieldDefinition), canon) {
+			return FormVersion{}, syncproto.Errorf(syncproto.ECONFLICT, "Form %s version %d is already published with other content; published versions never change. Publish version %d.", def.ID, def.Version, def.Version+1)
+		}
+		_, retired, _ := decodeFormRecord(cur)
+		if retired {
+			fv.Status = "retired"
+		}
+		return fv, nil
+	case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
+		return FormVersion{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.writer(p)
+	rec := &syncproto.Record{ID: id, Kind: FormKind, CreatedAt: w.Now, CreatedBy: p.UserID}
+	rec, _ = syncproto.Set(rec, formFieldDefinition, canon, w)
+	_, delta := syncproto.Set(rec, formFieldStatus, json.RawMessage(`"published"`), w)
+	delta.Fields[formFieldDefinition] = rec.Fields[formFieldDefinition]
+	f.clock = w.Clock
+	if err := f.write(ctx, p, delta); err != nil {
+		return FormVersion{}, err
+	}
+	return fv, nil
+}
+
+// Retire marks a published version retired: phones stop offering it, and
+// records filled in with it are still accepted, flagged FlagRetiredForm.
+func (f *Forms) Retire(ctx context.Context, p Principal, formID string, version int) error {
+	if err := mayPublish(p); err != nil {
+		return err
+	}
+	cur, err := f.Sync.Record(ctx, RefScope, FormRecordID(formID, version))
+	if err != nil {
+		if syncproto.ErrorCode(err) == syncproto.ENOTFOUND {
+			return syncproto.Errorf(syncproto.ENOTFOUND, "Form %s version %d is not published.", formID, version)
+		}
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.writer(p)
+	_, delta := syncproto.Set(cur, formFieldStatus, json.RawMessage(`"retired"`), w)
+	f.clock = w.Clock
+	if err := f.write(ctx, p, delta); err != nil {
+		return err
+	}
+	if f.Validator != nil {
+		f.Validator.mu.Lock()
+		delete(f.Validator.cache, cur.ID)
+		f.Validator.mu.Unlock()
+	}
+	return nil
+}
+
+// Get returns one form version (built in or published) and whether it
+// is retired.
+func (f *Forms) Get(ctx context.Context, formID string, version int) (*forms.Definition, bool, error) {
+	return f.Validator.Definition(ctx, formID, version)
+}
+
+// List returns the built-in forms and every published version, sorted by
+// id and version. The published ones are read from the reference scope's
+// change log, which holds only forms and a few office records.
+func (f *Forms) List(ctx context.Context, p Principal) ([]FormVersion, error) {
+	var out []FormVersion
+	for _, d := range forms.Builtin() {
+		out = append(out, FormVersion{ID: d.ID, Version: d.Version, Title: d.Title, Kind: d.Kind, Status: d.Status, Builtin: true})
+	}
+	latest := map[uuid.UUID]*syncproto.Record{}
+	cur := syncproto.Cursor{}
+	for {
+		resp, err := f.Sync.Pull(ctx, p, []string{RefScope}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur.Encode()}, cur)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp.Records {
+			if r.Kind == FormKind {
+				if old, ok := latest[r.ID]; !ok || r.Rev > old.Rev {
+					latest[r.ID] = r
+				}
+			}
+		}
+		if !resp.More {
+			break
+		}
+		if cur, err = syncproto.DecodeCursor(resp.Cursor); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range latest {
+		def, retired, err := decodeFormRecord(r)
+		if err != nil {
+			return nil, err
+		}
+		st := "published"
+		if retired {
+			st = "retired"
+		}
+		out = append(out, FormVersion{ID: def.ID, Version: def.Version, Title: def.Title, Kind: def.Kind, Status: st})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out, nil
+}
