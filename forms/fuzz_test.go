@@ -81,7 +81,6 @@ func setPath(m map[string]any, path string, v any) {
 			return
 		}
 		rest := strings.TrimPrefix(path[len(step[0]):], ".")
-		cur := any(m)
 		key := step[1]
 		idx := regexp.MustCompile(`[0-9]+`).FindAllString(step[2], -1)
 		if len(idx) == 0 {
@@ -98,7 +97,7 @@ func setPath(m map[string]any, path string, v any) {
 			path = rest
 			continue
 		}
-		cur = m[key]
+		cur := m[key]
 		for j, is := range idx {
 			i, _ := strconv.Atoi(is)
 			l, ok := cur.([]any)
