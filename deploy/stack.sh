@@ -1,31 +1,45 @@
 #!/usr/bin/env bash
 # deploy/stack.sh builds, starts and stops the servers fieldsync needs:
-# a private PostgreSQL 15 cluster, FerretDB (the MongoDB wire protocol on
-# top of that cluster) and MinIO, all on loopback ports.
+# a private PostgreSQL 15 cluster, FerretDB (the MongoDB wire protocol on top
+# of that cluster) and MinIO, all on loopback ports.
 #
-#   deploy/stack.sh build                          build the server binaries into .cache/infra-bin (if missing)
-#   deploy/stack.sh exec [--profile P] -- CMD...   start what is needed, export FIELDSYNC_*, run CMD, stop everything
-#   deploy/stack.sh servers [--profile P]          start the servers and keep them up until Ctrl-C
-#   deploy/stack.sh stop [minio|ferretdb] [--dir D] stop one server of a running stack (fault tests), or all of a stack
-#   deploy/stack.sh start minio|ferretdb [--dir D] start it again (the stack that owns it restarts it)
+#   deploy/stack.sh build
+#       Build FerretDB and MinIO into .cache/infra-bin, if missing.
+#   deploy/stack.sh exec [--profile test|run] -- CMD [ARGS...]
+#       Start what is needed, export the FIELDSYNC_* variables, run CMD, then
+#       stop everything. Exits with CMD's status.
+#   deploy/stack.sh servers [--profile test|run]
+#       Start the servers, print their variables, keep them up until Ctrl-C.
+#   deploy/stack.sh stop [minio|ferretdb|postgres] [--dir DIR]
+#   deploy/stack.sh start minio|ferretdb [--dir DIR]
+#       Stop one server of a running stack, or start it again (for fault
+#       tests). DIR defaults to $FIELDSYNC_STACK_DIR, then data/. "stop"
+#       without a name stops every server of DIR (a leftover stack).
 #
-# Profiles: "test" (default; ports PG 55442, FerretDB 27027, MinIO 9010, a
-# temporary folder removed at the end) and "run" (ports 55432, 27017, 9000,
-# data kept under data/). Both can run at the same time. Overrides:
+# Profiles: "test" (the default; ports PG 55442, FerretDB 27027, MinIO 9010;
+# a temporary folder, removed at the end unless FIELDSYNC_STACK_KEEP=1) and
+# "run" (ports 55432, 27017, 9000; data kept under data/, or
+# $FIELDSYNC_STACK_RUN_DIR). Both can run at the same time. Ports:
 # FIELDSYNC_STACK_PG_PORT, FIELDSYNC_STACK_FERRETDB_PORT,
-# FIELDSYNC_STACK_MINIO_PORT, FIELDSYNC_STACK_DIR, FIELDSYNC_STACK_KEEP=1 (keep
-# the test folder).
+# FIELDSYNC_STACK_MINIO_PORT. A port already taken is refused, naming its
+# holder.
+#
+# CMD gets FIELDSYNC_MONGO_URI, FIELDSYNC_MINIO_ENDPOINT, _ACCESS_KEY,
+# _SECRET_KEY and _SECURE, FIELDSYNC_STACK_DIR (a folder with the logs, the
+# PID files NAME.pid and stack.env, a file to source), and
+# FIELDSYNC_POSTGRES_PID, FIELDSYNC_FERRETDB_PID, FIELDSYNC_MINIO_PID.
 #
 # If FIELDSYNC_MONGO_URI is already set, PostgreSQL and FerretDB are not
-# started; if FIELDSYNC_MINIO_ENDPOINT is set (with its keys), MinIO is not
-# started. With both set, CMD simply runs against those servers.
+# started; if FIELDSYNC_MINIO_ENDPOINT is set (with its keys), MinIO is not.
+# With both set, nothing is started and CMD runs against those servers.
 #
-# Every server is a child of this script, started in its own session (so a
-# Ctrl-C in the terminal reaches only this script, which then stops things in
-# order), and is stopped by PID from the EXIT trap: after a normal end, a
-# failing CMD, Ctrl-C or SIGTERM. A watchdog also stops them if this script is
-# killed with SIGKILL. PostgreSQL is run directly (not daemonized by pg_ctl) so
-# that its postmaster stays our child and is reaped when it exits.
+# Every server is a child of this script, in a session of its own (so a
+# Ctrl-C in the terminal reaches only this script, which stops CMD first,
+# then the servers), and is stopped by PID from the EXIT trap: after a normal
+# end, a failing CMD, Ctrl-C, SIGTERM or SIGHUP. A watchdog stops them if
+# this script is killed with SIGKILL. PostgreSQL is started directly rather
+# than daemonized by pg_ctl, so that it stays our child and is reaped when it
+# exits; initdb and postgres run as the postgres user when we are root.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -213,7 +227,7 @@ pg_prepare_dir() {
 	if ((EUID == 0)); then
 		chown postgres:postgres "$pgdata" "$STACK_DIR/postgres.log"
 		if ! as_postgres test -w "$pgdata"; then
-			die "the postgres user cannot reach $pgdata (a parent folder is not searchable by others). Clone the repository under a searchable path, or set FIELDSYNC_STACK_DIR to a folder postgres can reach."
+			die "the postgres user cannot reach $pgdata (a parent folder is not searchable by others). Clone the repository under a searchable path, or set FIELDSYNC_STACK_RUN_DIR to a folder postgres can reach."
 		fi
 	fi
 }
@@ -242,7 +256,9 @@ start_postgres() {
 		} >>"$pgdata/postgresql.conf"
 	fi
 	local runas=()
-	((EUID == 0)) && runas=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+	if ((EUID == 0)); then
+		runas=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+	fi
 	(cd / && exec setsid "${runas[@]}" "$PG_BIN/postgres" -D "$pgdata" -p "$PG_PORT") \
 		>>"$STACK_DIR/postgres.log" 2>&1 </dev/null &
 	pid=$!
@@ -278,8 +294,14 @@ mongo_ping() {
 }
 
 start_ferretdb() {
-	local pid tries
 	require_free_port FerretDB "$FERRETDB_PORT" FIELDSYNC_STACK_FERRETDB_PORT
+	launch_ferretdb
+	await_ferretdb
+}
+
+# launch_ferretdb starts FerretDB as a child of this shell (so that we reap
+# it), without waiting. It must run in the main shell, not a subshell.
+launch_ferretdb() {
 	mkdir -p "$STACK_DIR/ferretdb"
 	# FerretDB reads FERRETDB_* variables as flags: start it without any.
 	setsid env $(compgen -e | sed -n 's/^FERRETDB_.*/-u &/p') "$FERRETDB_BIN" \
@@ -289,9 +311,12 @@ start_ferretdb() {
 		--state-dir="$STACK_DIR/ferretdb" \
 		--telemetry=disable --debug-addr=- \
 		>>"$STACK_DIR/ferretdb.log" 2>&1 </dev/null &
-	pid=$!
-	echo "$pid" >"$STACK_DIR/ferretdb.pid"
-	tries=$((READY_TIMEOUT * 10))
+	echo "$!" >"$STACK_DIR/ferretdb.pid"
+}
+
+await_ferretdb() {
+	local pid tries=$((READY_TIMEOUT * 10))
+	pid=$(pidfile_pid "$STACK_DIR/ferretdb.pid")
 	until mongo_ping "$FERRETDB_PORT"; do
 		alive "$pid" || { tail -n 20 "$STACK_DIR/ferretdb.log" >&2; die "FerretDB exited at start (log: $STACK_DIR/ferretdb.log)"; }
 		((tries-- > 0)) || die "FerretDB was not ready after $READY_TIMEOUT s (log: $STACK_DIR/ferretdb.log)"
@@ -301,8 +326,13 @@ start_ferretdb() {
 }
 
 start_minio() {
-	local pid tries
 	require_free_port MinIO "$MINIO_PORT" FIELDSYNC_STACK_MINIO_PORT
+	launch_minio
+	await_minio
+}
+
+# launch_minio: as launch_ferretdb.
+launch_minio() {
 	mkdir -p "$STACK_DIR/minio"
 	# MinIO reads every MINIO_* variable as configuration: pass only ours.
 	setsid env $(compgen -e | sed -n 's/^MINIO_.*/-u &/p') \
@@ -310,9 +340,12 @@ start_minio() {
 		MINIO_BROWSER=off MINIO_UPDATE=off \
 		"$MINIO_BIN" server --quiet --address "127.0.0.1:$MINIO_PORT" "$STACK_DIR/minio" \
 		>>"$STACK_DIR/minio.log" 2>&1 </dev/null &
-	pid=$!
-	echo "$pid" >"$STACK_DIR/minio.pid"
-	tries=$((READY_TIMEOUT * 10))
+	echo "$!" >"$STACK_DIR/minio.pid"
+}
+
+await_minio() {
+	local pid tries=$((READY_TIMEOUT * 10))
+	pid=$(pidfile_pid "$STACK_DIR/minio.pid")
 	until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$MINIO_PORT/minio/health/ready" 2>/dev/null; do
 		alive "$pid" || { tail -n 20 "$STACK_DIR/minio.log" >&2; die "MinIO exited at start (log: $STACK_DIR/minio.log)"; }
 		((tries-- > 0)) || die "MinIO was not ready after $READY_TIMEOUT s (log: $STACK_DIR/minio.log)"
@@ -334,16 +367,14 @@ write_env() {
 		echo "export FIELDSYNC_MINIO_ACCESS_KEY='$FIELDSYNC_MINIO_ACCESS_KEY'"
 		echo "export FIELDSYNC_MINIO_SECRET_KEY='$FIELDSYNC_MINIO_SECRET_KEY'"
 		echo "export FIELDSYNC_MINIO_SECURE='${FIELDSYNC_MINIO_SECURE:-false}'"
-		[[ $OWN_MONGO == 1 ]] && echo "export FIELDSYNC_FERRETDB_PID='$(pidfile_pid "$STACK_DIR/ferretdb.pid")'"
-		[[ $OWN_MONGO == 1 ]] && echo "export FIELDSYNC_POSTGRES_PID='$(pidfile_pid "$STACK_DIR/postgres.pid")'"
-		[[ $OWN_MINIO == 1 ]] && echo "export FIELDSYNC_MINIO_PID='$(pidfile_pid "$STACK_DIR/minio.pid")'"
-		echo "# Used by 'deploy/stack.sh start minio|ferretdb' to start a server again."
-		echo "STACK_PROFILE='$PROFILE'"
-		echo "STACK_OWN_MONGO='$OWN_MONGO'"
-		echo "STACK_OWN_MINIO='$OWN_MINIO'"
-		echo "STACK_PG_PORT='$PG_PORT'"
-		echo "STACK_FERRETDB_PORT='$FERRETDB_PORT'"
-		echo "STACK_MINIO_PORT='$MINIO_PORT'"
+		if [[ $OWN_MONGO == 1 ]]; then
+			echo "# PIDs at start; after 'deploy/stack.sh start NAME' read \$FIELDSYNC_STACK_DIR/NAME.pid"
+			echo "export FIELDSYNC_POSTGRES_PID='$(pidfile_pid "$STACK_DIR/postgres.pid")'"
+			echo "export FIELDSYNC_FERRETDB_PID='$(pidfile_pid "$STACK_DIR/ferretdb.pid")'"
+		fi
+		if [[ $OWN_MINIO == 1 ]]; then
+			echo "export FIELDSYNC_MINIO_PID='$(pidfile_pid "$STACK_DIR/minio.pid")'"
+		fi
 	} >"$f.tmp"
 	chmod 600 "$f.tmp"
 	mv -f "$f.tmp" "$f"
@@ -373,11 +404,15 @@ cleanup() {
 	local status=$?
 	((cleanup_done == 0)) || return 0
 	cleanup_done=1
+	set +e # stop everything we can, whatever fails
 	trap '' INT TERM HUP USR1
 	if [[ -n ${CMD_PID:-} ]] && alive "$CMD_PID"; then
 		stop_pid "$CMD_NAME" "$CMD_PID" TERM
 	fi
-	[[ -n ${WATCHDOG_PID:-} ]] && kill "$WATCHDOG_PID" 2>/dev/null
+	if [[ -n ${WATCHDOG_PID:-} ]]; then
+		kill -KILL "$WATCHDOG_PID" 2>/dev/null
+		wait "$WATCHDOG_PID" 2>/dev/null
+	fi
 	if [[ -n ${STACK_DIR:-} && -d $STACK_DIR ]]; then
 		# Not a bare "wait": PostgreSQL is our child too, and still running.
 		local p1 p2
@@ -430,32 +465,65 @@ on_signal() {
 RESTARTING=0
 on_restart() {
 	RESTARTING=1
-	local name
+	local name port result=failed
 	name=$(cat "$STACK_DIR/restart.request" 2>/dev/null || true)
 	rm -f "$STACK_DIR/restart.request"
 	case $name in
-	minio | ferretdb)
-		if alive "$(pidfile_pid "$STACK_DIR/$name.pid")"; then
-			log "$name is already running"
-		elif (set -e; "start_$name"); then
+	minio) port=$MINIO_PORT ;;
+	ferretdb) port=$FERRETDB_PORT ;;
+	*) name="" ;;
+	esac
+	if [[ -z $name ]]; then
+		log "ignoring a restart request for an unknown server"
+	elif alive "$(pidfile_pid "$STACK_DIR/$name.pid")"; then
+		log "$name is already running"
+		result=ok
+	elif port_in_use "$port"; then
+		log "cannot start $name again: port $port is taken"
+	else
+		# Launch here, in the main shell, so the server stays our child;
+		# wait in a subshell, where a failure (die) ends only the subshell.
+		"launch_$name"
+		if ("await_$name"); then
 			export_env
+			result=ok
 		else
 			log "could not start $name again"
 		fi
-		;;
-	esac
-	echo "$name" >"$STACK_DIR/restart.done"
+	fi
+	echo "$result" >"$STACK_DIR/restart.done"
 }
 
+# start_watchdog: a subshell that stops the servers if this script dies
+# without running its EXIT trap (SIGKILL). It ignores the other signals, and
+# waits with read -t on a FIFO rather than sleep, so it has no child of its
+# own: cleanup kills it with SIGKILL and reaps it.
 start_watchdog() {
-	local parent=$$
+	local parent=$$ fifo=$STACK_DIR/.watchdog
+	rm -f "$fifo"
+	mkfifo "$fifo"
 	(
-		trap - EXIT INT TERM HUP USR1
-		while kill -0 "$parent" 2>/dev/null; do sleep 1; done
-		for name in minio ferretdb postgres; do
-			pid=$(pidfile_pid "$STACK_DIR/$name.pid")
-			[[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null
+		trap - EXIT
+		trap '' INT TERM HUP USR1
+		set +e
+		exec 8<>"$fifo"
+		while kill -0 "$parent" 2>/dev/null; do
+			read -r -t 1 -u 8 _
 		done
+		pids=()
+		pid=$(head -n1 "$STACK_DIR/cmd.pid" 2>/dev/null) && kill -TERM -- "-$pid" 2>/dev/null
+		for name in minio ferretdb postgres; do
+			pid=$(head -n1 "$STACK_DIR/$name.pid" 2>/dev/null) && kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+		done
+		if ((TEMP_STACK == 1)) && [[ ${FIELDSYNC_STACK_KEEP:-} != 1 ]]; then
+			for pid in "${pids[@]}"; do
+				for _ in {1..100}; do
+					kill -0 "$pid" 2>/dev/null || break
+					read -r -t 0.1 -u 8 _
+				done
+			done
+			rm -rf "$STACK_DIR"
+		fi
 	) </dev/null >/dev/null 2>&1 &
 	WATCHDOG_PID=$!
 }
@@ -489,9 +557,7 @@ setup() {
 make_stack_dir() {
 	TEMP_STACK=0
 	if [[ $PROFILE == run ]]; then
-		STACK_DIR=${FIELDSYNC_STACK_DIR:-$ROOT/data}
-	elif [[ -n ${FIELDSYNC_STACK_DIR:-} && $OWN_MONGO == 1 || -n ${FIELDSYNC_STACK_DIR:-} && $OWN_MINIO == 1 ]]; then
-		STACK_DIR=$FIELDSYNC_STACK_DIR
+		STACK_DIR=${FIELDSYNC_STACK_RUN_DIR:-$ROOT/data}
 	else
 		STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/fieldsync-test.XXXXXX")
 		TEMP_STACK=1
@@ -547,23 +613,30 @@ cmd_exec() {
 	trap 'on_signal TERM' TERM
 	trap 'on_signal HUP' HUP
 	trap on_restart USR1
-	make_stack_dir
-	start_watchdog
-	if [[ $OWN_MONGO == 1 ]]; then
-		start_postgres
-		start_ferretdb
-	else
+	if [[ $OWN_MONGO == 0 ]]; then
 		log "using FIELDSYNC_MONGO_URI from the environment; not starting PostgreSQL or FerretDB"
 	fi
-	if [[ $OWN_MINIO == 1 ]]; then
-		minio_credentials
-		start_minio
-	else
+	if [[ $OWN_MINIO == 0 ]]; then
 		log "using FIELDSYNC_MINIO_* from the environment; not starting MinIO"
 	fi
-	export_env
+	# With both given there is nothing to own: no folder, and
+	# FIELDSYNC_STACK_DIR (if any) stays the one of the stack that owns them.
+	if [[ $OWN_MONGO == 1 || $OWN_MINIO == 1 ]]; then
+		make_stack_dir
+		start_watchdog
+		if [[ $OWN_MONGO == 1 ]]; then
+			start_postgres
+			start_ferretdb
+		fi
+		if [[ $OWN_MINIO == 1 ]]; then
+			minio_credentials
+			start_minio
+		fi
+		export_env
+	fi
 
 	if ((SERVERS_ONLY == 1)); then
+		[[ -n $STACK_DIR ]] || die "servers: FIELDSYNC_MONGO_URI and FIELDSYNC_MINIO_ENDPOINT are set, so there is nothing to start"
 		log "servers are up; in another shell run:  source $STACK_DIR/stack.env"
 		grep '^export' "$STACK_DIR/stack.env"
 		log "press Ctrl-C to stop them"
@@ -575,6 +648,9 @@ cmd_exec() {
 	# and SIGINT back at its default, which bash drops for background jobs.
 	setsid env --default-signal=INT "$@" &
 	CMD_PID=$!
+	if [[ -n $STACK_DIR ]]; then
+		echo "$CMD_PID" >"$STACK_DIR/cmd.pid"
+	fi
 	while :; do
 		RESTARTING=0
 		status=0
@@ -588,7 +664,7 @@ cmd_exec() {
 
 # cmd_control stop|start [NAME] [--dir D]: acts on a running stack.
 cmd_control() {
-	local action=$1 name="" dir=${FIELDSYNC_STACK_DIR:-} owner tries
+	local action=$1 name="" dir=${FIELDSYNC_STACK_DIR:-} owner tries result
 	shift
 	while (($#)); do
 		case $1 in
@@ -624,9 +700,11 @@ cmd_control() {
 		((tries-- > 0)) || die "the stack (PID $owner) did not start $name"
 		sleep 0.1
 	done
+	result=$(cat "$STACK_DIR/restart.done")
 	rm -f "$STACK_DIR/restart.done"
-	alive "$(pidfile_pid "$STACK_DIR/$name.pid")" || die "$name did not start; see $STACK_DIR/$name.log"
-	log "$name is running again (PID $(pidfile_pid "$STACK_DIR/$name.pid"))"
+	[[ $result == ok ]] && alive "$(pidfile_pid "$STACK_DIR/$name.pid")" ||
+		die "$name did not start; see the stack's output and $STACK_DIR/$name.log"
+	log "$name is running (PID $(pidfile_pid "$STACK_DIR/$name.pid"))"
 }
 
 main() {

@@ -21,8 +21,7 @@ import (
 )
 
 // PingTimeout bounds Ping when the caller's context has a later deadline or
-// none: a readiness probe must fail fast when MinIO is down, and minio-go
-// otherwise retries a refused connection for a while.
+// none: a readiness probe must fail fast when MinIO is down.
 const PingTimeout = 2 * time.Second
 
 // OpenTimeout bounds Open's round trips to the server.
@@ -46,6 +45,7 @@ type Config struct {
 // use.
 type Store struct {
 	client *minio.Client
+	probe  *minio.Client // for Ping
 	bucket string
 	prefix string
 	logger *slog.Logger
@@ -65,14 +65,22 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	client, err := minio.New(cfg.Endpoint, &minio.Options{
+	opts := minio.Options{
 		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure: cfg.Secure,
-	})
+	}
+	client, err := minio.New(cfg.Endpoint, &opts)
 	if err != nil {
 		return nil, fmt.Errorf("minio: open %s: %w", cfg.Endpoint, err)
 	}
-	s := &Store{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, logger: logger.With("component", "minio")}
+	// The probe does not retry, so that Ping reports why MinIO is down
+	// ("connection refused") rather than running out of time retrying.
+	opts.MaxRetries = 1
+	probe, err := minio.New(cfg.Endpoint, &opts)
+	if err != nil {
+		return nil, fmt.Errorf("minio: open %s: %w", cfg.Endpoint, err)
+	}
+	s := &Store{client: client, probe: probe, bucket: cfg.Bucket, prefix: cfg.Prefix, logger: logger.With("component", "minio")}
 
 	ctx, cancel := context.WithTimeout(ctx, OpenTimeout)
 	defer cancel()
@@ -99,7 +107,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, PingTimeout)
 	defer cancel()
-	ok, err := s.client.BucketExists(ctx, s.bucket)
+	ok, err := s.probe.BucketExists(ctx, s.bucket)
 	if err != nil {
 		return fmt.Errorf("minio: ping: %w", err)
 	}
