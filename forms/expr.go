@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -585,8 +586,15 @@ func fnNumber(args ...any) (any, error) {
 	return nil, errArg
 }
 
-// patterns caches compiled regex() patterns and constraint patterns.
-var patterns sync.Map // string → *regexp.Regexp
+// patterns caches compiled regex() patterns and constraint patterns. It
+// stops growing at maxPatterns: definitions are few, but Check also sees
+// drafts, and fuzzing sees millions.
+var (
+	patterns      sync.Map // string → *regexp.Regexp
+	patternsCount atomic.Int64
+)
+
+const maxPatterns = 1000
 
 func compiledPattern(p string) (*regexp.Regexp, error) {
 	if re, ok := patterns.Load(p); ok {
@@ -596,7 +604,11 @@ func compiledPattern(p string) (*regexp.Regexp, error) {
 	if err != nil {
 		return nil, err
 	}
-	patterns.Store(p, re)
+	if patternsCount.Load() < maxPatterns {
+		if _, loaded := patterns.LoadOrStore(p, re); !loaded {
+			patternsCount.Add(1)
+		}
+	}
 	return re, nil
 }
 
@@ -651,7 +663,7 @@ func fnDays(args ...any) (any, error) {
 		return nil, errArg
 	}
 	if len(s) != 10 {
-		if _, err := time.Parse(time.RFC3339, s); err != nil {
+		if !isDateTime(s) {
 			return nil, errArg
 		}
 		s = s[:10]
@@ -666,7 +678,7 @@ func fnDays(args ...any) (any, error) {
 // fnSeconds returns the Unix time of a timestamp in seconds.
 func fnSeconds(args ...any) (any, error) {
 	s, ok := args[0].(string)
-	if !ok {
+	if !ok || !isDateTime(s) {
 		return nil, errArg
 	}
 	t, err := time.Parse(time.RFC3339, s)

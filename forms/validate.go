@@ -618,7 +618,7 @@ func (s *state) checkUnique(n *node) {
 	first := map[string]int{}
 	for i, row := range s.instances(n) {
 		v, ok := row.given[n]
-		if !ok || isEmpty(v) || row.bad[n] {
+		if !ok || isEmpty(v) || row.bad[n] || !row.rel[n] {
 			continue
 		}
 		k := fmt.Sprintf("%T:%v", v, v)

@@ -19,6 +19,8 @@ const (
 	maxWorkbookBytes = 8 << 20
 	maxUnzippedBytes = 32 << 20
 	maxSheetRows     = 3000
+	maxSheetColumns  = 100
+	maxProblems      = 200
 )
 
 // XLSFormError lists every problem found in a workbook. It unwraps to a
@@ -164,6 +166,9 @@ func (imp *importer) result(d *Definition) (*Definition, error) {
 			}
 			return a.Column < b.Column
 		})
+		if imp.dropped > 0 {
+			imp.problems = append(imp.problems, XLSFormProblem{Message: textf("另有 %d 处问题未列出", "and %d more problems", imp.dropped)})
+		}
 		return nil, &XLSFormError{Problems: imp.problems}
 	}
 	return d, nil
@@ -177,9 +182,15 @@ type importer struct {
 	// choiceRow maps "choices.list[i]" to its row on the choices sheet.
 	choiceRow map[string]int
 	calcs     []string // definition paths of calculate rows
+	dropped   int      // problems beyond maxProblems
 }
 
+// problem records a problem; past maxProblems it only counts them.
 func (imp *importer) problem(sheet string, row int, column string, msg Text) {
+	if len(imp.problems) >= maxProblems {
+		imp.dropped++
+		return
+	}
 	imp.problems = append(imp.problems, XLSFormProblem{Sheet: sheet, Row: row, Column: column, Message: msg})
 }
 
@@ -303,6 +314,9 @@ func readRows(f *excelize.File, sheet string) ([][]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(cols) > maxSheetColumns {
+			return nil, fmt.Errorf("row %d has more than %d columns", len(out)+1, maxSheetColumns)
+		}
 		out = append(out, cols)
 	}
 	return out, rows.Error()
@@ -365,8 +379,8 @@ func (imp *importer) parseSheet(sheet string, rows [][]string) *sheetRows {
 		}
 		key := base
 		switch {
-		case sheet == "choices" && !sheetColumns[sheet][base] && !hasLang && !mediaColumns[base] && fieldKeyRE.MatchString(base):
-			key = "prop::" + strings.TrimSpace(h) // a property for choice filters
+		case sheet == "choices" && !sheetColumns[sheet][base] && !hasLang && !mediaColumns[base] && fieldKeyRE.MatchString(header):
+			key = "prop::" + header // a property for choice filters
 		case !sheetColumns[sheet][base]:
 			key = ""
 		case hasLang:

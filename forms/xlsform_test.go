@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -452,6 +453,45 @@ func TestImportXLSFormProblems(t *testing.T) {
 			}
 			if code := syncproto.ErrorCode(err); code != syncproto.EINVALID {
 				t.Errorf("ErrorCode = %q, want %q", code, syncproto.EINVALID)
+			}
+		})
+	}
+}
+
+func TestImportXLSFormLimits(t *testing.T) {
+	settings := [][]any{{"form_id", "version"}, {"limits", 1}}
+	many := [][]any{{"type", "name", "label"}}
+	for i := range 300 {
+		many = append(many, []any{"range", "q" + strconv.Itoa(i), "Q"})
+	}
+	wide := []any{"type", "name", "label"}
+	for i := range 100 {
+		wide = append(wide, "extra"+strconv.Itoa(i))
+	}
+	tests := []struct {
+		name  string
+		wb    sheets
+		first string
+		last  string
+		count int
+	}{
+		{"LongExpression", sheets{"survey": {{"type", "name", "label", "relevant"}, {"integer", "a", "A"}, {"text", "b", "B", strings.Repeat("(", 2001)}}, "settings": settings},
+			"survey row 3, column relevant: cannot translate the expression: longer than 2000 characters", "", 1},
+		{"ManyProblems", sheets{"survey": many, "settings": settings},
+			`survey row 2: unsupported type "range"`, "workbook: and 100 more problems", 201},
+		{"ManyColumns", sheets{"survey": {wide, {"text", "a", "A"}}, "settings": settings},
+			"survey: cannot read the sheet: row 1 has more than 100 columns", "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := forms.ImportXLSForm(bytes.NewReader(mustWorkbook(t, tt.wb)))
+			var xe *forms.XLSFormError
+			if !errors.As(err, &xe) {
+				t.Fatalf("err = %v", err)
+			}
+			ps := xe.Problems
+			if len(ps) != tt.count || ps[0].String() != tt.first || (tt.last != "" && ps[len(ps)-1].String() != tt.last) {
+				t.Errorf("%d problems, first %q, last %q; want %d, %q, %q", len(ps), ps[0], ps[len(ps)-1], tt.count, tt.first, tt.last)
 			}
 		})
 	}

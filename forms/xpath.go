@@ -10,6 +10,10 @@ import (
 // ${name} references) into the expression subset of EXPRESSIONS.md.
 // Whatever it cannot translate exactly is an error, never a guess.
 
+// maxXPathLen bounds an expression cell; translated rules are limited to
+// 2000 characters anyway.
+const maxXPathLen = 2000
+
 type xkind int
 
 const (
@@ -122,6 +126,9 @@ type xcontext struct {
 
 // translateXPath translates one XLSForm expression.
 func translateXPath(src string, ctx xcontext) (string, error) {
+	if len(src) > maxXPathLen {
+		return "", fmt.Errorf("longer than %d characters", maxXPathLen)
+	}
 	toks, err := xlex(src)
 	if err != nil {
 		return "", err
