@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -105,7 +104,7 @@ func openReal(t *testing.T, cfg media.Config) *env {
 	if err := ms.EnsureIndexes(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	e.blobs, e.meta, e.fetch = newBlobs(mcfg), ms, httpGet
+	e.blobs, e.meta, e.fetch = newBlobs(mcfg), ms, mediatest.FetchHTTP
 	e.process = func() *media.Service {
 		return media.New(newBlobs(mcfg), newMeta(), e.access, e.cfg, testenv.Logger(t))
 	}
@@ -116,27 +115,6 @@ func openReal(t *testing.T, cfg media.Config) *env {
 	}
 	return e
 }
-
-func httpGet(ctx context.Context, _ media.BlobStore, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, &httpError{resp.StatusCode}
-	}
-	return body, err
-}
-
-type httpError struct{ status int }
-
-func (e *httpError) Error() string { return http.StatusText(e.status) }
 
 // clock is a settable time for tests: thumbnail backoff and staging age
 // are checked by moving it, never by sleeping.

@@ -1,11 +1,8 @@
 package minio_test
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -31,25 +28,8 @@ func openBlobs(t *testing.T) *serverminio.Blobs {
 	return b
 }
 
-func httpGet(ctx context.Context, _ media.BlobStore, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET: %s: %s", resp.Status, body)
-	}
-	return body, err
-}
-
 func TestBlobs(t *testing.T) {
-	mediatest.TestBlobStore(t, func(t *testing.T) media.BlobStore { return openBlobs(t) }, httpGet)
+	mediatest.TestBlobStore(t, func(t *testing.T) media.BlobStore { return openBlobs(t) }, mediatest.FetchHTTP)
 }
 
 // TestBlobsPresignedURLIsSigned checks that a presigned URL reveals only
@@ -65,7 +45,7 @@ func TestBlobsPresignedURLIsSigned(t *testing.T) {
 		strings.Replace(u, "photos/aa/x", "photos/aa/y", 1),
 		strings.Replace(u, "X-Amz-Signature=", "X-Amz-Signature=0", 1),
 	} {
-		if _, err := httpGet(ctx, b, bad); err == nil || !strings.Contains(err.Error(), "403") {
+		if _, err := mediatest.FetchHTTP(ctx, b, bad); err == nil || !strings.Contains(err.Error(), "403") {
 			t.Errorf("GET of a tampered URL: %v, want 403", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -40,6 +41,25 @@ func FetchMem(ctx context.Context, s media.BlobStore, u string) ([]byte, error) 
 	}
 	defer rc.Close()
 	return io.ReadAll(rc)
+}
+
+// FetchHTTP is the Fetch of stores whose URLs are http(s) URLs: a GET
+// without credentials.
+func FetchHTTP(ctx context.Context, _ media.BlobStore, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET: %s: %s", resp.Status, body)
+	}
+	return body, err
 }
 
 // SHA256 returns the hex sha256 of data.
