@@ -130,6 +130,7 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 
 	// Route groups, one line each; each lives in its own file.
 	s.routesHealth()
+	s.routesOpenAPI()
 	if deps.Devices != nil {
 		s.routesDevices()
 	}
