@@ -265,6 +265,9 @@ func DecodePull(body []byte) (PullRequest, Cursor, error) {
 	if len(req.Scope) > MaxScopes {
 		return PullRequest{}, Cursor{}, Errorf(EINVALID, "At most %d scopes in one pull.", MaxScopes)
 	}
+	if len(req.Scope) == 0 {
+		req.Scope = nil // "scope": [] means the same as no scope
+	}
 	seen := map[string]bool{}
 	for _, sc := range req.Scope {
 		if sc == "" || seen[sc] {

@@ -308,7 +308,9 @@ func errorsJoin(err error) error { return wrapErr{err} }
 
 // FuzzDecodePush checks that DecodePush never panics, that everything it
 // accepts is valid, and that a decoded request re-encodes to a body that
-// decodes to the same request with the same rejections.
+// decodes to the same request, every accepted change accepted again with
+// the same digest. (A rejected change need not stay rejected: re-encoding
+// turns a missing value into null, which is valid.)
 func FuzzDecodePush(f *testing.F) {
 	good := mustJSON(f, goldenMessages(f)["push_request"])
 	f.Add(good)
@@ -340,8 +342,8 @@ func FuzzDecodePush(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded request fails: %v", err)
 		}
-		if len(again.Changes) != len(req.Changes) || len(rej2) < len(rej) {
-			t.Fatalf("re-decoding: %d changes, %d rejected; was %d, %d", len(again.Changes), len(rej2), len(req.Changes), len(rej))
+		if len(again.Changes) != len(req.Changes) {
+			t.Fatalf("re-decoding: %d changes; was %d", len(again.Changes), len(req.Changes))
 		}
 		for i, c := range req.Changes {
 			if rej[i] == nil && (rej2[i] != nil || again.Changes[i].Digest() != c.Digest()) {
