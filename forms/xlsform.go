@@ -603,7 +603,7 @@ func (imp *importer) survey(s *sheetRows, lists map[string][]Choice) []*xlsItem 
 			stack = stack[:len(stack)-1]
 			continue
 		case typ == "begin group" || typ == "begin repeat":
-			if typ == "begin repeat" && it.repeatParent(stack) {
+			if typ == "begin repeat" && inRepeat(stack) {
 				imp.problem("survey", row, "type", Text{ZH: "不支持重复组嵌套", EN: "a repeat inside a repeat is not supported"})
 			}
 		case strings.HasPrefix(typ, "select_one ") || strings.HasPrefix(typ, "select_multiple "):
@@ -654,7 +654,8 @@ func (imp *importer) survey(s *sheetRows, lists map[string][]Choice) []*xlsItem 
 	return top
 }
 
-func (it *xlsItem) repeatParent(stack []*xlsItem) bool {
+// inRepeat reports whether the open groups and repeats include a repeat.
+func inRepeat(stack []*xlsItem) bool {
 	for _, p := range stack {
 		if p.kind == "begin repeat" {
 			return true
