@@ -52,18 +52,6 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	syncer.Limits.ChunkBytes, syncer.Limits.MaxBlobSize = med.Limits()
 	validator := server.NewFormValidator(syncer, devices.Today)
 	syncer.Validator = validator
-	syncer.Stored = func(ctx context.Context, states []*syncproto.Record) error {
-		for _, r := range states {
-			// A new record without photos has nothing to note or forget:
-			// skip the read, so pushes of plain records stay cheap.
-			if r.Rev <= 1 && len(syncproto.PhotoRefs(r)) == 0 {
-				continue
-			}
-			if err := med.Expect(ctx, r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	syncer.Stored = med.ExpectRecords
 	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica)}, nil
 }
