@@ -31,10 +31,10 @@ var files embed.FS
 // "expanded API view" with the sync envelope and, for hazards, the events
 // embedded.
 type Sample struct {
-	Name   string         // file name without .json, e.g. "09_hazard_with_history"
-	Entity string         // the "entity" member, e.g. "Hazard"
+	Name   string          // file name without .json, e.g. "09_hazard_with_history"
+	Entity string          // the "entity" member, e.g. "Hazard"
 	Raw    json.RawMessage // the file's bytes
-	Values map[string]any // decoded with json.Number for numbers
+	Values map[string]any  // decoded with json.Number for numbers
 }
 
 // All returns every sample, sorted by file name.
@@ -89,14 +89,21 @@ func Kind(entity string) string {
 	return b.String()
 }
 
-// FormIDs maps record kinds to the id of the built-in form that validates
-// them (see package forms).
-var FormIDs = map[string]string{
-	"visit":                  "visit.routine",
-	"lesson_observation":     "lesson_observation",
-	"questionnaire_response": "questionnaire.student_burden",
-	"hazard":                 "hazard.report",
-	"monthly_feedback":       "monthly_feedback",
+// Form names a built-in form version (see package forms).
+type Form struct {
+	ID      string
+	Version int
+}
+
+// Forms maps record kinds to the built-in form version that validates the
+// sample of that kind. The student questionnaire is at version 3, like the
+// template the sample response was filled in with.
+var Forms = map[string]Form{
+	"visit":                  {"visit.routine", 1},
+	"lesson_observation":     {"lesson_observation", 1},
+	"questionnaire_response": {"questionnaire.student_burden", 3},
+	"hazard":                 {"hazard.report", 1},
+	"monthly_feedback":       {"monthly_feedback", 1},
 }
 
 // Envelope lists the sync envelope members of the samples (DOMAIN.md
@@ -125,8 +132,8 @@ func (s Sample) Record(w *syncproto.Writer) (*syncproto.Record, error) {
 	} else if sid, ok := s.Values["school_id"].(string); ok {
 		r.SchoolID = sid
 	}
-	if f, ok := FormIDs[kind]; ok {
-		r.FormID, r.FormVersion = f, 1
+	if f, ok := Forms[kind]; ok {
+		r.FormID, r.FormVersion = f.ID, f.Version
 	}
 	if c, ok := s.Values["created_at"].(string); ok {
 		if t, err := time.Parse(time.RFC3339, c); err == nil {
