@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -41,11 +40,6 @@ func startServer(t *testing.T) *server {
 	dir := t.TempDir()
 	gocmd := "go" // from PATH, as go test itself was found
 	const pkg = "github.com/fieldsync/fieldsync/server/cmd/fieldsyncd"
-	// The server is being built in parallel; until its command is in the
-	// tree this test cannot run. Remove this guard once it is.
-	if out, err := exec.Command(gocmd, "list", pkg).CombinedOutput(); err != nil {
-		t.Skipf("fieldsyncd is not in this tree yet: %s", out)
-	}
 	bin := filepath.Join(dir, "fieldsyncd")
 	build := exec.Command(gocmd, "build", "-o", bin, pkg)
 	if out, err := build.CombinedOutput(); err != nil {
@@ -133,11 +127,6 @@ func TestPhonesConvergeOnRealServer(t *testing.T) {
 
 	newPhone := func(name string) *mobiletest.Phone {
 		_, code, err := admin.Inspector(ctx, "督学 "+name, []string{school})
-		if err != nil && strings.Contains(err.Error(), "404 Not Found") {
-			// fieldsyncd is being wired in parallel; remove this guard once
-			// it serves the admin API.
-			t.Skipf("fieldsyncd does not serve the admin API yet: %v", err)
-		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,11 +137,6 @@ func TestPhonesConvergeOnRealServer(t *testing.T) {
 		return p
 	}
 	observer := newPhone("observer")
-	// The sync routes are being built; until fieldsyncd serves them this
-	// test cannot run. Remove this guard once /v1/sync/info exists.
-	if _, err := observer.E.Sync(ctx, nil); err != nil && mobileCode(err) == "not_found" {
-		t.Skipf("fieldsyncd has no sync routes yet: %v", err)
-	}
 	var phones []*mobiletest.Phone
 	for i := range *simPhones {
 		phones = append(phones, newPhone(fmt.Sprintf("p%d", i)))

@@ -1,5 +1,0 @@
-package e2e
-
-import "github.com/fieldsync/fieldsync/syncproto"
-
-func mobileCode(err error) string { return syncproto.ErrorCode(err) }
