@@ -219,24 +219,38 @@ as_postgres() {
 	fi
 }
 
+# pg_prepare_dir: makes $STACK_DIR/postgres, the cluster's folder, owned by
+# the user PostgreSQL runs as. When we are root and that user cannot reach
+# $STACK_DIR (a clone under /root, whose mode is 700), the cluster lives in
+# the postgres user's home instead, and $STACK_DIR/postgres links to it.
 pg_prepare_dir() {
-	local pgdata=$1
+	local pgdata=$STACK_DIR/postgres home
+	if ((EUID == 0)) && ! as_postgres test -x "$STACK_DIR" 2>/dev/null; then
+		if [[ ! -L $pgdata ]]; then
+			home=$(getent passwd postgres | cut -d: -f6)
+			[[ -d $home ]] || die "the postgres user cannot reach $STACK_DIR and has no home folder; set FIELDSYNC_STACK_RUN_DIR to a folder it can reach"
+			rmdir "$pgdata" 2>/dev/null || true
+			[[ ! -e $pgdata ]] || die "the postgres user cannot reach $pgdata; move it away or set FIELDSYNC_STACK_RUN_DIR to a folder postgres can reach"
+			ln -s "$home/fieldsync-$(printf %s "$STACK_DIR" | cksum | cut -d' ' -f1)" "$pgdata"
+			log "the postgres user cannot reach $STACK_DIR: the cluster lives in $(readlink "$pgdata") ($pgdata links to it)"
+		fi
+		pgdata=$(readlink "$pgdata")
+	fi
 	mkdir -p "$pgdata"
 	chmod 700 "$pgdata"
-	: >>"$STACK_DIR/postgres.log"
 	if ((EUID == 0)); then
-		chown postgres:postgres "$pgdata" "$STACK_DIR/postgres.log"
-		if ! as_postgres test -w "$pgdata"; then
-			die "the postgres user cannot reach $pgdata (a parent folder is not searchable by others). Clone the repository under a searchable path, or set FIELDSYNC_STACK_RUN_DIR to a folder postgres can reach."
-		fi
+		chown postgres:postgres "$pgdata"
+		as_postgres test -w "$pgdata" || die "the postgres user cannot write to $pgdata"
 	fi
+	PGDATA_DIR=$pgdata
 }
 
 start_postgres() {
-	local pgdata=$STACK_DIR/postgres pid tries
+	local pgdata pid tries
 	[[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 is not installed at $PG_BIN (Debian: apt-get install postgresql-15), or set FIELDSYNC_STACK_PG_BIN"
 	require_free_port PostgreSQL "$PG_PORT" FIELDSYNC_STACK_PG_PORT
-	pg_prepare_dir "$pgdata"
+	pg_prepare_dir
+	pgdata=$PGDATA_DIR
 	if [[ ! -s $pgdata/PG_VERSION ]]; then
 		log "creating a PostgreSQL cluster in $pgdata"
 		as_postgres "$PG_BIN/initdb" -D "$pgdata" --auth=trust --username=postgres \
@@ -422,11 +436,12 @@ cleanup() {
 		p2=$!
 		wait "$p1" "$p2"
 		stop_server postgres
-		rm -f "$STACK_DIR/stack.pid"
+		rm -f "$STACK_DIR/stack.pid" "$STACK_DIR/cmd.pid" "$STACK_DIR/.watchdog"
 		if [[ $TEMP_STACK == 1 ]]; then
 			if [[ ${FIELDSYNC_STACK_KEEP:-} == 1 ]]; then
 				log "kept $STACK_DIR (FIELDSYNC_STACK_KEEP=1)"
 			else
+				[[ -L $STACK_DIR/postgres ]] && rm -rf "$(readlink "$STACK_DIR/postgres")"
 				rm -rf "$STACK_DIR"
 			fi
 		fi
