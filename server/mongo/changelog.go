@@ -339,8 +339,12 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 		n := page.Pos + 1
 		var lo, hi int64
 		var filter bson.D
-		if n%BigPage == 0 && limit-len(page.Records) >= BigPage/2 {
-			lo, hi = n, n+BigPage
+		// A big page when the reader is in its first half and wants at
+		// least half a big page: one query instead of up to ten, for at
+		// most half a page read in vain.
+		if n%BigPage < BigPage/2 && limit-len(page.Records) >= BigPage/2 {
+			lo = n / BigPage * BigPage
+			hi = lo + BigPage
 			filter = bson.D{{Key: "p1", Value: n / BigPage}}
 		} else {
 			lo = n / SmallPage * SmallPage

@@ -1,0 +1,343 @@
+package mongo_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/fieldsync/fieldsync/internal/testenv"
+	"github.com/fieldsync/fieldsync/server"
+	servermongo "github.com/fieldsync/fieldsync/server/mongo"
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
+// TestSyncBench measures the sync engine against the raw driver on the
+// same server, in the same run, and prints a table. It runs only when
+// FIELDSYNC_BENCH is set (make bench):
+//
+//	FIELDSYNC_BENCH=1 go test ./server/mongo -run TestSyncBench -v -timeout 60m
+//
+// FIELDSYNC_BENCH_RECORDS (default 100000) records are stored first,
+// spread over FIELDSYNC_BENCH_SCHOOLS (default 20) schools, through the
+// sync service in batches of 500. Then:
+//   - push: more batches of 500 new records through Syncer.Push, each
+//     followed by a raw InsertMany of the very documents the push wrote
+//     (read back from the log) into a plain copy of the log;
+//   - pull: a phone entitled to every school catches up on everything with
+//     Syncer.Pull (pages of 1000), against a raw read of every document of
+//     every log collection;
+//   - latency: the median Pull call of that catch-up, against the same
+//     with FIELDSYNC_BENCH_SMALL (default 10000) records stored.
+func TestSyncBench(t *testing.T) {
+	if os.Getenv("FIELDSYNC_BENCH") == "" {
+		t.Skip("set FIELDSYNC_BENCH=1 to run the sync benchmark (make bench)")
+	}
+	records := envInt("FIELDSYNC_BENCH_RECORDS", 100000)
+	small := envInt("FIELDSYNC_BENCH_SMALL", 10000)
+	schools := envInt("FIELDSYNC_BENCH_SCHOOLS", 20)
+	rounds := envInt("FIELDSYNC_BENCH_PUSH_BATCHES", 10)
+
+	big := newBench(t, "big", records, schools)
+	smallRun := newBench(t, "small", small, schools)
+
+	rawRead := big.rawRead(t)
+	pushRate, rawPushRate, decodeRate := big.push(t, rounds)
+	pullRate, p50Big := big.pull(t)
+	_, p50Small := smallRun.pull(t)
+	idleBig := big.idlePull(t)
+
+	w := os.Stdout
+	fmt.Fprintf(w, "\nfieldsync sync engine benchmark: %d records stored in %d schools, %d B of JSON per record state\n",
+		records, schools, big.stateBytes)
+	fmt.Fprintf(w, "%-58s %12s %12s %8s %6s\n", "measure", "fieldsync", "raw driver", "ratio", "goal")
+	fmt.Fprintf(w, "%-58s %12.0f %12.0f %8.2f %6s\n", "push, batches of 500 new records (records/s)", pushRate, rawPushRate, pushRate/rawPushRate, "≥0.7")
+	fmt.Fprintf(w, "%-58s %12.0f %12s %8s %6s\n", "  push incl. syncproto.DecodePush of the body (records/s)", decodeRate, "", "", "")
+	fmt.Fprintf(w, "%-58s %12.0f %12.0f %8.2f %6s\n", "pull, catch up on everything, pages of 1000 (records/s)", pullRate, rawRead, pullRate/rawRead, "≥0.5")
+	fmt.Fprintf(w, "%-58s %12s %12s %8.2f %6s\n", fmt.Sprintf("p50 pull: %d stored %.0f ms / %d stored %.0f ms", records, ms(p50Big), small, ms(p50Small)), "", "", float64(p50Big)/float64(p50Small), "≤2")
+	fmt.Fprintf(w, "%-58s %12.0f %12s %8s %6s\n", fmt.Sprintf("pull when up to date, %d schools (ms)", schools), ms(idleBig), "", "", "")
+	fmt.Fprintf(w, "%-58s %12.0f %12s %8s %6s\n", "initial load through Syncer.Push (records/s)", big.loadRate, "", "", "")
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func envInt(key string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(key)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+type bench struct {
+	db         *mongo.Database
+	store      *servermongo.SyncStore
+	sy         *server.Syncer
+	schools    []string
+	phone      server.Principal
+	rng        *rand.Rand
+	stateBytes int
+	loadRate   float64
+}
+
+func newBench(t *testing.T, name string, records, schools int) *bench {
+	t.Helper()
+	db, err := servermongo.Open(t.Context(), testenv.MongoURI(t), testenv.Name(t, 40)+"_"+name, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = db.Database().Drop(ctx)
+		_ = db.Close(ctx)
+	})
+	b := &bench{db: db.Database(), store: servermongo.NewSyncStore(db.Database()), rng: rand.New(rand.NewPCG(1, uint64(records)))}
+	if err := b.store.EnsureIndexes(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b.sy = server.NewSyncer(b.store, uuid.New())
+	for range schools {
+		b.schools = append(b.schools, uuid.Must(uuid.NewV7()).String())
+	}
+	b.phone = server.Principal{DeviceID: uuid.New(), UserID: "bench", Roles: []string{server.RoleInspector}}
+	start := time.Now()
+	for done := 0; done < records; {
+		n := min(500, records-done)
+		b.pushBatch(t, b.batch(n, b.schools[(done/500)%len(b.schools)]))
+		done += n
+	}
+	b.loadRate = float64(records) / time.Since(start).Seconds()
+	t.Logf("%s: loaded %d records in %v (%.0f/s)", name, records, time.Since(start), b.loadRate)
+	return b
+}
+
+// visit returns a new record of the size of a routine visit's summary:
+// eleven fields of text, dates and a checklist, about 1.5 KB of JSON.
+func (b *bench) visit(school string) *syncproto.Record {
+	dev := b.phone.DeviceID
+	now := time.Now().UTC()
+	id := uuid.Must(uuid.NewV7())
+	r := &syncproto.Record{ID: id, Kind: "visit", SchoolID: school, CreatedAt: now.Truncate(time.Second), CreatedBy: "0192b000-0000-7000-8000-000000000211", Fields: map[string]syncproto.Field{}}
+	clock := syncproto.HLC{}
+	set := func(k string, v any) {
+		raw, _ := json.Marshal(v)
+		c, _ := syncproto.CanonicalJSON(raw)
+		clock = clock.Next(dev, now)
+		r.Fields[k] = syncproto.Field{{Value: c, Vector: syncproto.Vector{}.Update(dev, now), HLC: clock, Author: r.CreatedBy}}
+	}
+	set("theme", "10月主题：宿舍消防安全与课业负担")
+	set("visit_date", "2024-10-15")
+	set("check_in_at", "2024-10-15T07:58:00+08:00")
+	set("check_out_at", "2024-10-15T16:10:00+08:00")
+	set("kind", "routine")
+	set("summary", "早读秩序良好，7名学生迟到，班主任已登记；宿舍楼2楼灭火器过期，已当场要求更换。"+strconv.Itoa(b.rng.IntN(1e6)))
+	set("steps", []map[string]any{{"step": "check_in", "done": true}, {"step": "campus_patrol", "done": true}, {"step": "briefing", "done": true}})
+	set("score", b.rng.IntN(100))
+	set("geo", map[string]any{"lat": 30.7797, "lng": 115.397, "accuracy_m": 35})
+	set("feedback_to", "何志远校长")
+	set("status", "completed")
+	return r
+}
+
+func (b *bench) batch(n int, school string) syncproto.PushRequest {
+	req := syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: b.phone.DeviceID, BatchID: uuid.Must(uuid.NewV7())}
+	for range n {
+		req.Changes = append(req.Changes, syncproto.Change{OpID: uuid.Must(uuid.NewV7()), Record: b.visit(school)})
+	}
+	if b.stateBytes == 0 {
+		js, _ := syncproto.Marshal(req.Changes[0].Record)
+		b.stateBytes = len(js)
+	}
+	return req
+}
+
+func (b *bench) pushBatch(t *testing.T, req syncproto.PushRequest) {
+	t.Helper()
+	resp, err := b.sy.Push(t.Context(), b.phone, server.Grant{AllSchools: true}, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Results {
+		if r.Status != syncproto.StatusApplied {
+			t.Fatalf("bench push: %s %+v", r.Status, r.Error)
+		}
+	}
+}
+
+// rawRead reads every document of every log collection with the driver
+// and copies them into plain collections (raw_<name>) for the raw push.
+func (b *bench) rawRead(t *testing.T) float64 {
+	t.Helper()
+	names, err := b.db.ListCollectionNames(t.Context(), bson.D{{Key: "name", Value: bson.D{{Key: "$regex", Value: "^log_"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var took time.Duration
+	for _, name := range names {
+		start := time.Now()
+		cur, err := b.db.Collection(name).Find(t.Context(), bson.D{}, options.Find().SetBatchSize(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var docs []any
+		for cur.Next(t.Context()) {
+			docs = append(docs, slices.Clone(cur.Current))
+		}
+		if err := cur.Err(); err != nil {
+			t.Fatal(err)
+		}
+		took += time.Since(start)
+		n += len(docs)
+		for i := 0; i < len(docs); i += 1000 {
+			if _, err := b.db.Collection("raw_"+name).InsertMany(t.Context(), docs[i:min(i+1000, len(docs))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return float64(n) / took.Seconds()
+}
+
+// push times batches of 500 through the service, and the raw insert of
+// the documents each wrote. It returns records/s for the service, the raw
+// insert, and the service with DecodePush of the JSON body.
+func (b *bench) push(t *testing.T, rounds int) (svc, raw, decoded float64) {
+	t.Helper()
+	var tSvc, tRaw, tDec time.Duration
+	var n int
+	for i := range rounds {
+		sc := b.schools[i%len(b.schools)]
+		before := b.counter(t, sc)
+		req := b.batch(500, sc)
+		start := time.Now()
+		b.pushBatch(t, req)
+		tSvc += time.Since(start)
+		after := b.counter(t, sc)
+		bySeg := b.slots(t, sc, before+1, after)
+		start = time.Now()
+		for name, docs := range bySeg {
+			if _, err := b.db.Collection("raw_"+name).InsertMany(t.Context(), docs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tRaw += time.Since(start)
+		n += 500
+
+		body, err := syncproto.Marshal(b.batch(500, sc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start = time.Now()
+		dreq, rejected, err := syncproto.DecodePush(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.sy.Push(t.Context(), b.phone, server.Grant{AllSchools: true}, dreq, rejected); err != nil {
+			t.Fatal(err)
+		}
+		tDec += time.Since(start)
+	}
+	return float64(n) / tSvc.Seconds(), float64(n) / tRaw.Seconds(), float64(n) / tDec.Seconds()
+}
+
+func (b *bench) counter(t *testing.T, scope string) int64 {
+	var d struct {
+		Next int64 `bson:"next"`
+	}
+	if err := b.db.Collection("scopes").FindOne(t.Context(), bson.D{{Key: "_id", Value: scope}}).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Next
+}
+
+// slots returns the log documents of slots lo..hi (and the page marks
+// written with them) as raw BSON, by log collection.
+func (b *bench) slots(t *testing.T, scope string, lo, hi int64) map[string][]any {
+	out := map[string][]any{}
+	for q := lo / servermongo.SmallPage; q <= hi/servermongo.SmallPage; q++ {
+		name := "log_" + scope
+		cur, err := b.db.Collection(name).Find(t.Context(), bson.D{{Key: "p2", Value: q}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for cur.Next(t.Context()) {
+			id := cur.Current.Lookup("_id")
+			if seq, ok := id.Int64OK(); ok && (seq < lo || seq > hi) {
+				continue
+			}
+			if m, ok := id.StringValueOK(); ok {
+				if q, _ := strconv.ParseInt(m[1:], 10, 64); q*servermongo.SmallPage < lo || q*servermongo.SmallPage > hi {
+					continue
+				}
+			}
+			out[name] = append(out[name], slices.Clone(cur.Current))
+		}
+	}
+	return out
+}
+
+// pull catches up on everything from an empty cursor and returns the
+// records/s and the median latency of one Pull call.
+func (b *bench) pull(t *testing.T) (float64, time.Duration) {
+	t.Helper()
+	scopes := append(slices.Clone(b.schools), server.RefScope)
+	var lat []time.Duration
+	var n int
+	cur := syncproto.Cursor{}
+	start := time.Now()
+	for {
+		s := time.Now()
+		resp, err := b.sy.Pull(t.Context(), b.phone, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Limit: 1000}, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, time.Since(s))
+		n += len(resp.Records)
+		if cur, err = syncproto.DecodeCursor(resp.Cursor); err != nil {
+			t.Fatal(err)
+		}
+		if !resp.More {
+			break
+		}
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	slices.Sort(lat)
+	return rate, lat[len(lat)/2]
+}
+
+// idlePull returns the median time of a pull that finds nothing new.
+func (b *bench) idlePull(t *testing.T) time.Duration {
+	t.Helper()
+	scopes := append(slices.Clone(b.schools), server.RefScope)
+	cur := syncproto.Cursor{}
+	for {
+		resp, err := b.sy.Pull(t.Context(), b.phone, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion}, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, _ = syncproto.DecodeCursor(resp.Cursor)
+		if !resp.More {
+			break
+		}
+	}
+	var lat []time.Duration
+	for range 5 {
+		s := time.Now()
+		if _, err := b.sy.Pull(t.Context(), b.phone, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion}, cur); err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, time.Since(s))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2]
+}
