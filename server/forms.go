@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
@@ -69,6 +70,16 @@ type FormValidator struct {
 	// never changes; only published → retired does). Default 30 s.
 	TTL time.Duration
 	Now func() time.Time
+	// Logger, when set, gets the store errors that stopped a record from
+	// being checked (the record is refused with EUNAVAILABLE).
+	Logger *slog.Logger
+}
+
+func (v *FormValidator) logger() *slog.Logger {
+	if v.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return v.Logger
 }
 
 type formEntry struct {
@@ -133,6 +144,13 @@ func (v *FormValidator) ValidateRecord(ctx context.Context, r *syncproto.Record)
 		if syncproto.ErrorCode(err) == syncproto.ENOTFOUND {
 			return syncproto.FieldError("The record names a form version this server does not know.",
 				map[string]string{"form_version": fmt.Sprintf("form %s version %d is not published", r.FormID, r.FormVersion)})
+		}
+		if syncproto.ErrorCode(err) == syncproto.EINTERNAL {
+			// The store failed, not the record: do not call it invalid,
+			// and keep the store's error text from the phone.
+			v.logger().LogAttrs(ctx, slog.LevelWarn, "form not readable", slog.String("form_id", r.FormID),
+				slog.Int("form_version", r.FormVersion), slog.String("error", err.Error()))
+			return syncproto.Errorf(syncproto.EUNAVAILABLE, "The server could not read form %s version %d to check the record; push it again later.", r.FormID, r.FormVersion)
 		}
 		return asProtoError(err)
 	}
@@ -268,6 +286,12 @@ func (f *Forms) Publish(ctx context.Context, p Principal, def *forms.Definition)
 	}
 	fv := FormVersion{ID: def.ID, Version: def.Version, Title: def.Title, Kind: def.Kind, Status: "published"}
 	id := FormRecordID(def.ID, def.Version)
+	// Read, compare and write under one lock: two publishes of one version
+	// that both found it unpublished would write it twice as this
+	// process's replica with equal version vectors, and the second would
+	// silently replace the first instead of being refused.
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	cur, err := f.Sync.Record(ctx, RefScope, id)
 	switch {
 	case err == nil:
@@ -282,8 +306,6 @@ func (f *Forms) Publish(ctx context.Context, p Principal, def *forms.Definition)
 	case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
 		return FormVersion{}, err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	w := f.writer(p)
 	rec := &syncproto.Record{ID: id, Kind: FormKind, CreatedAt: w.Now, CreatedBy: p.UserID}
 	rec, _ = syncproto.Set(rec, formFieldDefinition, canon, w)
