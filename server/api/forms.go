@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -54,11 +56,18 @@ func (s *Server) handleGetForm(c *fiber.Ctx) error {
 }
 
 // handlePublishForm handles "POST /v1/admin/forms" with a form definition
-// as JSON.
+// as JSON. Unknown members are refused, not dropped: a misspelt
+// "required_iff" would otherwise publish a form without its rule, and a
+// published version never changes.
 func (s *Server) handlePublishForm(c *fiber.Ctx) error {
 	var def forms.Definition
-	if err := decodeJSON(c, &def); err != nil {
-		return err
+	d := json.NewDecoder(bytes.NewReader(c.Body()))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&def); err != nil {
+		return syncproto.Errorf(syncproto.EINVALID, "The body must be a form definition as JSON: %v.", err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return syncproto.Errorf(syncproto.EINVALID, "The body must hold one form definition and nothing after it.")
 	}
 	fv, err := s.deps.Forms.Publish(c.UserContext(), principalOf(c), &def)
 	if err != nil {

@@ -1,0 +1,276 @@
+package api
+
+import (
+	"bytes"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/fieldsync/fieldsync/forms"
+	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
+const xlsxType = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+// workbook writes an .xlsx workbook in memory: sheet name → rows, the
+// first being the header, as forms/xlsform_test.go builds them.
+func workbook(t *testing.T, sheets map[string][][]any) []byte {
+	t.Helper()
+	f := excelize.NewFile()
+	defer f.Close()
+	first := true
+	for _, name := range []string{"survey", "choices", "settings"} {
+		rows, ok := sheets[name]
+		if !ok {
+			continue
+		}
+		if first {
+			if err := f.SetSheetName("Sheet1", name); err != nil {
+				t.Fatal(err)
+			}
+			first = false
+		} else if _, err := f.NewSheet(name); err != nil {
+			t.Fatal(err)
+		}
+		for i, row := range rows {
+			cell, _ := excelize.CoordinatesToCellName(1, i+1)
+			r := row
+			if err := f.SetSheetRow(name, cell, &r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := f.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// parentsSurvey is a short questionnaire an office writes in a
+// spreadsheet: parents' view of the school canteen.
+func parentsSurvey(survey ...[]any) map[string][][]any {
+	if survey == nil {
+		survey = [][]any{
+			{"select_one yes_no", "eats_at_school", "孩子在学校吃午饭吗？", "Does your child eat lunch at school?", "yes"},
+			{"integer", "satisfaction", "满意度（1-5）", "Satisfaction (1-5)", "yes", "${eats_at_school} = 'yes'", ". >= 1 and . <= 5"},
+			{"text", "suggestion", "建议", "Suggestions", "no"},
+		}
+	}
+	return map[string][][]any{
+		"survey": append([][]any{{"type", "name", "label::Chinese (zh)", "label::English (en)", "required", "relevant", "constraint"}}, survey...),
+		"choices": {
+			{"list_name", "name", "label::Chinese (zh)", "label::English (en)"},
+			{"yes_no", "yes", "是", "Yes"},
+			{"yes_no", "no", "否", "No"},
+		},
+		"settings": {
+			{"form_id", "version", "form_title", "form_title::English (en)"},
+			{"survey.canteen_parents", 1, "家长食堂满意度调查", "Parents' canteen survey"},
+		},
+	}
+}
+
+func TestPublishXLSForm(t *testing.T) {
+	st := newStack(t, Config{})
+	wb := workbook(t, parentsSurvey())
+
+	var fv server.FormVersion
+	st.mustDo(t, 201, request{method: "POST", path: "/v1/admin/forms/xlsform", token: stackAdminToken, body: wb, contentType: xlsxType}).decode(t, &fv)
+	want := server.FormVersion{ID: "survey.canteen_parents", Version: 1, Title: forms.Text{ZH: "家长食堂满意度调查", EN: "Parents' canteen survey"},
+		Kind: forms.KindQuestionnaireResponse, Status: forms.StatusPublished}
+	if fv != want {
+		t.Errorf("publish = %+v, want %+v", fv, want)
+	}
+
+	var list struct{ Forms []server.FormVersion }
+	st.mustDo(t, 200, request{method: "GET", path: "/v1/forms", token: stackAdminToken}).decode(t, &list)
+	if !slices.Contains(list.Forms, want) {
+		t.Errorf("GET /v1/forms does not list %+v: %+v", want, list.Forms)
+	}
+
+	var got struct {
+		Definition forms.Definition
+		Retired    bool
+	}
+	st.mustDo(t, 200, request{method: "GET", path: "/v1/forms/survey.canteen_parents/1", token: stackAdminToken}).decode(t, &got)
+	answers := slices.IndexFunc(got.Definition.Fields, func(f forms.Field) bool { return f.Key == "answers" })
+	if got.Retired || got.Definition.Status != forms.StatusPublished || answers < 0 {
+		t.Fatalf("GET the form: retired %v, status %q, answers at %d", got.Retired, got.Definition.Status, answers)
+	}
+	var questions []string
+	for _, f := range got.Definition.Fields[answers].Fields {
+		questions = append(questions, f.Key)
+	}
+	if want := []string{"eats_at_school", "satisfaction", "suggestion"}; !slices.Equal(questions, want) {
+		t.Errorf("questions %v, want %v", questions, want)
+	}
+
+	// The same workbook again changes nothing; an edited one under the
+	// same version is refused.
+	st.mustDo(t, 201, request{method: "POST", path: "/v1/admin/forms/xlsform", token: stackAdminToken, body: wb, contentType: xlsxType})
+	edited := parentsSurvey()
+	edited["survey"][3][2] = "意见和建议"
+	r := st.mustDo(t, 409, request{method: "POST", path: "/v1/admin/forms/xlsform", token: stackAdminToken, body: workbook(t, edited), contentType: xlsxType})
+	if e := r.errorOf(t); e.Code != syncproto.ECONFLICT || !strings.Contains(e.Message, "Publish version 2") {
+		t.Errorf("edited workbook: %v", e)
+	}
+}
+
+func TestPublishXLSFormProblems(t *testing.T) {
+	st := newStack(t, Config{})
+	tests := []struct {
+		name   string
+		body   []byte
+		token  string
+		status int
+		code   string
+		fields map[string]string // key → a part of its message; "" for any
+	}{
+		{
+			name: "RowNumberedProblems",
+			body: workbook(t, parentsSurvey(
+				[]any{"select_one yes_no", "eats_at_school", "孩子在学校吃午饭吗？", "Lunch at school?", "yes"},
+				[]any{"range", "satisfaction", "满意度", "Satisfaction", "yes"},
+				[]any{"text", "suggestion", "建议", "Suggestions", "no"},
+				[]any{"select_one colours", "colour", "颜色", "Colour"},
+			)),
+			token: stackAdminToken, status: 400, code: syncproto.EINVALID,
+			fields: map[string]string{"survey[3]": "range", "survey[5].type": "colours"},
+		},
+		{
+			// The definition's own check runs once the rows import; its
+			// problems are still reported by row and column.
+			name: "UnknownQuestionInExpression",
+			body: workbook(t, parentsSurvey(
+				[]any{"select_one yes_no", "eats_at_school", "孩子在学校吃午饭吗？", "Lunch at school?", "yes"},
+				[]any{"text", "suggestion", "建议", "Suggestions", "no", "${no_such_question} = 'yes'"},
+			)),
+			token: stackAdminToken, status: 400, code: syncproto.EINVALID,
+			fields: map[string]string{"survey[3].relevant": ""},
+		},
+		{
+			name:  "NotAWorkbook",
+			body:  []byte("form_id,version\nsurvey.canteen_parents,1\n"),
+			token: stackAdminToken, status: 400, code: syncproto.EINVALID,
+			fields: map[string]string{"workbook": ""},
+		},
+		{
+			name:  "BuiltinID",
+			body:  workbook(t, map[string][][]any{"survey": parentsSurvey()["survey"], "choices": parentsSurvey()["choices"], "settings": {{"form_id", "version"}, {"monthly_feedback", 7}}}),
+			token: stackAdminToken, status: 400, code: syncproto.EINVALID,
+			fields: map[string]string{"id": "built-in"},
+		},
+		{
+			name:  "NoToken",
+			body:  workbook(t, parentsSurvey()),
+			token: "", status: 401, code: syncproto.EUNAUTHORIZED,
+		},
+		{
+			name:  "WrongToken",
+			body:  workbook(t, parentsSurvey()),
+			token: "not-the-admin-token", status: 401, code: syncproto.EUNAUTHORIZED,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := st.do(t, request{method: "POST", path: "/v1/admin/forms/xlsform", token: tt.token, body: tt.body, contentType: xlsxType})
+			if r.status != tt.status {
+				t.Fatalf("status %d %s, want %d", r.status, r.body, tt.status)
+			}
+			e := r.errorOf(t)
+			if e.Code != tt.code {
+				t.Errorf("code %q, want %q", e.Code, tt.code)
+			}
+			if got, want := slices.Sorted(maps.Keys(e.Fields)), slices.Sorted(maps.Keys(tt.fields)); !slices.Equal(got, want) {
+				t.Errorf("fields %v, want %v\n%s", got, want, r.body)
+			}
+			for k, part := range tt.fields {
+				if !strings.Contains(e.Fields[k], part) {
+					t.Errorf("fields[%s] = %q, want it to mention %q", k, e.Fields[k], part)
+				}
+			}
+		})
+	}
+	// Nothing was published.
+	var list struct{ Forms []server.FormVersion }
+	st.mustDo(t, 200, request{method: "GET", path: "/v1/forms", token: stackAdminToken}).decode(t, &list)
+	for _, f := range list.Forms {
+		if !f.Builtin {
+			t.Errorf("refused workbooks published %+v", f)
+		}
+	}
+}
+
+// TestFormsAPIForDevices publishes, reads and retires a form as JSON, and
+// checks what an inspector's phone may do with the forms routes.
+func TestFormsAPIForDevices(t *testing.T) {
+	st := newStack(t, Config{})
+	in := st.newInspector(t, "李督学", "0192b000-0000-7000-8000-000000000103")
+	def := `{"id":"survey.canteen","version":1,"kind":"visit","title":{"zh":"食堂检查"},
+		"fields":[{"key":"visit_date","type":"date","label":{"zh":"日期"},"required":true},
+		{"key":"hygiene","type":"integer","label":{"zh":"卫生评分"},"constraints":[{"min":1,"max":5}]}]}`
+
+	tests := []struct {
+		name   string
+		rq     request
+		status int
+		code   string
+	}{
+		{"DeviceCannotPublish", request{method: "POST", path: "/v1/admin/forms", token: in.token, body: []byte(def)}, 403, syncproto.EFORBIDDEN},
+		{"UnknownMember", request{method: "POST", path: "/v1/admin/forms", token: stackAdminToken,
+			body: []byte(strings.Replace(def, `"required":true`, `"required":true,"required_iff":"hygiene < 3"`, 1))}, 400, syncproto.EINVALID},
+		{"TrailingData", request{method: "POST", path: "/v1/admin/forms", token: stackAdminToken, body: []byte(def + `{}`)}, 400, syncproto.EINVALID},
+		{"Publish", request{method: "POST", path: "/v1/admin/forms", token: stackAdminToken, body: []byte(def)}, 201, ""},
+		{"DeviceReadsList", request{method: "GET", path: "/v1/forms", token: in.token}, 200, ""},
+		{"DeviceReadsForm", request{method: "GET", path: "/v1/forms/survey.canteen/1", token: in.token}, 200, ""},
+		{"DeviceReadsBuiltin", request{method: "GET", path: "/v1/forms/lesson_observation/1", token: in.token}, 200, ""},
+		{"UnknownVersion", request{method: "GET", path: "/v1/forms/survey.canteen/2", token: in.token}, 404, syncproto.ENOTFOUND},
+		{"BadVersion", request{method: "GET", path: "/v1/forms/survey.canteen/v1", token: in.token}, 400, syncproto.EINVALID},
+		{"DeviceCannotRetire", request{method: "POST", path: "/v1/admin/forms/survey.canteen/1/retire", token: in.token}, 403, syncproto.EFORBIDDEN},
+		{"RetireUnpublished", request{method: "POST", path: "/v1/admin/forms/survey.canteen/2/retire", token: stackAdminToken}, 404, syncproto.ENOTFOUND},
+		{"Retire", request{method: "POST", path: "/v1/admin/forms/survey.canteen/1/retire", token: stackAdminToken}, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := st.do(t, tt.rq)
+			if r.status != tt.status {
+				t.Fatalf("%s %s = %d %s, want %d", tt.rq.method, tt.rq.path, r.status, r.body, tt.status)
+			}
+			if tt.code != "" {
+				if e := r.errorOf(t); e.Code != tt.code {
+					t.Errorf("code %q, want %q", e.Code, tt.code)
+				}
+			}
+		})
+	}
+
+	var got struct {
+		Definition forms.Definition
+		Retired    bool
+	}
+	st.mustDo(t, 200, request{method: "GET", path: "/v1/forms/survey.canteen/1", token: in.token}).decode(t, &got)
+	if !got.Retired || len(got.Definition.Fields) != 2 {
+		t.Errorf("after retiring: retired %v, %d fields", got.Retired, len(got.Definition.Fields))
+	}
+	// The phone still gets its record of the retired version accepted,
+	// flagged for the reviewers.
+	w := in.writer()
+	r := note(t, w, in.schools[0], "")
+	r.Kind, r.FormID, r.FormVersion, r.Fields = "visit", "survey.canteen", 1, nil
+	r, _ = syncproto.Set(r, "visit_date", []byte(`"2024-11-15"`), w)
+	var resp syncproto.PushResponse
+	st.mustDo(t, 200, request{method: "POST", path: "/v1/sync/push", token: in.token, body: pushBody(t, in.deviceID, r)}).decode(t, &resp)
+	if res := resp.Results[0]; res.Status != syncproto.StatusApplied {
+		t.Fatalf("push of a retired version's record: %+v", res)
+	}
+	var view struct{ Record syncproto.Record }
+	st.mustDo(t, 200, request{method: "GET", path: "/v1/records/" + r.ID.String() + "?scope=" + in.schools[0], token: in.token}).decode(t, &view)
+	if !slices.Contains(view.Record.Flags, server.FlagRetiredForm) {
+		t.Errorf("flags %v, want %s", view.Record.Flags, server.FlagRetiredForm)
+	}
+}
