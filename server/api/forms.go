@@ -61,7 +61,7 @@ func (s *Server) handleGetForm(c *fiber.Ctx) error {
 // published version never changes.
 func (s *Server) handlePublishForm(c *fiber.Ctx) error {
 	var def forms.Definition
-	d := json.NewDecoder(bytes.NewReader(c.Body()))
+	d := json.NewDecoder(bytes.NewReader(c.Request().Body()))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&def); err != nil {
 		return syncproto.Errorf(syncproto.EINVALID, "The body must be a form definition as JSON: %v.", err)
@@ -78,8 +78,11 @@ func (s *Server) handlePublishForm(c *fiber.Ctx) error {
 
 // handlePublishXLSForm handles "POST /v1/admin/forms/xlsform" with an
 // .xlsx workbook in the XLSForm convention as the body.
+//
+// The publish handlers read the raw body: fiber's Ctx.Body would inflate
+// a body sent with a Content-Encoding, without any size limit.
 func (s *Server) handlePublishXLSForm(c *fiber.Ctx) error {
-	def, err := forms.ImportXLSForm(bytes.NewReader(c.Body()))
+	def, err := forms.ImportXLSForm(bytes.NewReader(c.Request().Body()))
 	if err != nil {
 		return err
 	}
