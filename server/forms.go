@@ -75,6 +75,13 @@ type FormValidator struct {
 	Logger *slog.Logger
 }
 
+// Log attribute keys of the form validator.
+const (
+	logKeyFormID      = "form_id"
+	logKeyFormVersion = "form_version"
+	logKeyError       = "error"
+)
+
 func (v *FormValidator) logger() *slog.Logger {
 	if v.Logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -148,8 +155,8 @@ func (v *FormValidator) ValidateRecord(ctx context.Context, r *syncproto.Record)
 		if syncproto.ErrorCode(err) == syncproto.EINTERNAL {
 			// The store failed, not the record: do not call it invalid,
 			// and keep the store's error text from the phone.
-			v.logger().LogAttrs(ctx, slog.LevelWarn, "form not readable", slog.String("form_id", r.FormID),
-				slog.Int("form_version", r.FormVersion), slog.String("error", err.Error()))
+			v.logger().LogAttrs(ctx, slog.LevelWarn, "form not readable", slog.String(logKeyFormID, r.FormID),
+				slog.Int(logKeyFormVersion, r.FormVersion), slog.String(logKeyError, err.Error()))
 			return syncproto.Errorf(syncproto.EUNAVAILABLE, "The server could not read form %s version %d to check the record; push it again later.", r.FormID, r.FormVersion)
 		}
 		return asProtoError(err)
