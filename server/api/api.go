@@ -126,7 +126,7 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	// Outermost first: the request id is set before the access line needs
 	// it; the access line turns the chain's error into the response; a
 	// panic below becomes an error; and handlers get a deadline.
-	s.app.Use(s.requestID, s.accessLog, s.recoverPanic, s.deadline)
+	s.app.Use(s.requestID, s.accessLog, s.recoverPanic, s.deadline, s.decodeBody)
 
 	// Route groups, one line each; each lives in its own file.
 	s.routesHealth()

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/subtle"
+	"encoding/json"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -86,8 +87,12 @@ func principalOf(c *fiber.Ctx) server.Principal {
 
 // decodeJSON decodes a JSON request body into v, refusing anything that is
 // not JSON with a clear EINVALID.
+//
+// It reads the raw request body (decodeBody has decompressed it, within
+// the body limit), never fiber's c.Body() or BodyParser, which would
+// decompress again and without a limit.
 func decodeJSON(c *fiber.Ctx, v any) error {
-	if err := c.BodyParser(v); err != nil {
+	if err := json.Unmarshal(c.Request().Body(), v); err != nil {
 		return syncproto.Errorf(syncproto.EINVALID, "The body must be JSON: %v.", err)
 	}
 	return nil

@@ -1,11 +1,7 @@
 package api
 
 import (
-	"bytes"
-	"compress/gzip"
-	"io"
 	"strconv"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
@@ -22,38 +18,12 @@ func (s *Server) routesSync() {
 	s.app.Post("/v1/sync/pull", s.deviceOnly, s.handlePull)
 	s.app.Get("/v1/records/:id", s.authenticated, s.handleGetRecord)
 	s.app.Get("/v1/conflicts", s.authenticated, s.handleListConflicts)
-	s.app.Post("/v1/conflicts/:id/resolve", s.authenticated, s.handleResolveConflict)
+	s.app.Post("/v1/conflicts/:record/:field/resolve", s.authenticated, s.handleResolveConflict)
 	s.app.Post("/v1/admin/compact/:scope", s.adminOnly, s.handleCompact)
 }
 
-// body returns the request body, gunzipped when the client sent
-// "Content-Encoding: gzip" (phones on slow links do). The decompressed
-// size is bounded by the body limit too, so a small gzip bomb cannot
-// exhaust memory.
-func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
-	raw := c.Body()
-	enc := strings.ToLower(strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)))
-	switch enc {
-	case "", "identity":
-		return raw, nil
-	case "gzip":
-	default:
-		return nil, syncproto.Errorf(syncproto.EUNSUPPORTED, "Content-Encoding %q is not supported; send gzip or nothing.", enc)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, syncproto.Errorf(syncproto.EINVALID, "The gzip body is corrupt: %v.", err)
-	}
-	limit := int64(s.cfg.BodyLimit)
-	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
-	if err != nil {
-		return nil, syncproto.Errorf(syncproto.EINVALID, "The gzip body is corrupt: %v.", err)
-	}
-	if int64(len(out)) > limit {
-		return nil, syncproto.Errorf(syncproto.ETOOLARGE, "The decompressed body exceeds the limit of %d bytes. Send smaller batches.", limit)
-	}
-	return out, nil
-}
+// body returns the request body, already decompressed by decodeBody.
+func (s *Server) body(c *fiber.Ctx) ([]byte, error) { return c.Request().Body(), nil }
 
 // grant returns what the principal may write: an inspector's device the
 // schools assigned today, the admin everything.
@@ -207,9 +177,10 @@ func (s *Server) handleListConflicts(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"conflicts": cs})
 }
 
-// handleResolveConflict handles "POST /v1/conflicts/:id/resolve" with
-// {"value": <the chosen JSON value>}: the office writes the chosen value
-// having seen every version.
+// handleResolveConflict handles "POST /v1/conflicts/:record/:field/resolve"
+// with {"value": <the chosen JSON value>}: the office writes the chosen
+// value having seen every version. A conflict's id is "<record>/<field>",
+// so its two parts are two path segments and need no escaping.
 func (s *Server) handleResolveConflict(c *fiber.Ctx) error {
 	var req struct {
 		Value rawJSON `json:"value"`
@@ -220,7 +191,11 @@ func (s *Server) handleResolveConflict(c *fiber.Ctx) error {
 	if len(req.Value) == 0 {
 		return syncproto.FieldError("Say which value to keep.", map[string]string{"value": "is required (any JSON value)"})
 	}
-	id := utils.CopyString(c.Params("id"))
+	rec, err := syncproto.ParseID(c.Params("record"))
+	if err != nil {
+		return syncproto.Errorf(syncproto.EINVALID, "The record id must be a canonical UUID.")
+	}
+	id := server.ConflictID(rec, utils.CopyString(c.Params("field")))
 	r, err := s.deps.Sync.ResolveConflict(c.UserContext(), principalOf(c), id, []byte(req.Value))
 	if err != nil {
 		return err
@@ -236,7 +211,7 @@ func (s *Server) handleCompact(c *fiber.Ctx) error {
 		return syncproto.FieldError("The scope is not valid.", map[string]string{"scope": "must be a school id or ref"})
 	}
 	var opt server.CompactOptions
-	if len(c.Body()) > 0 {
+	if len(c.Request().Body()) > 0 {
 		var req struct {
 			UpTo             int64  `json:"up_to"`
 			TombstonesBefore string `json:"tombstones_before"`
