@@ -411,6 +411,12 @@ func (s *Syncer) write(ctx context.Context, groups []*group) error {
 				d.Merged.Rev = gr.stored.Rev + 1
 			}
 			if e := s.validate(ctx, d.Merged); e != nil {
+				if e.Code == syncproto.EUNAVAILABLE || e.Code == syncproto.EINTERNAL {
+					// The validator could not decide (its store is down):
+					// fail the push so the phone retries, rather than
+					// reject a change that may be valid.
+					return e
+				}
 				gr.done, gr.err = true, e
 				continue
 			}

@@ -51,6 +51,7 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	syncer.Limits.MaxBytes = int64(cfg.BodyLimit)
 	syncer.Limits.ChunkBytes, syncer.Limits.MaxBlobSize = med.Limits()
 	validator := server.NewFormValidator(syncer, devices.Today)
+	validator.Logger = logger.With("component", "forms")
 	syncer.Validator = validator
 	syncer.Stored = med.ExpectRecords
 	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica)}, nil
