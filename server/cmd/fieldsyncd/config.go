@@ -18,15 +18,20 @@ import (
 // variables, a few flags (which win over the environment), and the defaults
 // of DefaultConfig. Secrets come only from the environment.
 type Config struct {
-	Addr            string             // FIELDSYNC_ADDR, -addr
-	MongoURI        string             // FIELDSYNC_MONGO_URI
-	MongoDB         string             // FIELDSYNC_MONGO_DB
-	Minio           serverminio.Config // FIELDSYNC_MINIO_*
-	ShutdownTimeout time.Duration      // FIELDSYNC_SHUTDOWN_TIMEOUT
-	BodyLimit       int                // FIELDSYNC_BODY_LIMIT, bytes
-	RequestTimeout  time.Duration      // FIELDSYNC_REQUEST_TIMEOUT
-	AdminToken      string             // FIELDSYNC_ADMIN_TOKEN
-	LogLevel        slog.Level         // FIELDSYNC_LOG_LEVEL, -log-level
+	Addr     string             // FIELDSYNC_ADDR, -addr
+	MongoURI string             // FIELDSYNC_MONGO_URI
+	MongoDB  string             // FIELDSYNC_MONGO_DB
+	Minio    serverminio.Config // FIELDSYNC_MINIO_*
+	// MinioPublic is the host:port phones and browsers reach MinIO at,
+	// which presigned photo links name (FIELDSYNC_MINIO_PUBLIC_ENDPOINT;
+	// default the endpoint). MinioPublicSecure says whether it is https.
+	MinioPublic       string
+	MinioPublicSecure bool
+	ShutdownTimeout   time.Duration // FIELDSYNC_SHUTDOWN_TIMEOUT
+	BodyLimit         int           // FIELDSYNC_BODY_LIMIT, bytes
+	RequestTimeout    time.Duration // FIELDSYNC_REQUEST_TIMEOUT
+	AdminToken        string        // FIELDSYNC_ADMIN_TOKEN
+	LogLevel          slog.Level    // FIELDSYNC_LOG_LEVEL, -log-level
 
 	// ShowVersion is set by the -version flag: print the version and exit.
 	ShowVersion bool
@@ -56,6 +61,7 @@ var envVars = []struct{ Name, Default, Help string }{
 	{"FIELDSYNC_MINIO_SECRET_KEY", "required", "MinIO secret key"},
 	{"FIELDSYNC_MINIO_BUCKET", "fieldsync", "bucket, created if missing"},
 	{"FIELDSYNC_MINIO_SECURE", "false", "use https to reach MinIO"},
+	{"FIELDSYNC_MINIO_PUBLIC_ENDPOINT", "the endpoint", "host:port phones and browsers reach MinIO at, named in photo links; https:// prefix for TLS"},
 	{"FIELDSYNC_SHUTDOWN_TIMEOUT", "20s", "how long shutdown waits for requests in flight"},
 	{"FIELDSYNC_BODY_LIMIT", "32MiB", "largest request body (bytes, or with KiB/MiB/GiB)"},
 	{"FIELDSYNC_REQUEST_TIMEOUT", "60s", "deadline of a request's work; also bounds reading a request and writing a response"},
@@ -110,6 +116,19 @@ func (c *Config) Load(args []string, getenv func(string) string) error {
 			bad("FIELDSYNC_MINIO_SECURE", "%q is not a boolean (want true or false)", v)
 		}
 		c.Minio.Secure = b
+	}
+	if v := strings.TrimSpace(getenv("FIELDSYNC_MINIO_PUBLIC_ENDPOINT")); v != "" {
+		host := v
+		switch {
+		case strings.HasPrefix(v, "https://"):
+			host, c.MinioPublicSecure = strings.TrimPrefix(v, "https://"), true
+		case strings.HasPrefix(v, "http://"):
+			host = strings.TrimPrefix(v, "http://")
+		}
+		if _, _, err := net.SplitHostPort(host); err != nil || strings.Contains(host, "/") {
+			bad("FIELDSYNC_MINIO_PUBLIC_ENDPOINT", "%q is not host:port (optionally with http:// or https://)", v)
+		}
+		c.MinioPublic = host
 	}
 	duration("FIELDSYNC_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	duration("FIELDSYNC_REQUEST_TIMEOUT", &c.RequestTimeout)

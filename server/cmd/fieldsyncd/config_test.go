@@ -58,6 +58,7 @@ func TestConfigLoad(t *testing.T) {
 				"FIELDSYNC_MONGO_DB", "fs_prod-1",
 				"FIELDSYNC_MINIO_BUCKET", "media.fieldsync",
 				"FIELDSYNC_MINIO_SECURE", "true",
+				"FIELDSYNC_MINIO_PUBLIC_ENDPOINT", "https://photos.example.cn:443",
 				"FIELDSYNC_SHUTDOWN_TIMEOUT", "5s",
 				"FIELDSYNC_BODY_LIMIT", "8MiB",
 				"FIELDSYNC_REQUEST_TIMEOUT", "2m",
@@ -69,6 +70,7 @@ func TestConfigLoad(t *testing.T) {
 				c.MongoDB = "fs_prod-1"
 				c.Minio.Bucket = "media.fieldsync"
 				c.Minio.Secure = true
+				c.MinioPublic, c.MinioPublicSecure = "photos.example.cn:443", true
 				c.ShutdownTimeout = 5 * time.Second
 				c.BodyLimit = 8 << 20
 				c.RequestTimeout = 2 * time.Minute
@@ -98,6 +100,7 @@ func TestConfigLoad(t *testing.T) {
 		{name: "EndpointWithoutPort", getenv: env("FIELDSYNC_MINIO_ENDPOINT", "minio.local"), wantErr: []string{"FIELDSYNC_MINIO_ENDPOINT:", "host:port"}},
 		{name: "BadBucket", getenv: env("FIELDSYNC_MINIO_BUCKET", "Field_Sync"), wantErr: []string{"FIELDSYNC_MINIO_BUCKET:"}},
 		{name: "BadSecure", getenv: env("FIELDSYNC_MINIO_SECURE", "yes please"), wantErr: []string{"FIELDSYNC_MINIO_SECURE:"}},
+		{name: "BadPublicEndpoint", getenv: env("FIELDSYNC_MINIO_PUBLIC_ENDPOINT", "ftp://photos"), wantErr: []string{"FIELDSYNC_MINIO_PUBLIC_ENDPOINT:", "host:port"}},
 		{name: "BadShutdownTimeout", getenv: env("FIELDSYNC_SHUTDOWN_TIMEOUT", "20"), wantErr: []string{"FIELDSYNC_SHUTDOWN_TIMEOUT:", "not a duration"}},
 		{name: "NegativeRequestTimeout", getenv: env("FIELDSYNC_REQUEST_TIMEOUT", "-1s"), wantErr: []string{"FIELDSYNC_REQUEST_TIMEOUT:", "positive"}},
 		{name: "BadBodyLimit", getenv: env("FIELDSYNC_BODY_LIMIT", "32 parsecs"), wantErr: []string{"FIELDSYNC_BODY_LIMIT:", "not a size"}},
