@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -128,14 +130,23 @@ func (s *Syncer) Push(ctx context.Context, p Principal, g Grant, req syncproto.P
 	if req.BatchID == uuid.Nil {
 		return syncproto.PushResponse{}, syncproto.Errorf(syncproto.EINVALID, "batch_id is required.")
 	}
-	digests := make([]string, len(req.Changes))
-	for i, ch := range req.Changes {
-		digests[i] = ch.Digest()
+	// The stored answer is looked up while the digests are computed.
+	type found struct {
+		b   StoredBatch
+		err error
 	}
+	lookup := make(chan found, 1)
+	go func() {
+		b, err := s.Store.Batch(ctx, req.BatchID)
+		lookup <- found{b, err}
+	}()
+	digests := make([]string, len(req.Changes))
+	parallel(len(req.Changes), func(i int) { digests[i] = req.Changes[i].Digest() })
 	bd := BatchDigest(req, digests)
 
 	// A batch answered before gets the same answer, and nothing is written.
-	switch b, err := s.Store.Batch(ctx, req.BatchID); {
+	f := <-lookup
+	switch b, err := f.b, f.err; {
 	case err == nil:
 		if b.Digest != bd {
 			return syncproto.PushResponse{}, syncproto.Errorf(syncproto.EOPREUSED, "Batch %s was sent before with other changes.", req.BatchID)
@@ -447,6 +458,25 @@ func (s *Syncer) write(ctx context.Context, groups []*group) error {
 		}
 	}
 	return nil
+}
+
+// parallel calls fn(0..n-1) on as many goroutines as there are CPUs: the
+// digests of a batch are its main CPU work, and the database waits
+// meanwhile.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // readCurrent reads the current state of each group's record, a few at a

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,10 +52,10 @@ func TestSyncBench(t *testing.T) {
 	big := newBench(t, "big", records, schools)
 	smallRun := newBench(t, "small", small, schools)
 
-	rawRead := big.rawRead(t)
-	pushRate, rawPushRate, decodeRate := big.push(t, rounds)
-	pullRate, p50Big := big.pull(t)
-	_, p50Small := smallRun.pull(t)
+	pullRate, rawRead, catchUp := big.pull(t)
+	p50Big, p50Small := big.probe(t, 60), smallRun.probe(t, 60)
+	big.copyRaw(t)
+	pushRate, rawPushRate, rawIdxRate, decodeRate := big.push(t, rounds)
 	idleBig := big.idlePull(t)
 
 	w := os.Stdout
@@ -62,9 +63,11 @@ func TestSyncBench(t *testing.T) {
 		records, schools, big.stateBytes)
 	fmt.Fprintf(w, "%-58s %12s %12s %8s %6s\n", "measure", "fieldsync", "raw driver", "ratio", "goal")
 	fmt.Fprintf(w, "%-58s %12.0f %12.0f %8.2f %6s\n", "push, batches of 500 new records (records/s)", pushRate, rawPushRate, pushRate/rawPushRate, "≥0.7")
+	fmt.Fprintf(w, "%-58s %12s %12.0f %8.2f %6s\n", "  raw insert into a collection with the log's 4 indexes", "", rawIdxRate, pushRate/rawIdxRate, "")
 	fmt.Fprintf(w, "%-58s %12.0f %12s %8s %6s\n", "  push incl. syncproto.DecodePush of the body (records/s)", decodeRate, "", "", "")
 	fmt.Fprintf(w, "%-58s %12.0f %12.0f %8.2f %6s\n", "pull, catch up on everything, pages of 1000 (records/s)", pullRate, rawRead, pullRate/rawRead, "≥0.5")
-	fmt.Fprintf(w, "%-58s %12s %12s %8.2f %6s\n", fmt.Sprintf("p50 pull: %d stored %.0f ms / %d stored %.0f ms", records, ms(p50Big), small, ms(p50Small)), "", "", float64(p50Big)/float64(p50Small), "≤2")
+	fmt.Fprintf(w, "%-58s %12s %12s %8.2f %6s\n", fmt.Sprintf("p50 pull of 100: %d stored %.1f ms / %d stored %.1f ms", records, ms(p50Big), small, ms(p50Small)), "", "", float64(p50Big)/float64(p50Small), "≤2")
+	fmt.Fprintf(w, "%-58s %12.0f %12s %8s %6s\n", fmt.Sprintf("p50 pull of 1000 while catching up, %d stored (ms)", records), ms(catchUp), "", "", "")
 	fmt.Fprintf(w, "%-58s %12.0f %12s %8s %6s\n", fmt.Sprintf("pull when up to date, %d schools (ms)", schools), ms(idleBig), "", "", "")
 	fmt.Fprintf(w, "%-58s %12.0f %12s %8s %6s\n", "initial load through Syncer.Push (records/s)", big.loadRate, "", "", "")
 }
@@ -174,46 +177,61 @@ func (b *bench) pushBatch(t *testing.T, req syncproto.PushRequest) {
 	}
 }
 
-// rawRead reads every document of every log collection with the driver
-// and copies them into plain collections (raw_<name>) for the raw push.
-func (b *bench) rawRead(t *testing.T) float64 {
+// copyRaw copies every log collection into two plain collections, the
+// targets of the raw inserts of push: raw_<name> with only the _id index,
+// and rawidx_<name> with the indexes of a log.
+func (b *bench) copyRaw(t *testing.T) {
 	t.Helper()
 	names, err := b.db.ListCollectionNames(t.Context(), bson.D{{Key: "name", Value: bson.D{{Key: "$regex", Value: "^log_"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	var took time.Duration
 	for _, name := range names {
-		start := time.Now()
-		cur, err := b.db.Collection(name).Find(t.Context(), bson.D{}, options.Find().SetBatchSize(1000))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var docs []any
-		for cur.Next(t.Context()) {
-			docs = append(docs, slices.Clone(cur.Current))
-		}
-		if err := cur.Err(); err != nil {
-			t.Fatal(err)
-		}
-		took += time.Since(start)
-		n += len(docs)
-		for i := 0; i < len(docs); i += 1000 {
-			if _, err := b.db.Collection("raw_"+name).InsertMany(t.Context(), docs[i:min(i+1000, len(docs))]); err != nil {
-				t.Fatal(err)
+		docs := b.readAll(t, name)
+		for _, target := range []string{"raw_" + name, "rawidx_" + name} {
+			if strings.HasPrefix(target, "rawidx_") {
+				for _, m := range []mongo.IndexModel{
+					{Keys: bson.D{{Key: "rr", Value: 1}}, Options: options.Index().SetUnique(true)},
+					{Keys: bson.D{{Key: "p1", Value: 1}}}, {Keys: bson.D{{Key: "p2", Value: 1}}}, {Keys: bson.D{{Key: "rid", Value: 1}}},
+				} {
+					if _, err := b.db.Collection(target).Indexes().CreateOne(t.Context(), m); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for i := 0; i < len(docs); i += 1000 {
+				if _, err := b.db.Collection(target).InsertMany(t.Context(), docs[i:min(i+1000, len(docs))]); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
-	return float64(n) / took.Seconds()
+}
+
+// readAll reads every document of a collection with the driver.
+func (b *bench) readAll(t *testing.T, name string) []any {
+	cur, err := b.db.Collection(name).Find(t.Context(), bson.D{}, options.Find().SetBatchSize(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []any
+	for cur.Next(t.Context()) {
+		docs = append(docs, slices.Clone(cur.Current))
+	}
+	if err := cur.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return docs
 }
 
 // push times batches of 500 through the service, and the raw insert of
-// the documents each wrote. It returns records/s for the service, the raw
-// insert, and the service with DecodePush of the JSON body.
-func (b *bench) push(t *testing.T, rounds int) (svc, raw, decoded float64) {
+// the documents each wrote (decoded into Go values, so the driver encodes
+// them as it encodes the service's). It returns records/s for the service,
+// the raw insert into a plain collection and into one with the log's
+// indexes, and the service with DecodePush of the JSON body.
+func (b *bench) push(t *testing.T, rounds int) (svc, raw, rawIdx, decoded float64) {
 	t.Helper()
-	var tSvc, tRaw, tDec time.Duration
+	var tSvc, tRaw, tIdx, tDec time.Duration
 	var n int
 	for i := range rounds {
 		sc := b.schools[i%len(b.schools)]
@@ -223,14 +241,18 @@ func (b *bench) push(t *testing.T, rounds int) (svc, raw, decoded float64) {
 		b.pushBatch(t, req)
 		tSvc += time.Since(start)
 		after := b.counter(t, sc)
-		bySeg := b.slots(t, sc, before+1, after)
-		start = time.Now()
-		for name, docs := range bySeg {
-			if _, err := b.db.Collection("raw_"+name).InsertMany(t.Context(), docs); err != nil {
+		docs := b.slots(t, sc, before+1, after)
+		for _, target := range []string{"raw_", "rawidx_"} {
+			start = time.Now()
+			if _, err := b.db.Collection(target+"log_"+sc).InsertMany(t.Context(), docs); err != nil {
 				t.Fatal(err)
 			}
+			if target == "raw_" {
+				tRaw += time.Since(start)
+			} else {
+				tIdx += time.Since(start)
+			}
 		}
-		tRaw += time.Since(start)
 		n += 500
 
 		body, err := syncproto.Marshal(b.batch(500, sc))
@@ -247,7 +269,7 @@ func (b *bench) push(t *testing.T, rounds int) (svc, raw, decoded float64) {
 		}
 		tDec += time.Since(start)
 	}
-	return float64(n) / tSvc.Seconds(), float64(n) / tRaw.Seconds(), float64(n) / tDec.Seconds()
+	return float64(n) / tSvc.Seconds(), float64(n) / tRaw.Seconds(), float64(n) / tIdx.Seconds(), float64(n) / tDec.Seconds()
 }
 
 func (b *bench) counter(t *testing.T, scope string) int64 {
@@ -261,12 +283,11 @@ func (b *bench) counter(t *testing.T, scope string) int64 {
 }
 
 // slots returns the log documents of slots lo..hi (and the page marks
-// written with them) as raw BSON, by log collection.
-func (b *bench) slots(t *testing.T, scope string, lo, hi int64) map[string][]any {
-	out := map[string][]any{}
+// written with them), decoded into bson.D.
+func (b *bench) slots(t *testing.T, scope string, lo, hi int64) []any {
+	var out []any
 	for q := lo / servermongo.SmallPage; q <= hi/servermongo.SmallPage; q++ {
-		name := "log_" + scope
-		cur, err := b.db.Collection(name).Find(t.Context(), bson.D{{Key: "p2", Value: q}})
+		cur, err := b.db.Collection("log_"+scope).Find(t.Context(), bson.D{{Key: "p2", Value: q}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,39 +301,90 @@ func (b *bench) slots(t *testing.T, scope string, lo, hi int64) map[string][]any
 					continue
 				}
 			}
-			out[name] = append(out[name], slices.Clone(cur.Current))
+			var d bson.D
+			if err := bson.Unmarshal(cur.Current, &d); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d)
 		}
 	}
 	return out
 }
 
-// pull catches up on everything from an empty cursor and returns the
-// records/s and the median latency of one Pull call.
-func (b *bench) pull(t *testing.T) (float64, time.Duration) {
+// pull catches up on everything from an empty cursor, school by school,
+// each right after a raw read of that school's log with the driver (so
+// both see the same load). It returns the records/s of the pulls and of
+// the raw reads, and the median latency of one Pull call.
+func (b *bench) pull(t *testing.T) (float64, float64, time.Duration) {
 	t.Helper()
 	scopes := append(slices.Clone(b.schools), server.RefScope)
 	var lat []time.Duration
-	var n int
-	cur := syncproto.Cursor{}
-	start := time.Now()
-	for {
+	var n, nraw int
+	var tPull, tRaw time.Duration
+	for _, sc := range b.schools {
+		start := time.Now()
+		nraw += len(b.readAll(t, "log_"+sc))
+		tRaw += time.Since(start)
+		cur := syncproto.Cursor{}
+		for {
+			s := time.Now()
+			resp, err := b.sy.Pull(t.Context(), b.phone, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Limit: 1000, Scope: []string{sc}}, cur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := time.Since(s)
+			lat = append(lat, d)
+			tPull += d
+			n += len(resp.Records)
+			if cur, err = syncproto.DecodeCursor(resp.Cursor); err != nil {
+				t.Fatal(err)
+			}
+			if !resp.More {
+				break
+			}
+		}
+	}
+	slices.Sort(lat)
+	return float64(n) / tPull.Seconds(), float64(nraw) / tRaw.Seconds(), lat[len(lat)/2]
+}
+
+// probe returns the median latency of n pulls of 100 records, each from a
+// random position in a random school's log: an incremental sync.
+func (b *bench) probe(t *testing.T, n int) time.Duration {
+	t.Helper()
+	epoch, err := b.store.Epoch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scopes := append(slices.Clone(b.schools), server.RefScope)
+	tops := map[string]int64{}
+	var filled []string
+	for _, sc := range b.schools {
+		var d struct {
+			Next int64 `bson:"next"`
+		}
+		if b.db.Collection("scopes").FindOne(t.Context(), bson.D{{Key: "_id", Value: sc}}).Decode(&d) == nil && d.Next > 200 {
+			tops[sc] = d.Next
+			filled = append(filled, sc)
+		}
+	}
+	var lat []time.Duration
+	for i := range n {
+		sc := filled[i%len(filled)]
+		top := tops[sc]
+		cur := syncproto.Cursor{Epoch: epoch, Pos: map[string]int64{sc: b.rng.Int64N(max(top-100, 1))}}
 		s := time.Now()
-		resp, err := b.sy.Pull(t.Context(), b.phone, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Limit: 1000}, cur)
+		resp, err := b.sy.Pull(t.Context(), b.phone, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Limit: 100, Scope: []string{sc}}, cur)
 		if err != nil {
 			t.Fatal(err)
 		}
 		lat = append(lat, time.Since(s))
-		n += len(resp.Records)
-		if cur, err = syncproto.DecodeCursor(resp.Cursor); err != nil {
-			t.Fatal(err)
-		}
-		if !resp.More {
-			break
+		if len(resp.Records) != 100 {
+			t.Fatalf("probe pulled %d records, want 100", len(resp.Records))
 		}
 	}
-	rate := float64(n) / time.Since(start).Seconds()
 	slices.Sort(lat)
-	return rate, lat[len(lat)/2]
+	return lat[len(lat)/2]
 }
 
 // idlePull returns the median time of a pull that finds nothing new.

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -108,13 +111,16 @@ func (s *SyncStore) Insert(ctx context.Context, states []*syncproto.Record) ([]b
 // exists for those whose revision was taken.
 func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, states []*syncproto.Record, exists []bool) error {
 	coll := s.log(scope)
-	blobs := make(map[int]string, len(idx))
-	for _, i := range idx {
-		b, err := syncproto.Marshal(states[i])
+	blobs := make([]string, len(states))
+	if err := parallel(len(idx), func(k int) error {
+		b, err := syncproto.Marshal(states[idx[k]])
 		if err != nil {
-			return fmt.Errorf("mongo: insert %s: %w", states[i].ID, err)
+			return fmt.Errorf("mongo: insert %s: %w", states[idx[k]].ID, err)
 		}
-		blobs[i] = string(b)
+		blobs[idx[k]] = string(b)
+		return nil
+	}); err != nil {
+		return err
 	}
 	st := s.scope(scope)
 	pending := idx
@@ -204,6 +210,39 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		pending = lost
 	}
 	return nil
+}
+
+// parallel calls fn(0..n-1) on as many goroutines as there are CPUs and
+// returns the first error. JSON encoding and decoding of record states is
+// the store's main CPU work, and the database waits meanwhile.
+func parallel(n int, fn func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var next atomic.Int64
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || errs[w] != nil {
+					return
+				}
+				errs[w] = fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // insertIgnoringDuplicates inserts docs unordered and returns the indexes
@@ -367,20 +406,25 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 			}
 		}
 		seq := n
-		for ; seq < hi && len(page.Records) < limit; seq++ {
+		var take []*readDoc
+		for ; seq < hi && len(page.Records)+len(take) < limit; seq++ {
 			d := bySeq[seq]
 			if d == nil {
 				break
 			}
 			if !d.Noop {
-				r, err := decodeState(d)
-				if err != nil {
-					return server.ChangesPage{}, err
-				}
-				page.Records = append(page.Records, r)
+				take = append(take, d)
 			}
 			page.Pos = seq
 		}
+		recs := make([]*syncproto.Record, len(take))
+		if err := parallel(len(take), func(i int) (err error) {
+			recs[i], err = decodeState(take[i])
+			return err
+		}); err != nil {
+			return server.ChangesPage{}, err
+		}
+		page.Records = append(page.Records, recs...)
 		if seq == hi || len(page.Records) >= limit {
 			continue
 		}

@@ -25,7 +25,7 @@ type opDoc struct {
 
 // batchDoc records that a batch was answered. It is small, because
 // FerretDB scans the whole collection for a lookup by _id; the answer
-// itself is in resultsDoc.
+// itself is in resultsDoc, read only when the batch is found.
 type batchDoc struct {
 	ID     string    `bson:"_id"`
 	H      string    `bson:"h"`
@@ -98,7 +98,13 @@ func (s *SyncStore) Batch(ctx context.Context, id uuid.UUID) (server.StoredBatch
 		return server.StoredBatch{}, fmt.Errorf("mongo: batch %s: %w", id, err)
 	}
 	var r resultsDoc
-	if err := s.db.Collection("results").FindOne(ctx, bson.D{{Key: "_id", Value: id.String()}}).Decode(&r); err != nil {
+	err = s.db.Collection("results").FindOne(ctx, bson.D{{Key: "_id", Value: id.String()}}).Decode(&r)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		// Saved without its answer by a process that died: the batch is
+		// applied again (harmless, a join) and answered then.
+		return server.StoredBatch{}, syncproto.Errorf(syncproto.ENOTFOUND, "No answer to batch %s.", id)
+	}
+	if err != nil {
 		return server.StoredBatch{}, fmt.Errorf("mongo: results of batch %s: %w", id, err)
 	}
 	out := server.StoredBatch{ID: id, Digest: b.H, At: b.At}
@@ -111,20 +117,24 @@ func (s *SyncStore) Batch(ctx context.Context, id uuid.UUID) (server.StoredBatch
 	return out, nil
 }
 
-// SaveBatch implements server.SyncStore. The results are written before
-// the small batch document, so a batch document is never without them.
+// SaveBatch implements server.SyncStore. The answer and the small batch
+// document are written at once; Batch treats a batch document whose
+// answer is missing (a crash between the two) as no batch.
 func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) error {
 	r, err := syncproto.Marshal(b.Results)
 	if err != nil {
 		return fmt.Errorf("mongo: save batch %s: %w", b.ID, err)
 	}
-	_, err = s.db.Collection("results").InsertOne(ctx, resultsDoc{ID: b.ID.String(), R: string(r), At: b.At})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("mongo: save batch %s: %w", b.ID, err)
-	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.db.Collection("results").InsertOne(ctx, resultsDoc{ID: b.ID.String(), R: string(r), At: b.At})
+		errc <- err
+	}()
 	_, err = s.db.Collection("batches").InsertOne(ctx, batchDoc{ID: b.ID.String(), H: b.Digest, Device: b.Device.String(), N: len(b.Results), At: b.At})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("mongo: save batch %s: %w", b.ID, err)
+	for _, err := range []error{err, <-errc} {
+		if err != nil && !mongo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("mongo: save batch %s: %w", b.ID, err)
+		}
 	}
 	return nil
 }
