@@ -360,7 +360,10 @@ launch_minio() {
 await_minio() {
 	local pid tries=$((READY_TIMEOUT * 10))
 	pid=$(pidfile_pid "$STACK_DIR/minio.pid")
-	until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$MINIO_PORT/minio/health/ready" 2>/dev/null; do
+	# Ready, and its S3 API answers (403 to an anonymous request, not 503
+	# "Server not initialized yet").
+	until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$MINIO_PORT/minio/health/ready" 2>/dev/null &&
+		[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$MINIO_PORT/" 2>/dev/null) == 403 ]]; do
 		alive "$pid" || { tail -n 20 "$STACK_DIR/minio.log" >&2; die "MinIO exited at start (log: $STACK_DIR/minio.log)"; }
 		((tries-- > 0)) || die "MinIO was not ready after $READY_TIMEOUT s (log: $STACK_DIR/minio.log)"
 		sleep 0.1

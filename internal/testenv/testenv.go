@@ -46,6 +46,10 @@ const (
 	EnvMinioSecure    = "FIELDSYNC_MINIO_SECURE"
 )
 
+// EnvStackDir is the folder of the deploy/stack.sh stack the tests run
+// under, if any (its logs, PID files and stack.env).
+const EnvStackDir = "FIELDSYNC_STACK_DIR"
+
 // EnvKeep, when set to a true value, keeps the test databases and objects
 // after the tests, for a look at what a test wrote. Their names are logged.
 const EnvKeep = "FIELDSYNC_TEST_KEEP_DATA"
@@ -74,6 +78,11 @@ func envBool(key string) bool {
 // otherwise; either way the message names the variable.
 func Lookup(tb testing.TB, key string) string {
 	tb.Helper()
+	// go test reuses a package's cached result when the variables its tests
+	// read are unchanged. deploy/stack.sh gives every test stack its own
+	// FIELDSYNC_STACK_DIR, so reading it here makes integration tests run
+	// again against each new stack, while pure packages stay cached.
+	_ = os.Getenv(EnvStackDir)
 	v := os.Getenv(key)
 	switch {
 	case v != "":
