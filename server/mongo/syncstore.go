@@ -97,7 +97,28 @@ const maxInsertRounds = 16
 // the entry; if the no-op lands first, the late writer's insert fails and
 // the writer retries in a new block. Either way no reader ever passes a
 // slot that is later written: no puller skips a change, and a process
-// killed with SIGKILL leaves holes that are filled after the lease.
+// killed with SIGKILL leaves holes that are filled after the lease. The
+// lease only decides when to stop waiting for a writer; a reader that
+// fills the slot of a slow but live writer costs that writer a retry, not
+// a lost change.
+//
+// A writer that dies right after allocating can leave whole pages without
+// an entry or a mark. A reader stuck at a hole with nothing after it in
+// its page therefore also reads the scope's counter: if numbers beyond
+// the hole were allocated, it looks for evidence in the next few small
+// pages, and if the last allocation is itself older than the lease, every
+// allocated slot not written by then is dead and the reader fills up to
+// the counter. Only when nothing was allocated beyond the hole is the
+// reader up to date.
+//
+// Exactly-once pushes use the ops and batches collections: the op ids of
+// a batch are inserted (unordered) before anything is applied, so a
+// duplicate key identifies a replayed op precisely, and its stored digest
+// tells a replay (re-applied: a join, which changes nothing) from a reuse
+// of the id for other content (refused); a batch's answer is stored last
+// and returned verbatim, without writing, when the batch is sent again.
+// A process that dies in between leaves claimed ops and no answer: the
+// retried batch is applied again, harmlessly, and answered then.
 //
 // # Records, and the compare-and-set
 //
@@ -112,7 +133,17 @@ const maxInsertRounds = 16
 // occupied by someone else means "slot taken, retry elsewhere"; an empty
 // slot means "revision exists", and the writer fills its slot with a no-op.
 //
-// # Bulk updates
+// # Compaction and the horizon
+//
+// Compact replaces the entries of superseded revisions by no-ops that
+// keep their rid, rev and rr (so a revision is never taken twice, and a
+// push that tries a record as new still fails), and purges old
+// tombstones: every entry of a deleted record becomes a plain no-op, which
+// frees its revisions (an edit that arrives later creates the record
+// anew). Before it purges, it raises the scope's horizon h above the
+// purged tombstones; a cursor between 0 and h may have missed a purge and
+// is told to start over. No slot is ever deleted, so no sequence number
+// becomes writable again.
 //
 // Compaction is the only bulk update. It replaces entries one statement
 // per document, in commands of at most 40 statements sent one after
@@ -120,6 +151,24 @@ const maxInsertRounds = 16
 // update command until the command ends, and a command with more
 // statements than its PostgreSQL pool (50) hangs the server until it is
 // restarted.
+//
+// # Costs, and what they depend on
+//
+// A push of new records costs, whatever its size: a lookup of its batch
+// id, one insert of its op ids, one counter update and one insert of its
+// entries per scope, and one write of its answer. A record that exists
+// costs a read of its revisions (one equality query) and a retry when
+// another writer took its next revision. A pull costs one equality query
+// per page (up to BigPage entries) per scope. On MongoDB each of these is
+// an index lookup. On FerretDB each query scans its collection, so a page
+// read costs in proportion to its scope's log: cheap for a school's log
+// (thousands of entries), but a single scope holding 100,000 entries makes
+// a full catch-up read it 100 times over. Splitting a scope's log into
+// segments would bound that, but the compare-and-set needs (rid, rev)
+// unique across the whole scope, which a unique index gives only within
+// one collection: segments would need a separate scope-wide claim per
+// revision, an extra insert per record state, and a writer dying between
+// claim and entry would leave a revision that needs a lease of its own.
 type SyncStore struct {
 	db *mongo.Database
 	// Lease is how long a reader waits before it fills a hole.
