@@ -37,7 +37,7 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	}
 	devices := server.NewDevices(devStore)
 
-	blobs, err := serverminio.NewBlobs(cfg.Minio, serverminio.BlobOptions{})
+	blobs, err := serverminio.NewBlobs(cfg.Minio, serverminio.BlobOptions{PublicEndpoint: cfg.MinioPublic, PublicSecure: cfg.MinioPublicSecure})
 	if err != nil {
 		return nil, err
 	}
