@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,12 +24,13 @@ import (
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
-// TestSyncBench measures the sync engine against the raw driver on the
-// same server, in the same run, and prints a table. It runs only when
-// FIELDSYNC_BENCH is set (make bench):
+// BenchmarkSyncEngine measures the sync engine against the raw driver on
+// the same server, in the same run, and prints a table (make bench runs
+// it with the other benchmarks; alone, on the test stack):
 //
-//	FIELDSYNC_BENCH=1 go test ./server/mongo -run TestSyncBench -v -timeout 60m
+//	deploy/stack.sh exec -- go test ./server/mongo -run '^$' -bench SyncEngine -timeout 60m
 //
+// One run takes minutes, so the benchmark body runs once whatever b.N is.
 // FIELDSYNC_BENCH_RECORDS (default 100000) records are stored first,
 // spread over FIELDSYNC_BENCH_SCHOOLS (default 20) schools, through the
 // sync service in batches of 500. Then:
@@ -40,10 +42,13 @@ import (
 //     every log collection;
 //   - latency: the median Pull call of that catch-up, against the same
 //     with FIELDSYNC_BENCH_SMALL (default 10000) records stored.
-func TestSyncBench(t *testing.T) {
-	if os.Getenv("FIELDSYNC_BENCH") == "" {
-		t.Skip("set FIELDSYNC_BENCH=1 to run the sync benchmark (make bench)")
-	}
+func BenchmarkSyncEngine(b *testing.B) {
+	benchOnce.Do(func() { syncEngine(b) })
+}
+
+var benchOnce sync.Once
+
+func syncEngine(t testing.TB) {
 	records := envInt("FIELDSYNC_BENCH_RECORDS", 100000)
 	small := envInt("FIELDSYNC_BENCH_SMALL", 10000)
 	schools := envInt("FIELDSYNC_BENCH_SCHOOLS", 20)
@@ -92,7 +97,7 @@ type bench struct {
 	loadRate   float64
 }
 
-func newBench(t *testing.T, name string, records, schools int) *bench {
+func newBench(t testing.TB, name string, records, schools int) *bench {
 	t.Helper()
 	db, err := servermongo.Open(t.Context(), testenv.MongoURI(t), testenv.Name(t, 40)+"_"+name, testenv.Logger(t))
 	if err != nil {
@@ -164,7 +169,7 @@ func (b *bench) batch(n int, school string) syncproto.PushRequest {
 	return req
 }
 
-func (b *bench) pushBatch(t *testing.T, req syncproto.PushRequest) {
+func (b *bench) pushBatch(t testing.TB, req syncproto.PushRequest) {
 	t.Helper()
 	resp, err := b.sy.Push(t.Context(), b.phone, server.Grant{AllSchools: true}, req, nil)
 	if err != nil {
@@ -180,7 +185,7 @@ func (b *bench) pushBatch(t *testing.T, req syncproto.PushRequest) {
 // copyRaw copies every log collection into two plain collections, the
 // targets of the raw inserts of push: raw_<name> with only the _id index,
 // and rawidx_<name> with the indexes of a log.
-func (b *bench) copyRaw(t *testing.T) {
+func (b *bench) copyRaw(t testing.TB) {
 	t.Helper()
 	names, err := b.db.ListCollectionNames(t.Context(), bson.D{{Key: "name", Value: bson.D{{Key: "$regex", Value: "^log_"}}}})
 	if err != nil {
@@ -209,7 +214,7 @@ func (b *bench) copyRaw(t *testing.T) {
 }
 
 // readAll reads every document of a collection with the driver.
-func (b *bench) readAll(t *testing.T, name string) []any {
+func (b *bench) readAll(t testing.TB, name string) []any {
 	cur, err := b.db.Collection(name).Find(t.Context(), bson.D{}, options.Find().SetBatchSize(1000))
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +234,7 @@ func (b *bench) readAll(t *testing.T, name string) []any {
 // them as it encodes the service's). It returns records/s for the service,
 // the raw insert into a plain collection and into one with the log's
 // indexes, and the service with DecodePush of the JSON body.
-func (b *bench) push(t *testing.T, rounds int) (svc, raw, rawIdx, decoded float64) {
+func (b *bench) push(t testing.TB, rounds int) (svc, raw, rawIdx, decoded float64) {
 	t.Helper()
 	var tSvc, tRaw, tIdx, tDec time.Duration
 	var n int
@@ -272,7 +277,7 @@ func (b *bench) push(t *testing.T, rounds int) (svc, raw, rawIdx, decoded float6
 	return float64(n) / tSvc.Seconds(), float64(n) / tRaw.Seconds(), float64(n) / tIdx.Seconds(), float64(n) / tDec.Seconds()
 }
 
-func (b *bench) counter(t *testing.T, scope string) int64 {
+func (b *bench) counter(t testing.TB, scope string) int64 {
 	var d struct {
 		Next int64 `bson:"next"`
 	}
@@ -284,7 +289,7 @@ func (b *bench) counter(t *testing.T, scope string) int64 {
 
 // slots returns the log documents of slots lo..hi (and the page marks
 // written with them), decoded into bson.D.
-func (b *bench) slots(t *testing.T, scope string, lo, hi int64) []any {
+func (b *bench) slots(t testing.TB, scope string, lo, hi int64) []any {
 	var out []any
 	for q := lo / servermongo.SmallPage; q <= hi/servermongo.SmallPage; q++ {
 		cur, err := b.db.Collection("log_"+scope).Find(t.Context(), bson.D{{Key: "p2", Value: q}})
@@ -315,7 +320,7 @@ func (b *bench) slots(t *testing.T, scope string, lo, hi int64) []any {
 // each right after a raw read of that school's log with the driver (so
 // both see the same load). It returns the records/s of the pulls and of
 // the raw reads, and the median latency of one Pull call.
-func (b *bench) pull(t *testing.T) (float64, float64, time.Duration) {
+func (b *bench) pull(t testing.TB) (float64, float64, time.Duration) {
 	t.Helper()
 	scopes := append(slices.Clone(b.schools), server.RefScope)
 	var lat []time.Duration
@@ -350,7 +355,7 @@ func (b *bench) pull(t *testing.T) (float64, float64, time.Duration) {
 
 // probe returns the median latency of n pulls of 100 records, each from a
 // random position in a random school's log: an incremental sync.
-func (b *bench) probe(t *testing.T, n int) time.Duration {
+func (b *bench) probe(t testing.TB, n int) time.Duration {
 	t.Helper()
 	epoch, err := b.store.Epoch(t.Context())
 	if err != nil {
@@ -388,7 +393,7 @@ func (b *bench) probe(t *testing.T, n int) time.Duration {
 }
 
 // idlePull returns the median time of a pull that finds nothing new.
-func (b *bench) idlePull(t *testing.T) time.Duration {
+func (b *bench) idlePull(t testing.TB) time.Duration {
 	t.Helper()
 	scopes := append(slices.Clone(b.schools), server.RefScope)
 	cur := syncproto.Cursor{}

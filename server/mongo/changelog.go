@@ -111,6 +111,16 @@ func (s *SyncStore) Insert(ctx context.Context, states []*syncproto.Record) ([]b
 // exists for those whose revision was taken.
 func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, states []*syncproto.Record, exists []bool) error {
 	coll := s.log(scope)
+	// The first block is allocated while the states are marshalled.
+	type allocated struct {
+		first int64
+		err   error
+	}
+	firstBlock := make(chan allocated, 1)
+	go func() {
+		first, err := s.alloc(ctx, scope, len(idx), 0)
+		firstBlock <- allocated{first, err}
+	}()
 	blobs := make([]string, len(states))
 	if err := parallel(len(idx), func(k int) error {
 		b, err := syncproto.Marshal(states[idx[k]])
@@ -120,6 +130,14 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		blobs[idx[k]] = string(b)
 		return nil
 	}); err != nil {
+		if a := <-firstBlock; a.err == nil {
+			// Give the unused block up at once rather than after the lease.
+			seqs := make([]int64, len(idx))
+			for k := range seqs {
+				seqs[k] = a.first + int64(k)
+			}
+			_ = s.fillNoops(ctx, coll, seqs)
+		}
 		return err
 	}
 	st := s.scope(scope)
@@ -138,7 +156,14 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 			case <-time.After(time.Duration(rand.Int64N(int64(10 * time.Millisecond)))):
 			}
 		}
-		first, err := s.alloc(ctx, scope, len(pending), floor)
+		var first int64
+		var err error
+		if round == 0 {
+			a := <-firstBlock
+			first, err = a.first, a.err
+		} else {
+			first, err = s.alloc(ctx, scope, len(pending), floor)
+		}
 		if err != nil {
 			return err
 		}
