@@ -626,6 +626,9 @@ cmd_exec() {
 
 	STACK_DIR=""
 	TEMP_STACK=0
+	# SIGPIPE (make test | head) would end us without the EXIT trap; ignored,
+	# a failed write is an error like another, and cleanup still runs.
+	trap '' PIPE
 	trap cleanup EXIT
 	trap 'on_signal INT' INT
 	trap 'on_signal TERM' TERM
@@ -663,8 +666,9 @@ cmd_exec() {
 	CMD_NAME=$(basename "$1")
 	[[ $CMD_NAME == env ]] && CMD_NAME="$*" && CMD_NAME=${CMD_NAME:0:60}
 	# CMD gets its own session (Ctrl-C reaches only us; on_signal forwards it)
-	# and SIGINT back at its default, which bash drops for background jobs.
-	setsid env --default-signal=INT "$@" &
+	# and SIGINT back at its default, which bash drops for background jobs
+	# (SIGPIPE too, which we ignore).
+	setsid env --default-signal=INT,PIPE "$@" &
 	CMD_PID=$!
 	if [[ -n $STACK_DIR ]]; then
 		echo "$CMD_PID" >"$STACK_DIR/cmd.pid"
