@@ -34,10 +34,11 @@ func DefaultSyncLimits() syncproto.Limits {
 //
 // A push runs in a fixed number of round trips for a batch of new
 // records, whatever its size: the stored answer is looked up by batch id;
-// the op ids are claimed in one insert; every record is tried as new (rev
-// 1) in one insert per scope; the answer is stored. Only records that
-// turn out to exist already take the slow path: read the current state,
-// Decide, insert the next revision, and retry after a lost race.
+// the op ids are claimed in one insert; every record the phone had no
+// version of (an empty Base) is tried as new (rev 1) in one insert per
+// scope; the answer is stored. Edits of records the phone had, and records
+// that turn out to exist already, take the slow path: read the current
+// state, Decide, insert the next revision, and retry after a lost race.
 type Syncer struct {
 	Store SyncStore
 	// Validator, when set, checks every state before it is written.
@@ -358,6 +359,13 @@ func (s *Syncer) write(ctx context.Context, groups []*group) error {
 	var fast []*group
 	var slow []*group
 	for _, gr := range groups {
+		if !gr.base.IsEmpty() || gr.replayed {
+			// The phone had a version of the record, or sent this change
+			// before: the record most likely exists. Trying it as new
+			// would only waste a log slot and a round trip.
+			slow = append(slow, gr)
+			continue
+		}
 		st := *gr.delta
 		st.Rev = 1
 		if s.validate(ctx, &st) != nil {
