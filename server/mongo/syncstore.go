@@ -240,12 +240,17 @@ func checkScope(scope string) error {
 	return nil
 }
 
-// logIndexes are the indexes of every log collection.
-var logIndexes = []mongo.IndexModel{
-	{Keys: bson.D{{Key: "rr", Value: 1}}, Options: options.Index().SetUnique(true).SetName("rr")},
-	{Keys: bson.D{{Key: "p1", Value: 1}}, Options: options.Index().SetName("p1")},
-	{Keys: bson.D{{Key: "p2", Value: 1}}, Options: options.Index().SetName("p2")},
-	{Keys: bson.D{{Key: "rid", Value: 1}}, Options: options.Index().SetName("rid")},
+// logIndexes returns the indexes of every log collection. It builds them
+// anew on each call: the driver's option builders are not safe to share
+// between goroutines (they are read lazily, under the race detector's eyes,
+// by every CreateOne).
+func logIndexes() []mongo.IndexModel {
+	return []mongo.IndexModel{
+		{Keys: bson.D{{Key: "rr", Value: 1}}, Options: options.Index().SetUnique(true).SetName("rr")},
+		{Keys: bson.D{{Key: "p1", Value: 1}}, Options: options.Index().SetName("p1")},
+		{Keys: bson.D{{Key: "p2", Value: 1}}, Options: options.Index().SetName("p2")},
+		{Keys: bson.D{{Key: "rid", Value: 1}}, Options: options.Index().SetName("rid")},
+	}
 }
 
 // ensureLog creates the indexes of a scope's log once per process; st.mu
@@ -256,7 +261,7 @@ func (s *SyncStore) ensureLog(ctx context.Context, scope string, st *scopeState)
 	}
 	coll := s.log(scope)
 	if !hasIndexes(ctx, coll) {
-		if err := createIndexes(ctx, coll, logIndexes); err != nil {
+		if err := createIndexes(ctx, coll, logIndexes()); err != nil {
 			return fmt.Errorf("mongo: create indexes of %s: %w", logName(scope), err)
 		}
 	}
