@@ -17,13 +17,16 @@ STACK      := deploy/stack.sh
 # integration tests fail instead of skip when a server is missing.
 REQUIRE    := env FIELDSYNC_REQUIRE_INTEGRATION=1
 
-.PHONY: help run test bench build servers infra lint fmt ci
+.PHONY: help run demo test bench build servers infra lint fmt ci
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: build ## Start the servers and fieldsyncd on http://127.0.0.1:8080, data under data/ (Ctrl-C stops all)
 	$(STACK) exec --profile run -- deploy/run-local.sh bin/fieldsyncd
+
+demo: ## With make run up: seed the sample county (东河县) and print an enrollment code for fieldphone
+	$(GO) run ./server/cmd/fieldsyncctl demo
 
 test: ## Start throwaway servers and run go test -race ./... against them
 	$(STACK) exec --profile test -- $(REQUIRE) $(GO) test $(TEST_FLAGS) $(PKGS)
