@@ -21,7 +21,8 @@ var _ server.DeviceStore = (*DeviceStore)(nil)
 // tokens are found by their hash as _id.
 //
 // Collections: inspectors {_id}, assignments {_id, inspector_id},
-// enrollments {_id: code hash}, devices {_id: token hash, device_id}.
+// enrollments {_id: code hash}, enrollment_claims {_id: code hash},
+// devices {_id: token hash, device_id}.
 type DeviceStore struct {
 	db *mongo.Database
 }
@@ -65,8 +66,6 @@ type enrollmentDoc struct {
 	ID          string     `bson:"_id"`
 	InspectorID string     `bson:"inspector_id"`
 	ExpiresAt   time.Time  `bson:"expires_at"`
-	Used        bool       `bson:"used"`
-	UsedAt      *time.Time `bson:"used_at,omitempty"`
 	CreatedBy   string     `bson:"created_by"`
 }
 
@@ -149,23 +148,29 @@ func (s *DeviceStore) CreateEnrollment(ctx context.Context, e server.Enrollment)
 	return nil
 }
 
-// ClaimEnrollment implements server.DeviceStore with one compare-and-set:
-// only a code still marked unused is claimed, so two phones racing with
-// the same code cannot both enroll.
+// ClaimEnrollment implements server.DeviceStore. The claim is an insert
+// into enrollment_claims under the code's hash: a unique _id is the one
+// compare-and-set FerretDB v1 makes atomic (its findAndModify and updates
+// read and then write in two steps, so two phones racing with one code
+// could both "win" a {used: false} → true update; measured). Exactly one
+// insert succeeds; the others get a duplicate key and ENOTFOUND.
 func (s *DeviceStore) ClaimEnrollment(ctx context.Context, codeHash string, now time.Time) (server.Enrollment, error) {
 	var doc enrollmentDoc
-	err := s.db.Collection("enrollments").FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: codeHash}, {Key: "used", Value: false}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "used", Value: true}, {Key: "used_at", Value: now}}}},
-		options.FindOneAndUpdate().SetReturnDocument(options.After),
-	).Decode(&doc)
+	err := s.db.Collection("enrollments").FindOne(ctx, bson.D{{Key: "_id", Value: codeHash}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return server.Enrollment{}, syncproto.Errorf(syncproto.ENOTFOUND, "No such unused enrollment code.")
 	}
 	if err != nil {
 		return server.Enrollment{}, fmt.Errorf("mongo: claim enrollment: %w", err)
 	}
-	return server.Enrollment{CodeHash: doc.ID, InspectorID: doc.InspectorID, ExpiresAt: doc.ExpiresAt, UsedAt: doc.UsedAt, CreatedBy: doc.CreatedBy}, nil
+	_, err = s.db.Collection("enrollment_claims").InsertOne(ctx, bson.D{{Key: "_id", Value: codeHash}, {Key: "at", Value: now}})
+	if mongo.IsDuplicateKeyError(err) {
+		return server.Enrollment{}, syncproto.Errorf(syncproto.ENOTFOUND, "No such unused enrollment code.")
+	}
+	if err != nil {
+		return server.Enrollment{}, fmt.Errorf("mongo: claim enrollment: %w", err)
+	}
+	return server.Enrollment{CodeHash: doc.ID, InspectorID: doc.InspectorID, ExpiresAt: doc.ExpiresAt, UsedAt: &now, CreatedBy: doc.CreatedBy}, nil
 }
 
 // CreateDevice implements server.DeviceStore.

@@ -141,3 +141,40 @@ func TestDevices_Errors(t *testing.T) {
 		})
 	}
 }
+
+// TestDevices_OneCodeOnePhone races several phones with one code: exactly
+// one enrolls. FerretDB v1's findAndModify is not atomic, so the claim
+// must not rely on it.
+func TestDevices_OneCodeOnePhone(t *testing.T) {
+	t.Parallel()
+	d, _ := newDevices(t)
+	mustInspector(t, d)
+	ctx := t.Context()
+	const phones = 8
+	for round := range 5 {
+		code, _, err := d.NewEnrollmentCode(ctx, admin, inspectorA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, phones)
+		for range phones {
+			go func() {
+				_, _, err := d.Enroll(ctx, code, uuid.Must(uuid.NewV7()), "racer")
+				errs <- err
+			}()
+		}
+		won := 0
+		for range phones {
+			switch err := <-errs; syncproto.ErrorCode(err) {
+			case "":
+				won++
+			case syncproto.EUNAUTHORIZED:
+			default:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d phones enrolled with one code, want 1", round, won)
+		}
+	}
+}
