@@ -792,19 +792,7 @@ func (s *Syncer) ResolveConflict(ctx context.Context, p Principal, id string, ch
 
 // observe advances the office clock past every stamp in r; s.mu is held.
 func (s *Syncer) observe(r *syncproto.Record) syncproto.HLC {
-	for _, f := range r.Fields {
-		for _, v := range f {
-			s.clock = s.clock.Observe(v.HLC)
-		}
-	}
-	for _, v := range r.Deleted {
-		s.clock = s.clock.Observe(v.HLC)
-	}
-	for _, items := range r.Items {
-		for _, it := range items {
-			s.clock = s.clock.Observe(it.HLC)
-		}
-	}
+	s.clock = s.clock.Observe(r.MaxHLC())
 	return s.clock
 }
 

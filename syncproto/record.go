@@ -675,23 +675,36 @@ func (w *Writer) stamp() HLC {
 // observe advances the writer's clock past every stamp in r, so that a
 // write is stamped later than everything its writer has seen of the
 // record, however wrong the device clock.
-func (w *Writer) observe(r *Record) {
+func (w *Writer) observe(r *Record) { w.Clock = w.Clock.Observe(r.MaxHLC()) }
+
+// MaxHLC returns the latest clock stamp anywhere in the record: field
+// versions, the deletion register, items and the conflict log. A replica
+// that receives r observes it (HLC.Observe) to stamp its next write later.
+func (r *Record) MaxHLC() HLC {
+	var m HLC
+	see := func(h HLC) {
+		if h.Compare(m) > 0 {
+			m = h
+		}
+	}
 	for _, f := range r.Fields {
 		for _, v := range f {
-			w.Clock = w.Clock.Observe(v.HLC)
+			see(v.HLC)
 		}
 	}
 	for _, v := range r.Deleted {
-		w.Clock = w.Clock.Observe(v.HLC)
+		see(v.HLC)
 	}
 	for _, items := range r.Items {
 		for _, it := range items {
-			w.Clock = w.Clock.Observe(it.HLC)
+			see(it.HLC)
 		}
 	}
 	for _, c := range r.Conflicts {
-		w.Clock = w.Clock.Observe(c.ResolvedHLC).Observe(c.Version.HLC)
+		see(c.ResolvedHLC)
+		see(c.Version.HLC)
 	}
+	return m
 }
 
 // nextVector returns the vector of a new write by w whose causal context

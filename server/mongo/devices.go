@@ -63,10 +63,10 @@ type assignmentDoc struct {
 }
 
 type enrollmentDoc struct {
-	ID          string     `bson:"_id"`
-	InspectorID string     `bson:"inspector_id"`
-	ExpiresAt   time.Time  `bson:"expires_at"`
-	CreatedBy   string     `bson:"created_by"`
+	ID          string    `bson:"_id"`
+	InspectorID string    `bson:"inspector_id"`
+	ExpiresAt   time.Time `bson:"expires_at"`
+	CreatedBy   string    `bson:"created_by"`
 }
 
 type deviceDoc struct {
