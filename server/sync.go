@@ -175,9 +175,9 @@ type CompactOptions struct {
 
 // CompactResult reports what Compact did.
 type CompactResult struct {
-	Superseded int   // entries of older revisions replaced by no-ops
-	Tombstones int   // deleted records forgotten
-	Horizon    int64 // the scope's horizon afterwards
+	Superseded int   `json:"superseded"` // entries of older revisions replaced by no-ops
+	Tombstones int   `json:"tombstones"` // deleted records forgotten
+	Horizon    int64 `json:"horizon"`    // the scope's horizon afterwards
 }
 
 // SyncStore is the storage the sync service needs: a change log per scope
