@@ -67,7 +67,11 @@ func (s *Server) handlePutInspector(c *fiber.Ctx) error {
 	if err := s.deps.Devices.PutInspector(c.UserContext(), principalOf(c), in); err != nil {
 		return err
 	}
-	return c.JSON(in)
+	stored, err := s.deps.Devices.Store.Inspector(c.UserContext(), in.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(stored)
 }
 
 // handlePutAssignment handles "PUT /v1/admin/assignments/:id".
