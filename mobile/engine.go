@@ -146,7 +146,7 @@ func (e *Engine) transport() Transport {
 		return e.wrap(e.opts.Transport)
 	}
 	_, url, _, _ := e.settings()
-	return e.wrap(&HTTPTransport{BaseURL: url, Client: e.opts.HTTPClient, Token: func() string {
+	return e.wrap(&HTTPTransport{BaseURL: url, Client: e.opts.HTTPClient, GzipRequests: true, Token: func() string {
 		tok, _, _, _ := e.settings()
 		return tok
 	}})

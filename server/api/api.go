@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/compress"
 
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/media"
@@ -127,6 +128,10 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	// it; the access line turns the chain's error into the response; a
 	// panic below becomes an error; and handlers get a deadline.
 	s.app.Use(s.requestID, s.accessLog, s.recoverPanic, s.deadline, s.decodeBody)
+	// Responses are gzipped for clients that ask (phones pulling hundreds
+	// of records over a weak signal); the fastest level, because the
+	// server's CPU is shared by every phone.
+	s.app.Use(compress.New(compress.Config{Level: compress.LevelBestSpeed}))
 
 	// Route groups, one line each; each lives in its own file.
 	s.routesHealth()

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -169,5 +171,37 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if !json.Valid([]byte(body)) {
 		t.Error("the body is not JSON")
+	}
+}
+
+// TestResponsesGzipped checks that a client asking for gzip gets a gzipped
+// answer with the same content, and one that does not ask gets it plain.
+func TestResponsesGzipped(t *testing.T) {
+	s, _ := newTestServer(t, Config{}, Deps{})
+	for _, tt := range []struct {
+		accept, wantEncoding string
+	}{{"gzip", "gzip"}, {"", ""}} {
+		req := httptest.NewRequest(http.MethodGet, "/v1/openapi.json", nil)
+		if tt.accept != "" {
+			req.Header.Set("Accept-Encoding", tt.accept)
+		}
+		status, hdr, body := do(t, s, req)
+		if status != http.StatusOK || hdr.Get("Content-Encoding") != tt.wantEncoding {
+			t.Fatalf("Accept-Encoding %q: %d, Content-Encoding %q, want %q", tt.accept, status, hdr.Get("Content-Encoding"), tt.wantEncoding)
+		}
+		if tt.wantEncoding == "gzip" {
+			zr, err := gzip.NewReader(strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = string(b)
+		}
+		if body != string(openAPIDocument) {
+			t.Errorf("Accept-Encoding %q: the content differs from openapi.json", tt.accept)
+		}
 	}
 }
