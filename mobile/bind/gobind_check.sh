@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-go run golang.org/x/mobile/cmd/gobind -lang=java,objc -outdir "$out" ./mobile/bind
+go tool gobind -lang=java,objc -outdir "$out" ./mobile/bind
 for f in java/fieldsync/Phone.java java/fieldsync/Fieldsync.java src/gobind/Fieldsync.objc.h; do
 	test -s "$out/$f" || { echo "gobind: $f was not generated" >&2; exit 1; }
 done
