@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/internal/samples"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
@@ -76,5 +77,34 @@ func TestConflictListAndResolve(t *testing.T) {
 	st.mustDo(t, 200, request{method: "GET", path: "/v1/conflicts?status=open&scope=" + school, token: stackAdminToken}).decode(t, &list)
 	if len(list.Conflicts) != 0 {
 		t.Fatalf("still open: %+v", list.Conflicts)
+	}
+}
+
+// TestGetRecordFoldsHazard pushes the sample hazard with its whole
+// rectification history and reads it back with its derived state.
+func TestGetRecordFoldsHazard(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, Config{})
+	smp, err := samples.Get("09_hazard_with_history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := smp.Record(&syncproto.Writer{Replica: samples.OfficeReplica, Author: "office", Now: time.Date(2024, 11, 15, 9, 30, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: samples.OfficeReplica, BatchID: uuid.Must(uuid.NewV7()),
+		Changes: []syncproto.Change{{OpID: uuid.Must(uuid.NewV7()), Record: rec}}}
+	var resp syncproto.PushResponse
+	st.mustDo(t, 200, request{method: "POST", path: "/v1/sync/push", token: stackAdminToken, json: req}).decode(t, &resp)
+	if got := resp.Results[0].Status; got != syncproto.StatusApplied {
+		t.Fatalf("push: %+v", resp.Results[0])
+	}
+	var view struct {
+		Hazard syncproto.HazardState `json:"hazard"`
+	}
+	st.mustDo(t, 200, request{method: "GET", path: "/v1/records/" + rec.ID.String() + "?scope=" + rec.SchoolID, token: stackAdminToken}).decode(t, &view)
+	if view.Hazard.Status != "closed" || view.Hazard.NeedsReview {
+		t.Fatalf("hazard state %+v, want closed without review", view.Hazard)
 	}
 }

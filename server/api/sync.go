@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -131,7 +133,17 @@ func (s *Server) handleGetRecord(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"record": r, "conflict_fields": r.ConflictFields(), "deleted": r.IsDeleted()})
+	out := fiber.Map{"record": r, "conflict_fields": r.ConflictFields(), "deleted": r.IsDeleted()}
+	// The derived state reviewers work from: a hazard's status is folded
+	// from its events with server time (overdue, needs_review), a
+	// follow-up task's from its events too.
+	switch r.Kind {
+	case "hazard":
+		out["hazard"] = syncproto.FoldHazard(r, time.Now())
+	case "follow_up_task":
+		out["task"] = syncproto.FoldTask(r)
+	}
+	return c.JSON(out)
 }
 
 // handleListConflicts handles "GET /v1/conflicts?status=open&scope=…&limit=…".
