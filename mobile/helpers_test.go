@@ -1,12 +1,8 @@
 package mobile_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -78,19 +74,12 @@ func hazardDraft(title string) mobile.Draft {
 // returns its path.
 func writeJPEG(tb testing.TB, dir string, seed uint64, w, h int) string {
 	tb.Helper()
-	r := rand.New(rand.NewPCG(seed, 7))
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			img.Set(x, y, color.RGBA{uint8(r.IntN(256)), uint8(x * 255 / w), uint8(y * 255 / h), 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 80}); err != nil {
+	b, err := mobiletest.JPEG(rand.New(rand.NewPCG(seed, 7)), w, h, 80)
+	if err != nil {
 		tb.Fatal(err)
 	}
 	path := filepath.Join(dir, fmt.Sprintf("photo-%d.jpg", seed))
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return path

@@ -53,14 +53,10 @@ func contentTypeOf(path string) string {
 // photo already queued or uploaded is not queued twice. contentType may
 // be empty: it is then guessed from the name or the bytes.
 func (e *Engine) AttachPhoto(path, contentType string) (syncproto.PhotoRef, error) {
-	sum, size, err := hashFile(path)
+	ref, err := photoRef(path, contentType)
 	if err != nil {
-		return syncproto.PhotoRef{}, fmt.Errorf("mobile: attach photo: %w", err)
+		return syncproto.PhotoRef{}, err
 	}
-	if contentType == "" {
-		contentType = contentTypeOf(path)
-	}
-	ref := syncproto.PhotoRef{SHA256: sum, Size: size, ContentType: contentType}
 	err = e.db.Update(func(tx *bolt.Tx) error { return e.queuePhoto(tx, path, ref) })
 	if err != nil {
 		return syncproto.PhotoRef{}, fmt.Errorf("mobile: attach photo: %w", err)
@@ -107,14 +103,10 @@ const KindAttachment = "attachment"
 // Record first, binary later: the records sync at the next push, the
 // photo follows in chunks.
 func (e *Engine) AttachPhotoTo(recordID uuid.UUID, field, path, contentType string) (syncproto.PhotoRef, error) {
-	sum, size, err := hashFile(path)
+	ref, err := photoRef(path, contentType)
 	if err != nil {
-		return syncproto.PhotoRef{}, fmt.Errorf("mobile: attach photo: %w", err)
+		return syncproto.PhotoRef{}, err
 	}
-	if contentType == "" {
-		contentType = contentTypeOf(path)
-	}
-	ref := syncproto.PhotoRef{SHA256: sum, Size: size, ContentType: contentType}
 	err = e.db.Update(func(tx *bolt.Tx) error {
 		if err := e.queuePhoto(tx, path, ref); err != nil {
 			return err
@@ -393,4 +385,17 @@ func (e *Engine) photoDone(sha string, size int64) error {
 	return e.updatePhoto(sha, func(q *photoEntry) {
 		q.State, q.Received, q.LastError, q.DoneAt = PhotoDone, size, "", e.now().UTC()
 	})
+}
+
+// photoRef hashes the file at path and returns its reference; an empty
+// contentType is guessed from the name or the bytes.
+func photoRef(path, contentType string) (syncproto.PhotoRef, error) {
+	sum, size, err := hashFile(path)
+	if err != nil {
+		return syncproto.PhotoRef{}, fmt.Errorf("mobile: attach photo: %w", err)
+	}
+	if contentType == "" {
+		contentType = contentTypeOf(path)
+	}
+	return syncproto.PhotoRef{SHA256: sum, Size: size, ContentType: contentType}, nil
 }

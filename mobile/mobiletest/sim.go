@@ -1,13 +1,9 @@
 package mobiletest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -167,19 +163,12 @@ func js(v any) json.RawMessage {
 // newPhoto writes a small synthetic JPEG, different each time.
 func (s *Sim) newPhoto() string {
 	s.photo++
-	w, h := 24+s.Rng.IntN(64), 24+s.Rng.IntN(64)
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.Set(x, y, color.RGBA{uint8(s.Rng.IntN(256)), uint8(x * 3), uint8(y * 3), 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 80}); err != nil {
+	b, err := JPEG(s.Rng, 24+s.Rng.IntN(64), 24+s.Rng.IntN(64), 80)
+	if err != nil {
 		s.TB.Fatal(err)
 	}
 	path := filepath.Join(s.dir, fmt.Sprintf("photo-%d.jpg", s.photo))
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		s.TB.Fatal(err)
 	}
 	return path

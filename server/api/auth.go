@@ -42,41 +42,45 @@ func (s *Server) principal(c *fiber.Ctx) (server.Principal, error) {
 	return s.deps.Devices.Authenticate(c.UserContext(), tok)
 }
 
-// authenticated is middleware that requires a device or the admin token
-// and puts the principal in the request context.
-func (s *Server) authenticated(c *fiber.Ctx) error {
+// authorize authenticates the request (principal), refuses it when deny
+// returns an error for the principal, and otherwise puts the principal in
+// the request context and goes on. The middleware below differ only in
+// deny.
+func (s *Server) authorize(c *fiber.Ctx, deny func(server.Principal) error) error {
 	p, err := s.principal(c)
 	if err != nil {
 		return err
+	}
+	if deny != nil {
+		if err := deny(p); err != nil {
+			return err
+		}
 	}
 	c.SetUserContext(server.WithPrincipal(c.UserContext(), p))
 	return c.Next()
 }
 
+// authenticated is middleware that requires a device or the admin token.
+func (s *Server) authenticated(c *fiber.Ctx) error { return s.authorize(c, nil) }
+
 // deviceOnly is middleware that requires an enrolled device's token.
-func (s *Server) deviceOnly(c *fiber.Ctx) error {
-	p, err := s.principal(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) deviceOnly(c *fiber.Ctx) error { return s.authorize(c, denyNonDevice) }
+
+// adminOnly is middleware that requires the admin token.
+func (s *Server) adminOnly(c *fiber.Ctx) error { return s.authorize(c, denyNonAdmin) }
+
+func denyNonDevice(p server.Principal) error {
 	if !p.IsDevice() {
 		return syncproto.Errorf(syncproto.EFORBIDDEN, "This route is for enrolled devices.")
 	}
-	c.SetUserContext(server.WithPrincipal(c.UserContext(), p))
-	return c.Next()
+	return nil
 }
 
-// adminOnly is middleware that requires the admin token.
-func (s *Server) adminOnly(c *fiber.Ctx) error {
-	p, err := s.principal(c)
-	if err != nil {
-		return err
-	}
+func denyNonAdmin(p server.Principal) error {
 	if !p.Has(server.RoleAdmin) {
 		return syncproto.Errorf(syncproto.EFORBIDDEN, "This route is for administrators.")
 	}
-	c.SetUserContext(server.WithPrincipal(c.UserContext(), p))
-	return c.Next()
+	return nil
 }
 
 // principalOf returns the principal the auth middleware stored.

@@ -48,11 +48,7 @@ func (s *Server) handlePutChunk(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	data, err := s.body(c)
-	if err != nil {
-		return err
-	}
-	u, err := s.deps.Media.PutChunk(c.UserContext(), shaParam(c), off, data)
+	u, err := s.deps.Media.PutChunk(c.UserContext(), shaParam(c), off, c.Request().Body())
 	if err != nil {
 		return err
 	}
@@ -81,11 +77,7 @@ func (s *Server) handleFinishBlob(c *fiber.Ctx) error {
 // handlePutBlob handles "PUT /v1/blobs/:sha256": the whole photo as the
 // body, its Content-Type as the phone believes it is.
 func (s *Server) handlePutBlob(c *fiber.Ctx) error {
-	data, err := s.body(c)
-	if err != nil {
-		return err
-	}
-	u, err := s.deps.Media.Put(c.UserContext(), shaParam(c), data, utils.CopyString(c.Get(fiber.HeaderContentType)))
+	u, err := s.deps.Media.Put(c.UserContext(), shaParam(c), c.Request().Body(), utils.CopyString(c.Get(fiber.HeaderContentType)))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"strconv"
@@ -23,9 +24,6 @@ func (s *Server) routesSync() {
 	s.app.Post("/v1/conflicts/:record/:field/resolve", s.authenticated, s.handleResolveConflict)
 	s.app.Post("/v1/admin/compact/:scope", s.adminOnly, s.handleCompact)
 }
-
-// body returns the request body, already decompressed by decodeBody.
-func (s *Server) body(c *fiber.Ctx) ([]byte, error) { return c.Request().Body(), nil }
 
 // grant returns what the principal may write: an inspector's device the
 // schools assigned today, the admin everything.
@@ -52,11 +50,8 @@ func (s *Server) handleSyncInfo(c *fiber.Ctx) error {
 // handlePush handles "POST /v1/sync/push". A device pushes its outbox; the
 // admin token may push office records (schools, forms) for any scope.
 func (s *Server) handlePush(c *fiber.Ctx) error {
-	body, err := s.body(c)
-	if err != nil {
-		return err
-	}
-	req, rejected, err := syncproto.DecodePush(body)
+	// The raw body: decodeBody has inflated a gzip body within the limit.
+	req, rejected, err := syncproto.DecodePush(c.Request().Body())
 	if err != nil {
 		return err
 	}
@@ -78,11 +73,7 @@ func (s *Server) handlePush(c *fiber.Ctx) error {
 // handlePull handles "POST /v1/sync/pull": the records of the device's
 // assigned schools and the reference data.
 func (s *Server) handlePull(c *fiber.Ctx) error {
-	body, err := s.body(c)
-	if err != nil {
-		return err
-	}
-	req, cur, err := syncproto.DecodePull(body)
+	req, cur, err := syncproto.DecodePull(c.Request().Body())
 	if err != nil {
 		return err
 	}
@@ -195,7 +186,7 @@ func (s *Server) handleListConflicts(c *fiber.Ctx) error {
 // so its two parts are two path segments and need no escaping.
 func (s *Server) handleResolveConflict(c *fiber.Ctx) error {
 	var req struct {
-		Value rawJSON `json:"value"`
+		Value json.RawMessage `json:"value"`
 	}
 	if err := decodeJSON(c, &req); err != nil {
 		return err
@@ -233,7 +224,7 @@ func (s *Server) handleCompact(c *fiber.Ctx) error {
 		}
 		opt.UpTo = req.UpTo
 		if req.TombstonesBefore != "" {
-			t, err := parseTime(req.TombstonesBefore)
+			t, err := time.Parse(time.RFC3339, req.TombstonesBefore)
 			if err != nil {
 				return syncproto.FieldError("The request is not valid.", map[string]string{"tombstones_before": "must be an RFC 3339 time"})
 			}

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -16,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/mobile"
+	"github.com/fieldsync/fieldsync/mobile/mobiletest"
 	"github.com/fieldsync/fieldsync/syncproto"
 	"github.com/google/uuid"
 )
@@ -210,18 +207,12 @@ func (p *phone) eventPhoto() {
 func (p *phone) photo() (string, error) {
 	p.photoN++
 	side := int(math.Sqrt(float64(p.cfg.PhotoKB*1024) / 1.1))
-	img := image.NewRGBA(image.Rect(0, 0, side, side))
-	for y := range side {
-		for x := range side {
-			img.Set(x, y, color.RGBA{uint8(p.rng.IntN(256)), uint8(x * 4), uint8(y * 4), 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 75}); err != nil {
+	b, err := mobiletest.JPEG(p.rng, side, side, 75)
+	if err != nil {
 		return "", err
 	}
 	path := filepath.Join(p.dir, fmt.Sprintf("IMG_%04d.jpg", p.photoN))
-	return path, os.WriteFile(path, buf.Bytes(), 0o644)
+	return path, os.WriteFile(path, b, 0o644)
 }
 
 var chinaTime = time.FixedZone("CST", 8*60*60)
