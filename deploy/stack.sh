@@ -49,6 +49,17 @@ PG_BIN=${FIELDSYNC_STACK_PG_BIN:-/usr/lib/postgresql/15/bin}
 BIN_DIR=${FIELDSYNC_STACK_BIN_DIR:-$ROOT/.cache/infra-bin}
 FERRETDB_BIN=$BIN_DIR/ferretdb-$FERRETDB_VERSION
 MINIO_BIN=$BIN_DIR/minio-$MINIO_VERSION
+# Connection pools. FerretDB v1 holds a PostgreSQL connection for a
+# command's open query while an update or upsert in the same command takes a
+# second one, so when every connection of its pool is held by such a command
+# they all wait for each other until the client gives up (seen under the
+# 50-phone load at FerretDB's default pool of 50 and the driver's default of
+# 100 connections). So each client process gets at most MONGO_CLIENT_POOL
+# connections, and FerretDB's pool holds two per connection of the two
+# clients a test run or a bench has at a time, within PostgreSQL's
+# max_connections (200, set below).
+MONGO_CLIENT_POOL=32
+FERRETDB_PG_POOL=150
 READY_TIMEOUT=${FIELDSYNC_STACK_READY_TIMEOUT:-60} # seconds, per server
 
 log() { printf 'stack: %s\n' "$*" >&2; }
@@ -261,6 +272,8 @@ start_postgres() {
 			echo "listen_addresses = '127.0.0.1'"
 			echo "unix_socket_directories = ''"
 			echo "max_connections = 200"
+			echo "# a statement that waits on a lock for a second is logged, with who holds it"
+			echo "log_lock_waits = on"
 			if [[ $PROFILE == test ]]; then
 				echo "# test data is thrown away: trade durability for speed"
 				echo "fsync = off"
@@ -286,6 +299,11 @@ start_postgres() {
 	if [[ -z $("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'") ]]; then
 		"$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres ferretdb
 	fi
+	# Index-backed equality lookups for FerretDB (why: in the file). Before
+	# FerretDB starts, so that its connections get the plan setting.
+	PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d ferretdb \
+		-q -v ON_ERROR_STOP=1 -f "$ROOT/deploy/postgres/ferretdb-indexes.sql" >>"$STACK_DIR/postgres.log" 2>&1 ||
+		{ tail -n 20 "$STACK_DIR/postgres.log" >&2; die "deploy/postgres/ferretdb-indexes.sql failed"; }
 	log "PostgreSQL ready on 127.0.0.1:$PG_PORT (PID $pid)"
 }
 
@@ -320,7 +338,7 @@ launch_ferretdb() {
 	# FerretDB reads FERRETDB_* variables as flags: start it without any.
 	setsid env $(compgen -e | sed -n 's/^FERRETDB_.*/-u &/p') "$FERRETDB_BIN" \
 		--handler=postgresql \
-		--postgresql-url="postgres://postgres@127.0.0.1:$PG_PORT/ferretdb" \
+		--postgresql-url="postgres://postgres@127.0.0.1:$PG_PORT/ferretdb?pool_max_conns=$FERRETDB_PG_POOL" \
 		--listen-addr="127.0.0.1:$FERRETDB_PORT" \
 		--state-dir="$STACK_DIR/ferretdb" \
 		--telemetry=disable --debug-addr=- \
@@ -399,7 +417,7 @@ write_env() {
 
 export_env() {
 	if [[ $OWN_MONGO == 1 ]]; then
-		export FIELDSYNC_MONGO_URI="mongodb://127.0.0.1:$FERRETDB_PORT/"
+		export FIELDSYNC_MONGO_URI="mongodb://127.0.0.1:$FERRETDB_PORT/?maxPoolSize=$MONGO_CLIENT_POOL"
 		export FIELDSYNC_FERRETDB_PID FIELDSYNC_POSTGRES_PID
 		FIELDSYNC_FERRETDB_PID=$(pidfile_pid "$STACK_DIR/ferretdb.pid")
 		FIELDSYNC_POSTGRES_PID=$(pidfile_pid "$STACK_DIR/postgres.pid")

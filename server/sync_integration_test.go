@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/fieldsync/fieldsync/internal/testenv"
+	servermongo "github.com/fieldsync/fieldsync/server/mongo"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -521,31 +523,33 @@ func (p *procs) checkLog(t *testing.T, schools []string, final map[uuid.UUID]int
 	db := c.Database(p.db)
 	revs := map[string]map[int64]int{}
 	noops := 0
-	for _, s := range schools {
-		cur, err := db.Collection("log_"+s).Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "rid", Value: 1}, {Key: "rev", Value: 1}, {Key: "noop", Value: 1}}))
-		if err != nil {
-			t.Fatal(err)
+	cur, err := db.Collection(servermongo.LogCollection).Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "rid", Value: 1}, {Key: "rev", Value: 1}, {Key: "noop", Value: 1}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []struct {
+		ID   string `bson:"_id"`
+		RID  string `bson:"rid"`
+		Rev  int64  `bson:"rev"`
+		Noop bool   `bson:"noop"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs {
+		if !slices.ContainsFunc(schools, func(s string) bool { return strings.HasPrefix(d.ID, s+"/") }) {
+			continue // not a log of these schools
 		}
-		var docs []struct {
-			RID  string `bson:"rid"`
-			Rev  int64  `bson:"rev"`
-			Noop bool   `bson:"noop"`
+		if d.Noop {
+			noops++
 		}
-		if err := cur.All(ctx, &docs); err != nil {
-			t.Fatal(err)
+		if d.RID == "" || d.Noop {
+			continue
 		}
-		for _, d := range docs {
-			if d.Noop {
-				noops++
-			}
-			if d.RID == "" || d.Noop {
-				continue
-			}
-			if revs[d.RID] == nil {
-				revs[d.RID] = map[int64]int{}
-			}
-			revs[d.RID][d.Rev]++
+		if revs[d.RID] == nil {
+			revs[d.RID] = map[int64]int{}
 		}
+		revs[d.RID][d.Rev]++
 	}
 	t.Logf("the log holds %d no-ops (holes filled, mostly left by the killed process)", noops)
 	if len(revs) != len(final) {

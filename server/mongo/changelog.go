@@ -22,12 +22,16 @@ import (
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
-// entryDoc is a log entry as written: a record state or a no-op.
+// entryDoc is a log entry as written: a record state or a no-op. Every
+// key is prefixed by the scope, so that the logs of all scopes share one
+// collection (see SyncStore).
 type entryDoc struct {
-	Seq  int64     `bson:"_id"`
-	P1   int64     `bson:"p1"`
-	P2   int64     `bson:"p2"`
-	RR   string    `bson:"rr"`
+	ID   string    `bson:"_id"` // slotID(scope, seq)
+	Seq  int64     `bson:"q"`
+	P1   string    `bson:"p1"`          // pageKey(scope, seq/BigPage)
+	P2   string    `bson:"p2"`          // pageKey(scope, seq/SmallPage)
+	RR   string    `bson:"rr"`          // rr(scope, rid, rev), or noopRR(scope, seq)
+	K    string    `bson:"k,omitempty"` // recordKey(scope, rid), on live entries only
 	RID  string    `bson:"rid,omitempty"`
 	Rev  int64     `bson:"rev,omitempty"`
 	At   time.Time `bson:"at"`
@@ -36,50 +40,55 @@ type entryDoc struct {
 	St   string    `bson:"st,omitempty"`
 }
 
-// markDoc says that small page Q (its _id is "m<Q>") was allocated; it
-// sits in the page before, where a reader of that page finds it.
+// markDoc says that small page Q of a scope was allocated; it sits in the
+// page before, where a reader of that page finds it.
 type markDoc struct {
-	ID string    `bson:"_id"`
-	P1 int64     `bson:"p1"`
-	P2 int64     `bson:"p2"`
+	ID string    `bson:"_id"` // markID(scope, Q)
+	P1 string    `bson:"p1"`
+	P2 string    `bson:"p2"`
 	RR string    `bson:"rr"`
 	At time.Time `bson:"at"`
 }
 
-// readDoc is any document of a log as read.
+// readDoc is any document of the log as read.
 type readDoc struct {
-	ID   bson.RawValue `bson:"_id"`
-	RR   string        `bson:"rr"`
-	RID  string        `bson:"rid"`
-	Rev  int64         `bson:"rev"`
-	At   time.Time     `bson:"at"`
-	Noop bool          `bson:"noop"`
-	Del  bool          `bson:"del"`
-	St   string        `bson:"st"`
+	ID   string    `bson:"_id"`
+	Seq  int64     `bson:"q"`
+	RR   string    `bson:"rr"`
+	RID  string    `bson:"rid"`
+	Rev  int64     `bson:"rev"`
+	At   time.Time `bson:"at"`
+	Noop bool      `bson:"noop"`
+	Del  bool      `bson:"del"`
+	St   string    `bson:"st"`
 }
 
-// seq returns the entry's sequence number, or false for a mark.
-func (d *readDoc) seq() (int64, bool) {
-	switch d.ID.Type {
-	case bson.TypeInt64:
-		return d.ID.Int64(), true
-	case bson.TypeInt32:
-		return int64(d.ID.Int32()), true
-	}
-	return 0, false
+// seq returns the entry's sequence number, or false for a mark (sequence
+// numbers start at 1).
+func (d *readDoc) seq() (int64, bool) { return d.Seq, d.Seq > 0 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// The keys of the log. A scope is a school id or "ref", never containing
+// "/", so no key of one scope can be the key of another.
+func slotID(scope string, seq int64) string { return scope + "/" + itoa(seq) }
+func markID(scope string, q int64) string   { return scope + "/m" + itoa(q) }
+func pageKey(scope string, n int64) string  { return scope + "/" + itoa(n) }
+func noopRR(scope string, seq int64) string { return scope + "/n" + itoa(seq) }
+func recordKey(scope, id string) string     { return scope + "/" + id }
+func rr(scope, id string, rev int64) string { return scope + "/" + id + "/" + itoa(rev) }
+func p2Filter(scope string, q int64) bson.D { return bson.D{{Key: "p2", Value: pageKey(scope, q)}} }
+func p1Filter(scope string, q int64) bson.D { return bson.D{{Key: "p1", Value: pageKey(scope, q)}} }
+
+func newMark(scope string, q int64, at time.Time) markDoc {
+	id := markID(scope, q)
+	return markDoc{ID: id, P1: pageKey(scope, (q*SmallPage-1)/BigPage), P2: pageKey(scope, q-1), RR: id, At: at}
 }
 
-func markID(q int64) string { return "m" + strconv.FormatInt(q, 10) }
-
-func newMark(q int64, at time.Time) markDoc {
-	return markDoc{ID: markID(q), P1: (q*SmallPage - 1) / BigPage, P2: q - 1, RR: markID(q), At: at}
+func newNoop(scope string, seq int64, at time.Time) entryDoc {
+	return entryDoc{ID: slotID(scope, seq), Seq: seq, P1: pageKey(scope, seq/BigPage), P2: pageKey(scope, seq/SmallPage),
+		RR: noopRR(scope, seq), Noop: true, At: at}
 }
-
-func newNoop(seq int64, at time.Time) entryDoc {
-	return entryDoc{Seq: seq, P1: seq / BigPage, P2: seq / SmallPage, RR: "n" + strconv.FormatInt(seq, 10), Noop: true, At: at}
-}
-
-func rr(id string, rev int64) string { return id + "/" + strconv.FormatInt(rev, 10) }
 
 // Insert implements server.SyncStore.
 func (s *SyncStore) Insert(ctx context.Context, states []*syncproto.Record) ([]bool, error) {
@@ -110,7 +119,7 @@ func (s *SyncStore) Insert(ctx context.Context, states []*syncproto.Record) ([]b
 // insertScope writes the states at indexes idx, all of one scope, and sets
 // exists for those whose revision was taken.
 func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, states []*syncproto.Record, exists []bool) error {
-	coll := s.log(scope)
+	coll := s.log()
 	// The first block is allocated while the states are marshalled.
 	type allocated struct {
 		first int64
@@ -136,7 +145,7 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 			for k := range seqs {
 				seqs[k] = a.first + int64(k)
 			}
-			_ = s.fillNoops(ctx, coll, seqs)
+			_ = s.fillNoops(ctx, coll, scope, seqs)
 		}
 		return err
 	}
@@ -172,7 +181,7 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		docs := make([]any, 0, len(pending)+2)
 		st.mu.Lock()
 		for q := max(first/SmallPage, st.marked+1, 1); q <= last/SmallPage; q++ {
-			docs = append(docs, newMark(q, now)) // marks first: see markDoc
+			docs = append(docs, newMark(scope, q, now)) // marks first: see markDoc
 		}
 		st.mu.Unlock()
 		nmarks := len(docs)
@@ -180,14 +189,15 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		for k, i := range pending {
 			r, seq := states[i], first+int64(k)
 			seqOf[i] = seq
+			id := r.ID.String()
 			docs = append(docs, entryDoc{
-				Seq: seq, P1: seq / BigPage, P2: seq / SmallPage, RR: rr(r.ID.String(), r.Rev),
-				RID: r.ID.String(), Rev: r.Rev, At: now, Del: r.IsDeleted(), St: blobs[i],
+				ID: slotID(scope, seq), Seq: seq, P1: pageKey(scope, seq/BigPage), P2: pageKey(scope, seq/SmallPage),
+				RR: rr(scope, id, r.Rev), K: recordKey(scope, id), RID: id, Rev: r.Rev, At: now, Del: r.IsDeleted(), St: blobs[i],
 			})
 		}
 		failedDocs, err := insertIgnoringDuplicates(ctx, coll, docs)
 		if err != nil {
-			return fmt.Errorf("mongo: insert into %s: %w", logName(scope), err)
+			return fmt.Errorf("mongo: insert into the log of %s: %w", scope, err)
 		}
 		st.mu.Lock()
 		st.marked = max(st.marked, last/SmallPage)
@@ -208,7 +218,7 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		for k, i := range failed {
 			seqs[k] = seqOf[i]
 		}
-		occupant, err := s.occupants(ctx, coll, seqs)
+		occupant, err := s.occupants(ctx, coll, scope, seqs)
 		if err != nil {
 			return err
 		}
@@ -223,13 +233,13 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 			case !ok:
 				exists[i] = true
 				free = append(free, seq)
-			case got == rr(states[i].ID.String(), states[i].Rev):
+			case got == rr(scope, states[i].ID.String(), states[i].Rev):
 				// Written after all (an ambiguous error); nothing to do.
 			default:
 				lost = append(lost, i)
 			}
 		}
-		if err := s.fillNoops(ctx, coll, free); err != nil {
+		if err := s.fillNoops(ctx, coll, scope, free); err != nil {
 			return err
 		}
 		pending = lost
@@ -298,14 +308,14 @@ func isDuplicateCode(code int) bool { return code == 11000 || code == 11001 || c
 
 // occupants returns who holds each given slot (its rr), reading the small
 // pages they fall in; slots absent from the map are empty.
-func (s *SyncStore) occupants(ctx context.Context, coll *mongo.Collection, seqs []int64) (map[int64]string, error) {
+func (s *SyncStore) occupants(ctx context.Context, coll *mongo.Collection, scope string, seqs []int64) (map[int64]string, error) {
 	pages := map[int64]bool{}
 	for _, seq := range seqs {
 		pages[seq/SmallPage] = true
 	}
 	out := map[int64]string{}
 	for q := range pages {
-		docs, err := s.find(ctx, coll, bson.D{{Key: "p2", Value: q}}, options.Find().SetProjection(bson.D{{Key: "rr", Value: 1}}))
+		docs, err := s.find(ctx, coll, p2Filter(scope, q), options.Find().SetProjection(bson.D{{Key: "rr", Value: 1}, {Key: "q", Value: 1}}))
 		if err != nil {
 			return nil, err
 		}
@@ -320,17 +330,17 @@ func (s *SyncStore) occupants(ctx context.Context, coll *mongo.Collection, seqs 
 
 // fillNoops writes no-ops into the given slots; slots already taken are
 // left as they are.
-func (s *SyncStore) fillNoops(ctx context.Context, coll *mongo.Collection, seqs []int64) error {
+func (s *SyncStore) fillNoops(ctx context.Context, coll *mongo.Collection, scope string, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
 	now := s.now()
 	docs := make([]any, len(seqs))
 	for i, seq := range seqs {
-		docs[i] = newNoop(seq, now)
+		docs[i] = newNoop(scope, seq, now)
 	}
 	if _, err := insertIgnoringDuplicates(ctx, coll, docs); err != nil {
-		return fmt.Errorf("mongo: fill holes in %s: %w", coll.Name(), err)
+		return fmt.Errorf("mongo: fill holes in the log of %s: %w", scope, err)
 	}
 	return nil
 }
@@ -360,7 +370,7 @@ func (s *SyncStore) Current(ctx context.Context, scope string, id uuid.UUID) (*s
 	if err := checkScope(scope); err != nil {
 		return nil, err
 	}
-	docs, err := s.find(ctx, s.log(scope), bson.D{{Key: "rid", Value: id.String()}})
+	docs, err := s.find(ctx, s.log(), bson.D{{Key: "k", Value: recordKey(scope, id.String())}})
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +402,7 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 		return server.ChangesPage{}, syncproto.Errorf(syncproto.EINVALID, "A log position is not negative.")
 	}
 	limit = max(limit, 1)
-	coll := s.log(scope)
+	coll := s.log()
 	page := server.ChangesPage{Pos: after}
 	var counter counterDoc
 	for range maxChangesSteps {
@@ -409,11 +419,11 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 		if n%BigPage < BigPage/2 && limit-len(page.Records) >= BigPage/2 {
 			lo = n / BigPage * BigPage
 			hi = lo + BigPage
-			filter = bson.D{{Key: "p1", Value: n / BigPage}}
+			filter = p1Filter(scope, n/BigPage)
 		} else {
 			lo = n / SmallPage * SmallPage
 			hi = lo + SmallPage
-			filter = bson.D{{Key: "p2", Value: n / SmallPage}}
+			filter = p2Filter(scope, n/SmallPage)
 		}
 		docs, err := s.find(ctx, coll, filter)
 		if err != nil {
@@ -426,7 +436,7 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 				if seq >= lo && seq < hi {
 					bySeq[seq] = &docs[i]
 				}
-			} else if id, ok := docs[i].ID.StringValueOK(); ok && id == markID(hi/SmallPage) {
+			} else if docs[i].ID == markID(scope, hi/SmallPage) {
 				mark = &docs[i]
 			}
 		}
@@ -478,7 +488,7 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 			if ref == nil {
 				return page, nil // up to date
 			}
-			if ref.ID.Type == 0 { // the counter: fill only what was allocated
+			if ref.ID == "" { // the counter: fill only what was allocated
 				next = min(next, counter.Next+1)
 			}
 		}
@@ -491,7 +501,7 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 		for t := seq; t < next; t++ {
 			holes = append(holes, t)
 		}
-		if err := s.fillNoops(ctx, coll, holes); err != nil {
+		if err := s.fillNoops(ctx, coll, scope, holes); err != nil {
 			return server.ChangesPage{}, err
 		}
 	}
@@ -533,7 +543,7 @@ func (s *SyncStore) beyond(ctx context.Context, scope string, coll *mongo.Collec
 		return &readDoc{At: c.At}, nil
 	}
 	for q := hi / SmallPage; q <= c.Next/SmallPage && q < hi/SmallPage+maxLookAhead; q++ {
-		docs, err := s.find(ctx, coll, bson.D{{Key: "p2", Value: q}}, options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
+		docs, err := s.find(ctx, coll, p2Filter(scope, q), options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
 		if err != nil {
 			return nil, err
 		}
@@ -558,12 +568,35 @@ type compacted struct {
 	rev int64
 }
 
-func (c compacted) doc(now time.Time) entryDoc {
-	d := newNoop(c.seq, now)
+func (c compacted) doc(scope string, now time.Time) entryDoc {
+	d := newNoop(scope, c.seq, now)
 	if c.rid != "" {
-		d.RID, d.Rev, d.RR = c.rid, c.rev, rr(c.rid, c.rev)
+		d.RID, d.Rev, d.RR = c.rid, c.rev, rr(scope, c.rid, c.rev)
 	}
 	return d
+}
+
+// readScope reads every entry of a scope's log without the states, big
+// page by big page, up to the counter and then on while pages are found
+// (on FerretDB the counter can lag behind what was written; see
+// SyncStore).
+func (s *SyncStore) readScope(ctx context.Context, coll *mongo.Collection, scope string) ([]readDoc, error) {
+	var counter counterDoc
+	err := s.db.Collection("scopes").FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(&counter)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("mongo: read counter of %s: %w", scope, err)
+	}
+	var out []readDoc
+	for p := int64(0); ; p++ {
+		docs, err := s.find(ctx, coll, p1Filter(scope, p), options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, docs...)
+		if len(docs) == 0 && p > counter.Next/BigPage {
+			return out, nil
+		}
+	}
 }
 
 // Compact implements server.SyncStore.
@@ -571,8 +604,8 @@ func (s *SyncStore) Compact(ctx context.Context, scope string, opt server.Compac
 	if err := checkScope(scope); err != nil {
 		return server.CompactResult{}, err
 	}
-	coll := s.log(scope)
-	docs, err := s.find(ctx, coll, bson.D{}, options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
+	coll := s.log()
+	docs, err := s.readScope(ctx, coll, scope)
 	if err != nil {
 		return server.CompactResult{}, err
 	}
@@ -638,7 +671,7 @@ func (s *SyncStore) Compact(ctx context.Context, scope string, opt server.Compac
 	for i := 0; i < len(replace); i += chunk {
 		var models []mongo.WriteModel
 		for _, c := range replace[i:min(i+chunk, len(replace))] {
-			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: c.seq}}).SetReplacement(c.doc(now)))
+			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: slotID(scope, c.seq)}}).SetReplacement(c.doc(scope, now)))
 		}
 		if _, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true)); err != nil {
 			return server.CompactResult{}, fmt.Errorf("mongo: compact %s: %w", scope, err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,26 +50,30 @@ const maxInsertRounds = 16
 // $inc or compare-and-set updates of one document lose updates (measured:
 // 8 goroutines × 50 $inc ended at 64, not 400; a {used:false}→true claim
 // had several winners in 50 of 50 trials). Queries push down only
-// top-level equality, and even that is a sequential scan inside
-// PostgreSQL, so every query costs in proportion to the collection it
-// reads. The design therefore rests on unique inserts for correctness,
-// uses updates only as hints, reads by equality only, and keeps the
-// collections a query scans small.
+// top-level equality; deploy/postgres/ferretdb-indexes.sql makes those
+// index lookups in PostgreSQL (without it each is a scan of its
+// collection). And every find costs FerretDB v1 a sorted copy of the list
+// of the database's collections, so the number of collections must stay
+// small: all scopes share one log. The design therefore rests on unique
+// inserts for correctness, uses updates only as hints, reads by equality
+// on top-level fields only, and keeps a fixed set of collections.
 //
 // # Collections
 //
-//   - log_<scope>: the change log of one scope (a school id, or "ref"),
-//     which is also the record store. One document per accepted record
-//     state: {_id: seq, p1, p2, rid, rev, rr: "<rid>/<rev>", at, del, st}
+//   - log: the change logs of all scopes (a scope is a school id, or
+//     "ref"), which are also the record store. Every key starts with the
+//     scope. One document per accepted record state: {_id: "<scope>/<seq>",
+//     q: seq, p1: "<scope>/<seq/BigPage>", p2: "<scope>/<seq/SmallPage>",
+//     rr: "<scope>/<rid>/<rev>", k: "<scope>/<rid>", rid, rev, at, del, st}
 //     where st is the canonical JSON of the whole record at that revision
 //     (a string, so it round-trips byte for byte). No-ops that fill holes:
-//     {_id: seq, p1, p2, rr: "n<seq>", noop: true, at}. Page marks:
-//     {_id: "m<q>", p2: q-1, p1: (q·SmallPage-1)/BigPage, rr: "m<q>", at},
-//     written when small page q is first allocated, so a reader of the
+//     {_id, q, p1, p2, rr: "<scope>/n<seq>", noop: true, at}. Page marks:
+//     {_id: "<scope>/m<Q>", p2 and p1 of the page before, rr: its _id,
+//     at}, written when small page Q is first allocated, so a reader of the
 //     page before it learns that something lies beyond. Unique indexes on
-//     _id and rr; plain indexes on p1, p2 and rid (used by MongoDB; on
-//     FerretDB they cost a few percent of insert time and are never used).
-//     One collection per scope keeps FerretDB's scans to one school's log.
+//     _id and rr; plain indexes on p1, p2 and k. A record's identity is
+//     (scope, id), as when each scope had a collection of its own (log_<scope>,
+//     moved into the shared log at startup by EnsureIndexes).
 //   - scopes: {_id: scope, next, at, h}: the sequence counter (a hint, see
 //     below) and the horizon h.
 //   - ops: {_id: op id, h: digest, b: batch id, at}; batches: {_id: batch
@@ -159,16 +165,9 @@ const maxInsertRounds = 16
 // entries per scope, and one write of its answer. A record that exists
 // costs a read of its revisions (one equality query) and a retry when
 // another writer took its next revision. A pull costs one equality query
-// per page (up to BigPage entries) per scope. On MongoDB each of these is
-// an index lookup. On FerretDB each query scans its collection, so a page
-// read costs in proportion to its scope's log: cheap for a school's log
-// (thousands of entries), but a single scope holding 100,000 entries makes
-// a full catch-up read it 100 times over. Splitting a scope's log into
-// segments would bound that, but the compare-and-set needs (rid, rev)
-// unique across the whole scope, which a unique index gives only within
-// one collection: segments would need a separate scope-wide claim per
-// revision, an extra insert per record state, and a writer dying between
-// claim and entry would leave a revision that needs a lease of its own.
+// per page (up to BigPage entries) per scope. Each of these is an index
+// lookup, on MongoDB and on FerretDB with the twin indexes, so costs do
+// not grow with the number of schools or records stored.
 type SyncStore struct {
 	db *mongo.Database
 	// Lease is how long a reader waits before it fills a hole.
@@ -180,6 +179,9 @@ type SyncStore struct {
 	mu     sync.Mutex
 	scopes map[string]*scopeState
 	epoch  uuid.UUID
+
+	logMu    sync.Mutex
+	logReady bool // the log's indexes exist
 }
 
 var _ server.SyncStore = (*SyncStore)(nil)
@@ -187,7 +189,6 @@ var _ server.SyncStore = (*SyncStore)(nil)
 // scopeState is what this process knows about one scope's log.
 type scopeState struct {
 	mu     sync.Mutex // serializes this process's allocations in the scope
-	ready  bool       // the log's indexes exist
 	top    int64      // the highest sequence number this process allocated
 	marked int64      // the highest small page this process wrote a mark for
 }
@@ -212,7 +213,98 @@ func (s *SyncStore) EnsureIndexes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mongo: ensure conflict indexes: %w", err)
 	}
+	if err := s.ensureLog(ctx); err != nil {
+		return err
+	}
+	return s.migrateScopeLogs(ctx)
+}
+
+// oldLogDoc is a document of a per-scope log collection (log_<scope>) as
+// versions before the shared log wrote it: _id a sequence number, or
+// "m<q>" for a page mark.
+type oldLogDoc struct {
+	ID   bson.RawValue `bson:"_id"`
+	RID  string        `bson:"rid"`
+	Rev  int64         `bson:"rev"`
+	At   time.Time     `bson:"at"`
+	Noop bool          `bson:"noop"`
+	Del  bool          `bson:"del"`
+	St   string        `bson:"st"`
+}
+
+// migrateScopeLogs moves the per-scope log collections of earlier
+// versions into the shared log, keeping every sequence number, so that
+// the phones' cursors stay valid. It is idempotent and safe to interrupt:
+// documents are inserted ignoring duplicates, and a scope's old
+// collection is dropped only after all of it was copied.
+func (s *SyncStore) migrateScopeLogs(ctx context.Context) error {
+	names, err := s.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("mongo: list collections: %w", err)
+	}
+	for _, name := range names {
+		scope, ok := strings.CutPrefix(name, "log_")
+		if !ok || !server.ValidScope(scope) {
+			continue
+		}
+		if err := s.migrateScopeLog(ctx, name, scope); err != nil {
+			return fmt.Errorf("mongo: move %s into %s: %w", name, LogCollection, err)
+		}
+	}
 	return nil
+}
+
+func (s *SyncStore) migrateScopeLog(ctx context.Context, name, scope string) error {
+	old := s.db.Collection(name)
+	cur, err := old.Find(ctx, bson.D{}, options.Find().SetBatchSize(1000))
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	var docs []any
+	flush := func() error {
+		_, err := insertIgnoringDuplicates(ctx, s.log(), docs)
+		docs = docs[:0]
+		return err
+	}
+	for cur.Next(ctx) {
+		var d oldLogDoc
+		if err := cur.Decode(&d); err != nil {
+			return err
+		}
+		if m, ok := d.ID.StringValueOK(); ok {
+			q, err := strconv.ParseInt(strings.TrimPrefix(m, "m"), 10, 64)
+			if err != nil {
+				return fmt.Errorf("unknown document %q", m)
+			}
+			docs = append(docs, newMark(scope, q, d.At))
+		} else {
+			seq, ok := d.ID.AsInt64OK()
+			if !ok || seq < 1 {
+				return fmt.Errorf("unknown document %s", d.ID)
+			}
+			e := newNoop(scope, seq, d.At)
+			if d.RID != "" { // an entry, or a compacted one that keeps its revision
+				e.RID, e.Rev, e.RR = d.RID, d.Rev, rr(scope, d.RID, d.Rev)
+			}
+			if !d.Noop {
+				e.Noop, e.K, e.Del, e.St = false, recordKey(scope, d.RID), d.Del, d.St
+			}
+			docs = append(docs, e)
+		}
+		if len(docs) == 1000 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return old.Drop(ctx)
 }
 
 func (s *SyncStore) now() time.Time { return s.Now().UTC().Truncate(time.Millisecond) }
@@ -228,10 +320,11 @@ func (s *SyncStore) scope(name string) *scopeState {
 	return st
 }
 
-// logName returns the collection of a scope's change log.
-func logName(scope string) string { return "log_" + scope }
+// LogCollection is the collection that holds the change logs of all
+// scopes.
+const LogCollection = "log"
 
-func (s *SyncStore) log(scope string) *mongo.Collection { return s.db.Collection(logName(scope)) }
+func (s *SyncStore) log() *mongo.Collection { return s.db.Collection(LogCollection) }
 
 func checkScope(scope string) error {
 	if !server.ValidScope(scope) {
@@ -249,23 +342,25 @@ func logIndexes() []mongo.IndexModel {
 		{Keys: bson.D{{Key: "rr", Value: 1}}, Options: options.Index().SetUnique(true).SetName("rr")},
 		{Keys: bson.D{{Key: "p1", Value: 1}}, Options: options.Index().SetName("p1")},
 		{Keys: bson.D{{Key: "p2", Value: 1}}, Options: options.Index().SetName("p2")},
-		{Keys: bson.D{{Key: "rid", Value: 1}}, Options: options.Index().SetName("rid")},
+		{Keys: bson.D{{Key: "k", Value: 1}}, Options: options.Index().SetName("k")},
 	}
 }
 
-// ensureLog creates the indexes of a scope's log once per process; st.mu
-// is held. They are listed first and created only when missing.
-func (s *SyncStore) ensureLog(ctx context.Context, scope string, st *scopeState) error {
-	if st.ready {
+// ensureLog creates the indexes of the log once per process. They are
+// listed first and created only when missing.
+func (s *SyncStore) ensureLog(ctx context.Context) error {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if s.logReady {
 		return nil
 	}
-	coll := s.log(scope)
+	coll := s.log()
 	if !hasIndexes(ctx, coll) {
 		if err := createIndexes(ctx, coll, logIndexes()); err != nil {
-			return fmt.Errorf("mongo: create indexes of %s: %w", logName(scope), err)
+			return fmt.Errorf("mongo: create indexes of %s: %w", LogCollection, err)
 		}
 	}
-	st.ready = true
+	s.logReady = true
 	return nil
 }
 
@@ -314,7 +409,7 @@ func hasIndexes(ctx context.Context, coll *mongo.Collection) bool {
 	for _, ix := range got {
 		have[ix.Name] = true
 	}
-	for _, name := range []string{"rr", "p1", "p2", "rid"} {
+	for _, name := range []string{"rr", "p1", "p2", "k"} {
 		if !have[name] {
 			return false
 		}
@@ -328,7 +423,7 @@ func (s *SyncStore) alloc(ctx context.Context, scope string, n int, floor int64)
 	st := s.scope(scope)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := s.ensureLog(ctx, scope, st); err != nil {
+	if err := s.ensureLog(ctx); err != nil {
 		return 0, err
 	}
 	var doc struct {
@@ -419,22 +514,37 @@ func (s *SyncStore) Horizons(ctx context.Context, scopes []string) (map[string]i
 	if len(scopes) == 0 {
 		return out, nil
 	}
-	cur, err := s.db.Collection("scopes").Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: scopes}}}},
-		options.Find().SetProjection(bson.D{{Key: "h", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("mongo: horizons: %w", err)
+	// One equality lookup per scope, a few at a time: an $in would be
+	// evaluated by FerretDB v1 over the whole collection.
+	var mu sync.Mutex
+	var firstErr error
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, sc := range scopes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var d struct {
+				H int64 `bson:"h"`
+			}
+			err := s.db.Collection("scopes").FindOne(ctx, bson.D{{Key: "_id", Value: sc}}, options.FindOne().SetProjection(bson.D{{Key: "h", Value: 1}})).Decode(&d)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, mongo.ErrNoDocuments):
+			case err != nil:
+				if firstErr == nil {
+					firstErr = fmt.Errorf("mongo: horizon of %s: %w", sc, err)
+				}
+			case d.H > 0:
+				out[sc] = d.H
+			}
+		}()
 	}
-	var docs []struct {
-		ID string `bson:"_id"`
-		H  int64  `bson:"h"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("mongo: horizons: %w", err)
-	}
-	for _, d := range docs {
-		if d.H > 0 {
-			out[d.ID] = d.H
-		}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	return out, nil
 }
