@@ -286,7 +286,10 @@ func insertIgnoringDuplicates(ctx context.Context, coll *mongo.Collection, docs 
 	if len(docs) == 0 {
 		return nil, nil
 	}
-	_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	err := retry(ctx, func() error {
+		_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		return err
+	})
 	if err == nil {
 		return nil, nil
 	}
@@ -346,12 +349,16 @@ func (s *SyncStore) fillNoops(ctx context.Context, coll *mongo.Collection, scope
 }
 
 func (s *SyncStore) find(ctx context.Context, coll *mongo.Collection, filter bson.D, opts ...options.Lister[options.FindOptions]) ([]readDoc, error) {
-	cur, err := coll.Find(ctx, filter, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("mongo: read %s: %w", coll.Name(), err)
-	}
 	var docs []readDoc
-	if err := cur.All(ctx, &docs); err != nil {
+	err := retry(ctx, func() error {
+		cur, err := coll.Find(ctx, filter, opts...)
+		if err != nil {
+			return err
+		}
+		docs = nil
+		return cur.All(ctx, &docs)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("mongo: read %s: %w", coll.Name(), err)
 	}
 	return docs, nil

@@ -71,9 +71,13 @@ func (s *SyncStore) PutConflict(ctx context.Context, c server.Conflict) error {
 		update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: "resolved_at", Value: ""}, {Key: "resolved_by", Value: ""}}})
 	}
 	update = append(update, bson.E{Key: "$set", Value: set})
-	_, err = s.db.Collection("conflicts").UpdateOne(ctx, bson.D{{Key: "_id", Value: c.ID}}, update, options.UpdateOne().SetUpsert(true))
+	put := func() error {
+		_, err := s.db.Collection("conflicts").UpdateOne(ctx, bson.D{{Key: "_id", Value: c.ID}}, update, options.UpdateOne().SetUpsert(true))
+		return err
+	}
+	err = retry(ctx, put)
 	if mongo.IsDuplicateKeyError(err) { // two first upserts raced
-		_, err = s.db.Collection("conflicts").UpdateOne(ctx, bson.D{{Key: "_id", Value: c.ID}}, update, options.UpdateOne().SetUpsert(true))
+		err = retry(ctx, put)
 	}
 	if err != nil {
 		return fmt.Errorf("mongo: put conflict %s: %w", c.ID, err)

@@ -90,7 +90,10 @@ func (d deviceDoc) toDevice() (server.Device, error) {
 // PutInspector implements server.DeviceStore.
 func (s *DeviceStore) PutInspector(ctx context.Context, in server.Inspector) error {
 	doc := inspectorDoc(in)
-	_, err := s.db.Collection("inspectors").ReplaceOne(ctx, bson.D{{Key: "_id", Value: in.ID}}, doc, options.Replace().SetUpsert(true))
+	err := retry(ctx, func() error {
+		_, err := s.db.Collection("inspectors").ReplaceOne(ctx, bson.D{{Key: "_id", Value: in.ID}}, doc, options.Replace().SetUpsert(true))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("mongo: put inspector %s: %w", in.ID, err)
 	}
@@ -189,7 +192,9 @@ func (s *DeviceStore) CreateDevice(ctx context.Context, d server.Device) error {
 // DeviceByToken implements server.DeviceStore.
 func (s *DeviceStore) DeviceByToken(ctx context.Context, tokenHash string) (server.Device, error) {
 	var doc deviceDoc
-	err := s.db.Collection("devices").FindOne(ctx, bson.D{{Key: "_id", Value: tokenHash}}).Decode(&doc)
+	err := retry(ctx, func() error {
+		return s.db.Collection("devices").FindOne(ctx, bson.D{{Key: "_id", Value: tokenHash}}).Decode(&doc)
+	})
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return server.Device{}, syncproto.Errorf(syncproto.ENOTFOUND, "No such device.")
 	}

@@ -23,9 +23,10 @@ type opDoc struct {
 	At    time.Time `bson:"at"`
 }
 
-// batchDoc records that a batch was answered. It is small, because
-// FerretDB scans the whole collection for a lookup by _id; the answer
-// itself is in resultsDoc, read only when the batch is found.
+// batchDoc records that a batch was answered. It is small (FerretDB
+// without the twin indexes of deploy/postgres scans the whole collection
+// for a lookup by _id); the answer itself is in resultsDoc, read only when
+// the batch is found.
 type batchDoc struct {
 	ID     string    `bson:"_id"`
 	H      string    `bson:"h"`
@@ -90,7 +91,9 @@ func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.
 // Batch implements server.SyncStore.
 func (s *SyncStore) Batch(ctx context.Context, id uuid.UUID) (server.StoredBatch, error) {
 	var b batchDoc
-	err := s.db.Collection("batches").FindOne(ctx, bson.D{{Key: "_id", Value: id.String()}}).Decode(&b)
+	err := retry(ctx, func() error {
+		return s.db.Collection("batches").FindOne(ctx, bson.D{{Key: "_id", Value: id.String()}}).Decode(&b)
+	})
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return server.StoredBatch{}, syncproto.Errorf(syncproto.ENOTFOUND, "No batch %s.", id)
 	}
@@ -98,7 +101,9 @@ func (s *SyncStore) Batch(ctx context.Context, id uuid.UUID) (server.StoredBatch
 		return server.StoredBatch{}, fmt.Errorf("mongo: batch %s: %w", id, err)
 	}
 	var r resultsDoc
-	err = s.db.Collection("results").FindOne(ctx, bson.D{{Key: "_id", Value: id.String()}}).Decode(&r)
+	err = retry(ctx, func() error {
+		return s.db.Collection("results").FindOne(ctx, bson.D{{Key: "_id", Value: id.String()}}).Decode(&r)
+	})
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		// Saved without its answer by a process that died: the batch is
 		// applied again (harmless, a join) and answered then.
@@ -127,10 +132,15 @@ func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		_, err := s.db.Collection("results").InsertOne(ctx, resultsDoc{ID: b.ID.String(), R: string(r), At: b.At})
-		errc <- err
+		errc <- retry(ctx, func() error {
+			_, err := s.db.Collection("results").InsertOne(ctx, resultsDoc{ID: b.ID.String(), R: string(r), At: b.At})
+			return err
+		})
 	}()
-	_, err = s.db.Collection("batches").InsertOne(ctx, batchDoc{ID: b.ID.String(), H: b.Digest, Device: b.Device.String(), N: len(b.Results), At: b.At})
+	err = retry(ctx, func() error {
+		_, err := s.db.Collection("batches").InsertOne(ctx, batchDoc{ID: b.ID.String(), H: b.Digest, Device: b.Device.String(), N: len(b.Results), At: b.At})
+		return err
+	})
 	for _, err := range []error{err, <-errc} {
 		if err != nil && !mongo.IsDuplicateKeyError(err) {
 			return fmt.Errorf("mongo: save batch %s: %w", b.ID, err)

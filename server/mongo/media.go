@@ -148,7 +148,7 @@ func (s *MediaStore) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, sc
 		{Key: "$setOnInsert", Value: bson.D{{Key: "state", Value: media.StateExpected}, {Key: "size", Value: ref.Size}, {Key: "content_type", Value: ref.ContentType}}},
 		{Key: "$addToSet", Value: bson.D{{Key: "schools", Value: schoolID}}},
 	}
-	return s.upsert("expect photo "+ref.SHA256, func() error {
+	return s.upsert(ctx, "expect photo "+ref.SHA256, func() error {
 		_, err := s.photos.UpdateOne(ctx, bson.D{{Key: "_id", Value: ref.SHA256}}, update, options.UpdateOne().SetUpsert(true))
 		return err
 	})
@@ -156,10 +156,10 @@ func (s *MediaStore) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, sc
 
 // upsert runs an upsert, again once if a concurrent upsert of the same _id
 // won the insert (the second run then updates).
-func (s *MediaStore) upsert(op string, run func() error) error {
-	err := run()
+func (s *MediaStore) upsert(ctx context.Context, op string, run func() error) error {
+	err := retry(ctx, run)
 	if mongo.IsDuplicateKeyError(err) {
-		err = run()
+		err = retry(ctx, run)
 	}
 	return mediaErr(op, err)
 }
@@ -196,7 +196,10 @@ func (s *MediaStore) PhotoStored(ctx context.Context, sha string, st media.Store
 		{Key: "thumb_state", Value: media.ThumbsPending},
 	}}}
 	filter := bson.D{{Key: "_id", Value: sha}, {Key: "state", Value: bson.D{{Key: "$ne", Value: media.StateComplete}}}}
-	_, err := s.photos.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
+	err := retry(ctx, func() error {
+		_, err := s.photos.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
+		return err
+	})
 	if mongo.IsDuplicateKeyError(err) {
 		return nil // complete already
 	}

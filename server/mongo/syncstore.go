@@ -431,11 +431,16 @@ func (s *SyncStore) alloc(ctx context.Context, scope string, n int, floor int64)
 	}
 	var err error
 	for range 3 {
-		err = s.db.Collection("scopes").FindOneAndUpdate(ctx,
-			bson.D{{Key: "_id", Value: scope}},
-			bson.D{{Key: "$inc", Value: bson.D{{Key: "next", Value: int64(n)}}}, {Key: "$set", Value: bson.D{{Key: "at", Value: s.now()}}}},
-			options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After),
-		).Decode(&doc)
+		// Retried when it fails transiently: should the failed increment
+		// have been applied after all, its block is never written and
+		// readers fill it with no-ops after the lease.
+		err = retry(ctx, func() error {
+			return s.db.Collection("scopes").FindOneAndUpdate(ctx,
+				bson.D{{Key: "_id", Value: scope}},
+				bson.D{{Key: "$inc", Value: bson.D{{Key: "next", Value: int64(n)}}}, {Key: "$set", Value: bson.D{{Key: "at", Value: s.now()}}}},
+				options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After),
+			).Decode(&doc)
+		})
 		if !mongo.IsDuplicateKeyError(err) { // two first upserts raced: the loser retries
 			break
 		}
