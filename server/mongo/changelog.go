@@ -85,9 +85,24 @@ func newMark(scope string, q int64, at time.Time) markDoc {
 	return markDoc{ID: id, P1: pageKey(scope, (q*SmallPage-1)/BigPage), P2: pageKey(scope, q-1), RR: id, At: at}
 }
 
+// slot returns a document for slot seq of a scope's log with only its
+// keys set.
+func slot(scope string, seq int64, at time.Time) entryDoc {
+	return entryDoc{ID: slotID(scope, seq), Seq: seq, P1: pageKey(scope, seq/BigPage), P2: pageKey(scope, seq/SmallPage), At: at}
+}
+
 func newNoop(scope string, seq int64, at time.Time) entryDoc {
-	return entryDoc{ID: slotID(scope, seq), Seq: seq, P1: pageKey(scope, seq/BigPage), P2: pageKey(scope, seq/SmallPage),
-		RR: noopRR(scope, seq), Noop: true, At: at}
+	d := slot(scope, seq, at)
+	d.RR, d.Noop = noopRR(scope, seq), true
+	return d
+}
+
+// newEntry returns the entry of revision rev of record rid, whose state is
+// st, at slot seq.
+func newEntry(scope string, seq int64, at time.Time, rid string, rev int64, del bool, st string) entryDoc {
+	d := slot(scope, seq, at)
+	d.RR, d.K, d.RID, d.Rev, d.Del, d.St = rr(scope, rid, rev), recordKey(scope, rid), rid, rev, del, st
+	return d
 }
 
 // Insert implements server.SyncStore.
@@ -119,7 +134,6 @@ func (s *SyncStore) Insert(ctx context.Context, states []*syncproto.Record) ([]b
 // insertScope writes the states at indexes idx, all of one scope, and sets
 // exists for those whose revision was taken.
 func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, states []*syncproto.Record, exists []bool) error {
-	coll := s.log()
 	// The first block is allocated while the states are marshalled.
 	type allocated struct {
 		first int64
@@ -145,7 +159,7 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 			for k := range seqs {
 				seqs[k] = a.first + int64(k)
 			}
-			_ = s.fillNoops(ctx, coll, scope, seqs)
+			_ = s.fillNoops(ctx, scope, seqs)
 		}
 		return err
 	}
@@ -189,13 +203,9 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		for k, i := range pending {
 			r, seq := states[i], first+int64(k)
 			seqOf[i] = seq
-			id := r.ID.String()
-			docs = append(docs, entryDoc{
-				ID: slotID(scope, seq), Seq: seq, P1: pageKey(scope, seq/BigPage), P2: pageKey(scope, seq/SmallPage),
-				RR: rr(scope, id, r.Rev), K: recordKey(scope, id), RID: id, Rev: r.Rev, At: now, Del: r.IsDeleted(), St: blobs[i],
-			})
+			docs = append(docs, newEntry(scope, seq, now, r.ID.String(), r.Rev, r.IsDeleted(), blobs[i]))
 		}
-		failedDocs, err := insertIgnoringDuplicates(ctx, coll, docs)
+		failedDocs, err := insertIgnoringDuplicates(ctx, s.log(), docs)
 		if err != nil {
 			return fmt.Errorf("mongo: insert into the log of %s: %w", scope, err)
 		}
@@ -218,7 +228,7 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		for k, i := range failed {
 			seqs[k] = seqOf[i]
 		}
-		occupant, err := s.occupants(ctx, coll, scope, seqs)
+		occupant, err := s.occupants(ctx, scope, seqs)
 		if err != nil {
 			return err
 		}
@@ -239,7 +249,7 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 				lost = append(lost, i)
 			}
 		}
-		if err := s.fillNoops(ctx, coll, scope, free); err != nil {
+		if err := s.fillNoops(ctx, scope, free); err != nil {
 			return err
 		}
 		pending = lost
@@ -311,14 +321,14 @@ func isDuplicateCode(code int) bool { return code == 11000 || code == 11001 || c
 
 // occupants returns who holds each given slot (its rr), reading the small
 // pages they fall in; slots absent from the map are empty.
-func (s *SyncStore) occupants(ctx context.Context, coll *mongo.Collection, scope string, seqs []int64) (map[int64]string, error) {
+func (s *SyncStore) occupants(ctx context.Context, scope string, seqs []int64) (map[int64]string, error) {
 	pages := map[int64]bool{}
 	for _, seq := range seqs {
 		pages[seq/SmallPage] = true
 	}
 	out := map[int64]string{}
 	for q := range pages {
-		docs, err := s.find(ctx, coll, p2Filter(scope, q), options.Find().SetProjection(bson.D{{Key: "rr", Value: 1}, {Key: "q", Value: 1}}))
+		docs, err := s.find(ctx, p2Filter(scope, q), options.Find().SetProjection(bson.D{{Key: "rr", Value: 1}, {Key: "q", Value: 1}}))
 		if err != nil {
 			return nil, err
 		}
@@ -333,7 +343,7 @@ func (s *SyncStore) occupants(ctx context.Context, coll *mongo.Collection, scope
 
 // fillNoops writes no-ops into the given slots; slots already taken are
 // left as they are.
-func (s *SyncStore) fillNoops(ctx context.Context, coll *mongo.Collection, scope string, seqs []int64) error {
+func (s *SyncStore) fillNoops(ctx context.Context, scope string, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
@@ -342,16 +352,17 @@ func (s *SyncStore) fillNoops(ctx context.Context, coll *mongo.Collection, scope
 	for i, seq := range seqs {
 		docs[i] = newNoop(scope, seq, now)
 	}
-	if _, err := insertIgnoringDuplicates(ctx, coll, docs); err != nil {
+	if _, err := insertIgnoringDuplicates(ctx, s.log(), docs); err != nil {
 		return fmt.Errorf("mongo: fill holes in the log of %s: %w", scope, err)
 	}
 	return nil
 }
 
-func (s *SyncStore) find(ctx context.Context, coll *mongo.Collection, filter bson.D, opts ...options.Lister[options.FindOptions]) ([]readDoc, error) {
+// find reads the documents of the log that match filter.
+func (s *SyncStore) find(ctx context.Context, filter bson.D, opts ...options.Lister[options.FindOptions]) ([]readDoc, error) {
 	var docs []readDoc
 	err := retry(ctx, func() error {
-		cur, err := coll.Find(ctx, filter, opts...)
+		cur, err := s.log().Find(ctx, filter, opts...)
 		if err != nil {
 			return err
 		}
@@ -359,7 +370,7 @@ func (s *SyncStore) find(ctx context.Context, coll *mongo.Collection, filter bso
 		return cur.All(ctx, &docs)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mongo: read %s: %w", coll.Name(), err)
+		return nil, fmt.Errorf("mongo: read %s: %w", LogCollection, err)
 	}
 	return docs, nil
 }
@@ -377,7 +388,7 @@ func (s *SyncStore) Current(ctx context.Context, scope string, id uuid.UUID) (*s
 	if err := checkScope(scope); err != nil {
 		return nil, err
 	}
-	docs, err := s.find(ctx, s.log(), bson.D{{Key: "k", Value: recordKey(scope, id.String())}})
+	docs, err := s.find(ctx, bson.D{{Key: "k", Value: recordKey(scope, id.String())}})
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +420,6 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 		return server.ChangesPage{}, syncproto.Errorf(syncproto.EINVALID, "A log position is not negative.")
 	}
 	limit = max(limit, 1)
-	coll := s.log()
 	page := server.ChangesPage{Pos: after}
 	var counter counterDoc
 	for range maxChangesSteps {
@@ -432,7 +442,7 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 			hi = lo + SmallPage
 			filter = p2Filter(scope, n/SmallPage)
 		}
-		docs, err := s.find(ctx, coll, filter)
+		docs, err := s.find(ctx, filter)
 		if err != nil {
 			return server.ChangesPage{}, err
 		}
@@ -488,7 +498,7 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 			// Nothing beyond in this page, but a writer that died right
 			// after allocating leaves whole pages empty and unmarked: ask
 			// the counter whether anything was allocated beyond.
-			ref, err = s.beyond(ctx, scope, coll, seq, hi, &counter)
+			ref, err = s.beyond(ctx, scope, seq, hi, &counter)
 			if err != nil {
 				return server.ChangesPage{}, err
 			}
@@ -508,7 +518,7 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 		for t := seq; t < next; t++ {
 			holes = append(holes, t)
 		}
-		if err := s.fillNoops(ctx, coll, scope, holes); err != nil {
+		if err := s.fillNoops(ctx, scope, holes); err != nil {
 			return server.ChangesPage{}, err
 		}
 	}
@@ -523,7 +533,21 @@ const maxLookAhead = 8
 type counterDoc struct {
 	Next int64     `bson:"next"`
 	At   time.Time `bson:"at"`
+	H    int64     `bson:"h"` // the horizon
 	read bool
+}
+
+// counter reads a scope's sequence counter; a scope never written has
+// none, and reads as zero.
+func (s *SyncStore) counter(ctx context.Context, scope string) (counterDoc, error) {
+	var c counterDoc
+	err := retry(ctx, func() error {
+		return s.db.Collection("scopes").FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(&c)
+	})
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return counterDoc{}, fmt.Errorf("mongo: read counter of %s: %w", scope, err)
+	}
+	return c, nil
 }
 
 // beyond returns evidence that slots after seq in page [.., hi) or later
@@ -535,11 +559,11 @@ type counterDoc struct {
 // written by then is dead and the counter is the evidence; otherwise the
 // earliest document of the next few small pages is. The counter is read
 // at most once per call of Changes (cached in *c).
-func (s *SyncStore) beyond(ctx context.Context, scope string, coll *mongo.Collection, seq, hi int64, c *counterDoc) (*readDoc, error) {
+func (s *SyncStore) beyond(ctx context.Context, scope string, seq, hi int64, c *counterDoc) (*readDoc, error) {
 	if !c.read {
-		err := s.db.Collection("scopes").FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(c)
-		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, fmt.Errorf("mongo: read counter of %s: %w", scope, err)
+		var err error
+		if *c, err = s.counter(ctx, scope); err != nil {
+			return nil, err
 		}
 		c.read = true
 	}
@@ -550,7 +574,7 @@ func (s *SyncStore) beyond(ctx context.Context, scope string, coll *mongo.Collec
 		return &readDoc{At: c.At}, nil
 	}
 	for q := hi / SmallPage; q <= c.Next/SmallPage && q < hi/SmallPage+maxLookAhead; q++ {
-		docs, err := s.find(ctx, coll, p2Filter(scope, q), options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
+		docs, err := s.find(ctx, p2Filter(scope, q), options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
 		if err != nil {
 			return nil, err
 		}
@@ -587,15 +611,14 @@ func (c compacted) doc(scope string, now time.Time) entryDoc {
 // page by big page, up to the counter and then on while pages are found
 // (on FerretDB the counter can lag behind what was written; see
 // SyncStore).
-func (s *SyncStore) readScope(ctx context.Context, coll *mongo.Collection, scope string) ([]readDoc, error) {
-	var counter counterDoc
-	err := s.db.Collection("scopes").FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(&counter)
-	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("mongo: read counter of %s: %w", scope, err)
+func (s *SyncStore) readScope(ctx context.Context, scope string) ([]readDoc, error) {
+	counter, err := s.counter(ctx, scope)
+	if err != nil {
+		return nil, err
 	}
 	var out []readDoc
 	for p := int64(0); ; p++ {
-		docs, err := s.find(ctx, coll, p1Filter(scope, p), options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
+		docs, err := s.find(ctx, p1Filter(scope, p), options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
 		if err != nil {
 			return nil, err
 		}
@@ -611,8 +634,7 @@ func (s *SyncStore) Compact(ctx context.Context, scope string, opt server.Compac
 	if err := checkScope(scope); err != nil {
 		return server.CompactResult{}, err
 	}
-	coll := s.log()
-	docs, err := s.readScope(ctx, coll, scope)
+	docs, err := s.readScope(ctx, scope)
 	if err != nil {
 		return server.CompactResult{}, err
 	}
@@ -680,7 +702,7 @@ func (s *SyncStore) Compact(ctx context.Context, scope string, opt server.Compac
 		for _, c := range replace[i:min(i+chunk, len(replace))] {
 			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: slotID(scope, c.seq)}}).SetReplacement(c.doc(scope, now)))
 		}
-		if _, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true)); err != nil {
+		if _, err := s.log().BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true)); err != nil {
 			return server.CompactResult{}, fmt.Errorf("mongo: compact %s: %w", scope, err)
 		}
 	}

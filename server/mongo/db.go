@@ -114,19 +114,8 @@ func transient(ctx context.Context, err error) bool {
 	if mongo.IsNetworkError(err) || mongo.IsTimeout(err) {
 		return true
 	}
-	var ce mongo.CommandError
-	if errors.As(err, &ce) && ce.Code == 1 {
-		return true
-	}
-	var we mongo.WriteException
-	if errors.As(err, &we) {
-		for _, e := range we.WriteErrors {
-			if e.Code == 1 {
-				return true
-			}
-		}
-	}
-	return false
+	var se mongo.ServerError // a command, write or bulk write error
+	return errors.As(err, &se) && se.HasErrorCode(1)
 }
 
 // retryAttempts bounds how often retry runs an operation.

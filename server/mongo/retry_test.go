@@ -13,6 +13,7 @@ func TestRetry(t *testing.T) {
 	internal := mongo.CommandError{Code: 1, Name: "InternalError", Message: "timeout: read tcp 127.0.0.1:1->127.0.0.1:2: i/o timeout"}
 	dup := mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000, Message: "duplicate key"}}}
 	writeInternal := mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 1, Message: "internal"}}}
+	bulkInternal := mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{{WriteError: mongo.WriteError{Code: 1, Message: "internal"}}}}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {
@@ -25,6 +26,7 @@ func TestRetry(t *testing.T) {
 		{"Succeeds", context.Background(), nil, 1, nil},
 		{"InternalThenSuccess", context.Background(), []error{internal}, 2, nil},
 		{"WriteInternalThenSuccess", context.Background(), []error{writeInternal, writeInternal}, 3, nil},
+		{"BulkInternalThenSuccess", context.Background(), []error{bulkInternal}, 2, nil},
 		{"InternalEveryTime", context.Background(), []error{internal, internal, internal, internal}, retryAttempts, internal},
 		{"DuplicateIsFinal", context.Background(), []error{dup}, 1, dup},
 		{"NoDocumentsIsFinal", context.Background(), []error{mongo.ErrNoDocuments}, 1, mongo.ErrNoDocuments},

@@ -283,14 +283,11 @@ func (s *SyncStore) migrateScopeLog(ctx context.Context, name, scope string) err
 			if !ok || seq < 1 {
 				return fmt.Errorf("unknown document %s", d.ID)
 			}
-			e := newNoop(scope, seq, d.At)
-			if d.RID != "" { // an entry, or a compacted one that keeps its revision
-				e.RID, e.Rev, e.RR = d.RID, d.Rev, rr(scope, d.RID, d.Rev)
+			if d.Noop { // a filled hole, or a compacted entry that keeps its revision
+				docs = append(docs, compacted{seq: seq, rid: d.RID, rev: d.Rev}.doc(scope, d.At))
+			} else {
+				docs = append(docs, newEntry(scope, seq, d.At, d.RID, d.Rev, d.Del, d.St))
 			}
-			if !d.Noop {
-				e.Noop, e.K, e.Del, e.St = false, recordKey(scope, d.RID), d.Del, d.St
-			}
-			docs = append(docs, e)
 		}
 		if len(docs) == 1000 {
 			if err := flush(); err != nil {
@@ -515,41 +512,21 @@ func (s *SyncStore) Epoch(ctx context.Context) (uuid.UUID, error) {
 
 // Horizons implements server.SyncStore.
 func (s *SyncStore) Horizons(ctx context.Context, scopes []string) (map[string]int64, error) {
+	// One equality lookup per scope: an $in would be evaluated by
+	// FerretDB v1 over the whole collection.
+	hs := make([]int64, len(scopes))
+	if err := parallel(len(scopes), func(i int) error {
+		c, err := s.counter(ctx, scopes[i])
+		hs[i] = c.H
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("mongo: horizons: %w", err)
+	}
 	out := map[string]int64{}
-	if len(scopes) == 0 {
-		return out, nil
-	}
-	// One equality lookup per scope, a few at a time: an $in would be
-	// evaluated by FerretDB v1 over the whole collection.
-	var mu sync.Mutex
-	var firstErr error
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for _, sc := range scopes {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var d struct {
-				H int64 `bson:"h"`
-			}
-			err := s.db.Collection("scopes").FindOne(ctx, bson.D{{Key: "_id", Value: sc}}, options.FindOne().SetProjection(bson.D{{Key: "h", Value: 1}})).Decode(&d)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, mongo.ErrNoDocuments):
-			case err != nil:
-				if firstErr == nil {
-					firstErr = fmt.Errorf("mongo: horizon of %s: %w", sc, err)
-				}
-			case d.H > 0:
-				out[sc] = d.H
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	for i, h := range hs {
+		if h > 0 {
+			out[scopes[i]] = h
+		}
 	}
 	return out, nil
 }
