@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,13 @@ type server struct {
 // test FerretDB and the test MinIO bucket, until the test ends.
 func startServer(t *testing.T) *server {
 	t.Helper()
+	return startServers(t, 1)[0]
+}
+
+// startServers runs n fieldsyncd processes on one database of their own,
+// as replicas behind a proxy would run, until the test ends.
+func startServers(t *testing.T, n int) []*server {
+	t.Helper()
 	mongoURI := testenv.MongoURI(t)
 	minioEndpoint := testenv.Lookup(t, testenv.EnvMinioEndpoint)
 	dir := t.TempDir()
@@ -45,20 +53,40 @@ func startServer(t *testing.T) *server {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build fieldsyncd: %v\n%s", err, out)
 	}
+	db := testenv.Name(t, 60)
+	token := "e2e-" + uuid.NewString()
+	// Registered first, so that it runs after the servers have stopped.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.CleanupTimeout)
+		defer cancel()
+		if c, err := mongo.Connect(options.Client().ApplyURI(mongoURI)); err == nil {
+			c.Database(db).Drop(ctx)
+			c.Disconnect(ctx)
+		}
+	})
+	var servers []*server
+	for i := range n {
+		servers = append(servers, runServer(t, bin, filepath.Join(dir, fmt.Sprintf("fieldsyncd-%d.log", i)), mongoURI, minioEndpoint, db, token))
+	}
+	return servers
+}
+
+// runServer starts one fieldsyncd process and waits until it is ready.
+func runServer(t *testing.T, bin, logPath, mongoURI, minioEndpoint, db, token string) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	db := testenv.Name(t, 60)
-	s := &server{URL: "http://" + addr, AdminToken: "e2e-" + uuid.NewString()}
+	s := &server{URL: "http://" + addr, AdminToken: token}
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		"FIELDSYNC_ADDR="+addr, "FIELDSYNC_MONGO_URI="+mongoURI, "FIELDSYNC_MONGO_DB="+db,
 		"FIELDSYNC_MINIO_ENDPOINT="+minioEndpoint, "FIELDSYNC_MINIO_BUCKET="+testenv.TestBucket,
 		"FIELDSYNC_ADMIN_TOKEN="+s.AdminToken, "FIELDSYNC_LOG_LEVEL=warn")
-	logf, err := os.Create(filepath.Join(dir, "fieldsyncd.log"))
+	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +105,7 @@ func startServer(t *testing.T) *server {
 		}
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
-			t.Logf("fieldsyncd log:\n%s", b)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), testenv.CleanupTimeout)
-		defer cancel()
-		if c, err := mongo.Connect(options.Client().ApplyURI(mongoURI)); err == nil {
-			c.Database(db).Drop(ctx)
-			c.Disconnect(ctx)
+			t.Logf("fieldsyncd log (%s):\n%s", addr, b)
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
@@ -166,4 +188,76 @@ func TestPhonesConvergeOnRealServer(t *testing.T) {
 		}
 	}
 	t.Logf("%d field edits, %d records", len(s.Edits), len(want))
+}
+
+// TestConcurrentSyncsOnRealServer has phones edit one hazard's description
+// round after round and sync at the same moment, through one fieldsyncd
+// and through two on one database (phones alternate between them): no
+// acknowledged edit may be lost, and every phone must end with the
+// server's state.
+func TestConcurrentSyncsOnRealServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode")
+	}
+	for _, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("servers=%d", n), func(t *testing.T) {
+			srvs := startServers(t, n)
+			ctx := t.Context()
+			admin := &mobiletest.Admin{URL: srvs[0].URL, Token: srvs[0].AdminToken}
+			school := uuid.NewString()
+			newPhone := func(name string, srv *server) *mobiletest.Phone {
+				_, code, err := admin.Inspector(ctx, "督学 "+name, []string{school})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := mobiletest.OpenPhone(t, name, filepath.Join(t.TempDir(), name+".db"), mobile.Options{Validator: mobile.FormsValidator(nil), NoSync: true})
+				if _, err := p.E.Enroll(ctx, srv.URL, code, name); err != nil {
+					t.Fatalf("%s: enroll: %v", name, err)
+				}
+				return p
+			}
+			var phones []*mobiletest.Phone
+			for i := range 4 {
+				phones = append(phones, newPhone(fmt.Sprintf("p%d", i), srvs[i%n]))
+			}
+			observer := newPhone("observer", srvs[0])
+			s := mobiletest.NewSim(t, 1, school, phones)
+			h := s.NewHazard(phones[0], "宿舍电线裸露")
+			for _, p := range phones {
+				p.Sync(t)
+			}
+			for round := range 8 {
+				for i, p := range phones {
+					s.Set(p, h.ID, "description", fmt.Sprintf("第%d轮复查（%s）：仍未整改", round, p.Name))
+					if i%2 == 0 {
+						s.Set(p, h.ID, "location_desc", fmt.Sprintf("宿舍%d楼", round+i))
+					}
+				}
+				errs := make([]error, len(phones))
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for i, p := range phones {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						_, errs[i] = p.E.Sync(ctx, nil)
+					}()
+				}
+				close(start)
+				wg.Wait()
+				for i, err := range errs {
+					if err != nil {
+						t.Fatalf("round %d: %s: sync: %v", round, phones[i].Name, err)
+					}
+				}
+			}
+			s.Settle()
+			observer.Sync(t)
+			want := mobiletest.RecordsOf(t, observer)
+			mobiletest.CheckConverged(t, want, phones...)
+			mobiletest.CheckNoEditLost(t, want, s.Edits, s.Items)
+			t.Logf("%d edits by %d phones through %d servers, hazard at rev %d", len(s.Edits), len(phones), n, want[h.ID].Rev)
+		})
+	}
 }

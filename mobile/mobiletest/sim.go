@@ -174,6 +174,15 @@ func (s *Sim) newPhoto() string {
 	return path
 }
 
+// Set writes a field of a record on p and tracks the edit.
+func (s *Sim) Set(p *Phone, id uuid.UUID, field, value string) {
+	r, err := p.E.Save(mobile.Draft{ID: id, Values: map[string]json.RawMessage{field: js(value)}})
+	if err != nil {
+		s.TB.Fatalf("%s: edit %s: %v", p.Name, field, err)
+	}
+	s.track(p, r, field)
+}
+
 // Step makes one random move of a random phone.
 func (s *Sim) Step(i int) {
 	p := s.Phones[s.Rng.IntN(len(s.Phones))]

@@ -3,6 +3,8 @@ package mongo_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -25,29 +27,73 @@ const testLease = 30 * time.Second
 // TestSyncStore runs the store contract against the MongoDB-wire server of
 // the environment (FerretDB v1 under make test).
 func TestSyncStore(t *testing.T) {
-	storetest.TestSyncStore(t, func(t *testing.T) storetest.Env {
-		db := testenv.Mongo(t)
-		clock := storetest.NewClock(storetest.Start)
-		open := func() server.SyncStore {
-			st := servermongo.NewSyncStore(db.Database())
-			st.Now, st.Lease = clock.Now, testLease
-			return st
+	storetest.TestSyncStore(t, newEnv)
+}
+
+// newEnv opens a store on a fresh database, and second stores on it as
+// other processes would.
+func newEnv(t *testing.T) storetest.Env {
+	db := testenv.Mongo(t)
+	clock := storetest.NewClock(storetest.Start)
+	open := func() server.SyncStore {
+		st := servermongo.NewSyncStore(db.Database())
+		st.Now, st.Lease = clock.Now, testLease
+		return st
+	}
+	st := open().(*servermongo.SyncStore)
+	if err := st.EnsureIndexes(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return storetest.Env{
+		Store:  st,
+		Second: open,
+		Reserve: func(ctx context.Context, s server.SyncStore, scope string, n int) error {
+			_, err := s.(*servermongo.SyncStore).Reserve(ctx, scope, n)
+			return err
+		},
+		Clock: clock,
+		Lease: testLease,
+	}
+}
+
+// TestConcurrentPushesSoak is the long, randomized run of the concurrency
+// contract (storetest.ConcurrentPushes): with FIELDSYNC_SOAK=DURATION it
+// runs seed after seed, with 2 to 8 devices, one or two processes, until
+// the duration is spent, and prints the totals. FIELDSYNC_SOAK_SEED sets
+// the first seed, to replay a failure. make soak runs it.
+func TestConcurrentPushesSoak(t *testing.T) {
+	d := os.Getenv("FIELDSYNC_SOAK")
+	if d == "" {
+		t.Skip("set FIELDSYNC_SOAK=DURATION (e.g. 5m) to run the long concurrency test")
+	}
+	dur, err := time.ParseDuration(d)
+	if err != nil {
+		t.Fatalf("FIELDSYNC_SOAK: %v", err)
+	}
+	first := uint64(1)
+	if v := os.Getenv("FIELDSYNC_SOAK_SEED"); v != "" {
+		if first, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("FIELDSYNC_SOAK_SEED: %v", err)
 		}
-		st := open().(*servermongo.SyncStore)
-		if err := st.EnsureIndexes(t.Context()); err != nil {
-			t.Fatal(err)
+	}
+	deadline := time.Now().Add(dur)
+	var total storetest.ConcurrencyStats
+	seeds, failed := 0, 0
+	for seed := first; time.Now().Before(deadline); seed++ {
+		cfg := storetest.ConcurrencyConfig{Devices: 2 + int(seed%7), Rounds: 12, Processes: 1 + int(seed%2), Seed: seed}
+		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			st := storetest.ConcurrentPushes(t, newEnv(t), cfg)
+			total.Pushes += st.Pushes
+			total.Revisions += st.Revisions
+			total.Lost += st.Lost
+		})
+		seeds++
+		if !ok {
+			failed++
 		}
-		return storetest.Env{
-			Store:  st,
-			Second: open,
-			Reserve: func(ctx context.Context, s server.SyncStore, scope string, n int) error {
-				_, err := s.(*servermongo.SyncStore).Reserve(ctx, scope, n)
-				return err
-			},
-			Clock: clock,
-			Lease: testLease,
-		}
-	})
+	}
+	t.Logf("soak: %d seeds from %d (%d failed), %d acknowledged pushes, %d revisions, %d lost, in %s",
+		seeds, first, failed, total.Pushes, total.Revisions, total.Lost, dur)
 }
 
 // TestMigrateScopeLogs writes a per-scope log as versions before the

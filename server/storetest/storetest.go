@@ -90,6 +90,9 @@ func TestSyncStore(t *testing.T, open Factory) {
 		{"HorizonStartOver", testHorizon},
 		{"HoleFilledAfterLease", testHoleFilled},
 		{"PullGapFree", testPullGapFree},
+		{"ConcurrentPushesOneRecord", testConcurrentPushes},
+		{"ConcurrentPushesOneProcess", testConcurrentPushesOneProcess},
+		{"ConcurrentSameBatch", testConcurrentSameBatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
