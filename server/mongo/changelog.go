@@ -2,6 +2,8 @@ package mongo
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +40,10 @@ type entryDoc struct {
 	Noop bool      `bson:"noop,omitempty"`
 	Del  bool      `bson:"del,omitempty"`
 	St   string    `bson:"st,omitempty"`
+	// W is the writer's token: random, one per state per Insert call. A
+	// writer that finds its slot and its revision taken tells its own
+	// entry from another writer's of the same revision by it.
+	W string `bson:"w,omitempty"`
 }
 
 // markDoc says that small page Q of a scope was allocated; it sits in the
@@ -61,6 +67,7 @@ type readDoc struct {
 	Noop bool      `bson:"noop"`
 	Del  bool      `bson:"del"`
 	St   string    `bson:"st"`
+	W    string    `bson:"w"`
 }
 
 // seq returns the entry's sequence number, or false for a mark (sequence
@@ -98,11 +105,18 @@ func newNoop(scope string, seq int64, at time.Time) entryDoc {
 }
 
 // newEntry returns the entry of revision rev of record rid, whose state is
-// st, at slot seq.
-func newEntry(scope string, seq int64, at time.Time, rid string, rev int64, del bool, st string) entryDoc {
+// st, at slot seq, written by the writer whose token is w.
+func newEntry(scope string, seq int64, at time.Time, rid string, rev int64, del bool, st, w string) entryDoc {
 	d := slot(scope, seq, at)
-	d.RR, d.K, d.RID, d.Rev, d.Del, d.St = rr(scope, rid, rev), recordKey(scope, rid), rid, rev, del, st
+	d.RR, d.K, d.RID, d.Rev, d.Del, d.St, d.W = rr(scope, rid, rev), recordKey(scope, rid), rid, rev, del, st, w
 	return d
+}
+
+// newToken returns a writer's token (see entryDoc.W).
+func newToken() string {
+	var b [12]byte
+	_, _ = crand.Read(b[:]) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Insert implements server.SyncStore.
@@ -164,6 +178,10 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		return err
 	}
 	st := s.scope(scope)
+	tokens := make(map[int]string, len(idx))
+	for _, i := range idx {
+		tokens[i] = newToken()
+	}
 	pending := idx
 	var floor int64 // the highest slot seen taken by others
 	for round := 0; len(pending) > 0; round++ {
@@ -203,7 +221,7 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		for k, i := range pending {
 			r, seq := states[i], first+int64(k)
 			seqOf[i] = seq
-			docs = append(docs, newEntry(scope, seq, now, r.ID.String(), r.Rev, r.IsDeleted(), blobs[i]))
+			docs = append(docs, newEntry(scope, seq, now, r.ID.String(), r.Rev, r.IsDeleted(), blobs[i], tokens[i]))
 		}
 		failedDocs, err := insertIgnoringDuplicates(ctx, s.log(), docs)
 		if err != nil {
@@ -223,7 +241,12 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		}
 		// A failed entry either lost its slot to another writer (retry in a
 		// new block) or its (rid, rev) exists (report it, and fill the
-		// slot with a no-op so that readers need not wait for the lease).
+		// slot with a no-op so that readers need not wait for the lease),
+		// or both: on FerretDB two processes can be handed the same slot,
+		// and two writers of the same revision then collide on both keys.
+		// Only the writer's token tells its own entry (written after all,
+		// behind an ambiguous error) from another writer's entry of the
+		// same revision in the same slot.
 		seqs := make([]int64, len(failed))
 		for k, i := range failed {
 			seqs[k] = seqOf[i]
@@ -243,8 +266,10 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 			case !ok:
 				exists[i] = true
 				free = append(free, seq)
-			case got == rr(scope, states[i].ID.String(), states[i].Rev):
+			case got.rr == rr(scope, states[i].ID.String(), states[i].Rev) && got.w == tokens[i]:
 				// Written after all (an ambiguous error); nothing to do.
+			case got.rr == rr(scope, states[i].ID.String(), states[i].Rev):
+				exists[i] = true // another writer's entry of this revision, in this very slot
 			default:
 				lost = append(lost, i)
 			}
@@ -319,22 +344,25 @@ func insertIgnoringDuplicates(ctx context.Context, coll *mongo.Collection, docs 
 
 func isDuplicateCode(code int) bool { return code == 11000 || code == 11001 || code == 12582 }
 
-// occupants returns who holds each given slot (its rr), reading the small
-// pages they fall in; slots absent from the map are empty.
-func (s *SyncStore) occupants(ctx context.Context, scope string, seqs []int64) (map[int64]string, error) {
+// occupant is who holds a slot: the revision key and the writer's token.
+type occupant struct{ rr, w string }
+
+// occupants returns who holds each given slot, reading the small pages
+// they fall in; slots absent from the map are empty.
+func (s *SyncStore) occupants(ctx context.Context, scope string, seqs []int64) (map[int64]occupant, error) {
 	pages := map[int64]bool{}
 	for _, seq := range seqs {
 		pages[seq/SmallPage] = true
 	}
-	out := map[int64]string{}
+	out := map[int64]occupant{}
 	for q := range pages {
-		docs, err := s.find(ctx, p2Filter(scope, q), options.Find().SetProjection(bson.D{{Key: "rr", Value: 1}, {Key: "q", Value: 1}}))
+		docs, err := s.find(ctx, p2Filter(scope, q), options.Find().SetProjection(bson.D{{Key: "rr", Value: 1}, {Key: "q", Value: 1}, {Key: "w", Value: 1}}))
 		if err != nil {
 			return nil, err
 		}
 		for i := range docs {
 			if seq, ok := docs[i].seq(); ok {
-				out[seq] = docs[i].RR
+				out[seq] = occupant{docs[i].RR, docs[i].W}
 			}
 		}
 	}

@@ -64,9 +64,10 @@ const maxInsertRounds = 16
 //     "ref"), which are also the record store. Every key starts with the
 //     scope. One document per accepted record state: {_id: "<scope>/<seq>",
 //     q: seq, p1: "<scope>/<seq/BigPage>", p2: "<scope>/<seq/SmallPage>",
-//     rr: "<scope>/<rid>/<rev>", k: "<scope>/<rid>", rid, rev, at, del, st}
+//     rr: "<scope>/<rid>/<rev>", k: "<scope>/<rid>", rid, rev, at, del, st, w}
 //     where st is the canonical JSON of the whole record at that revision
-//     (a string, so it round-trips byte for byte). No-ops that fill holes:
+//     (a string, so it round-trips byte for byte) and w the writer's token
+//     (see below). No-ops that fill holes:
 //     {_id, q, p1, p2, rr: "<scope>/n<seq>", noop: true, at}. Page marks:
 //     {_id: "<scope>/m<Q>", p2 and p1 of the page before, rr: its _id,
 //     at}, written when small page Q is first allocated, so a reader of the
@@ -124,7 +125,12 @@ const maxInsertRounds = 16
 // of the id for other content (refused); a batch's answer is stored last
 // and returned verbatim, without writing, when the batch is sent again.
 // A process that dies in between leaves claimed ops and no answer: the
-// retried batch is applied again, harmlessly, and answered then.
+// retried batch is applied again, harmlessly, and answered then. Two
+// copies of one batch applied at once (a phone that timed out and sent it
+// again, to this process or another) are answered alike: the copy that
+// finds every op claimed by its own batch waits for the other's answer,
+// and the answer document's insert under the batch id decides which
+// answer is the batch's should both be written.
 //
 // # Records, and the compare-and-set
 //
@@ -136,8 +142,16 @@ const maxInsertRounds = 16
 // the writer the record exists, without a read before the insert. Because
 // an entry can fail on either unique index and FerretDB's error does not
 // say which, the writer reads the small pages of its failed slots: a slot
-// occupied by someone else means "slot taken, retry elsewhere"; an empty
-// slot means "revision exists", and the writer fills its slot with a no-op.
+// occupied by another revision means "slot taken, retry elsewhere"; an
+// empty slot means "revision exists", and the writer fills its slot with a
+// no-op. A slot holding the writer's own revision key is its own entry
+// only if it also holds the writer's token (w: random, one per state per
+// Insert): on FerretDB two processes can be handed overlapping blocks, and
+// two writers of the same revision of one record can then land on the same
+// slot, where the loser's insert fails on both keys at once. Taking that
+// slot for its own (as versions before the token did) told two pushes they
+// had written one revision, and the loser's change was lost
+// (storetest.ConcurrentPushes catches it).
 //
 // # Compaction and the horizon
 //
@@ -286,7 +300,7 @@ func (s *SyncStore) migrateScopeLog(ctx context.Context, name, scope string) err
 			if d.Noop { // a filled hole, or a compacted entry that keeps its revision
 				docs = append(docs, compacted{seq: seq, rid: d.RID, rev: d.Rev}.doc(scope, d.At))
 			} else {
-				docs = append(docs, newEntry(scope, seq, d.At, d.RID, d.Rev, d.Del, d.St))
+				docs = append(docs, newEntry(scope, seq, d.At, d.RID, d.Rev, d.Del, d.St, ""))
 			}
 		}
 		if len(docs) == 1000 {
