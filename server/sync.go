@@ -150,6 +150,13 @@ type OpDigest struct {
 	Digest string
 }
 
+// ClaimedOp is an op id recorded before: the digest of its change and the
+// batch that recorded it.
+type ClaimedOp struct {
+	Digest string
+	Batch  uuid.UUID
+}
+
 // ChangesPage is what SyncStore.Changes returns.
 type ChangesPage struct {
 	// Records are the logged states, in log order; one record may appear
@@ -195,16 +202,18 @@ type SyncStore interface {
 
 	// Batch returns the stored answer to a push batch, or ENOTFOUND.
 	Batch(ctx context.Context, id uuid.UUID) (StoredBatch, error)
-	// SaveBatch stores the answer to a batch. If an answer is already
-	// stored for the id it is kept (the first answer wins) and SaveBatch
-	// returns nil.
-	SaveBatch(ctx context.Context, b StoredBatch) error
+	// SaveBatch stores the answer to a batch and returns the answer that
+	// is stored: b, or, if an answer was already stored for the id, that
+	// one (the first answer wins, so that two copies of one batch applied
+	// at once both answer with it).
+	SaveBatch(ctx context.Context, b StoredBatch) (StoredBatch, error)
 
 	// ClaimOps records op ids with the digests of their changes, for
 	// batch. Ops recorded before, by any batch, are not recorded again:
 	// the returned map holds their stored digests (a digest differing
-	// from the one passed means the op id was reused for other content).
-	ClaimOps(ctx context.Context, batch uuid.UUID, ops []OpDigest) (map[uuid.UUID]string, error)
+	// from the one passed means the op id was reused for other content)
+	// and the batch that recorded them.
+	ClaimOps(ctx context.Context, batch uuid.UUID, ops []OpDigest) (map[uuid.UUID]ClaimedOp, error)
 
 	// Insert appends record states to the change log of their scopes
 	// (ScopeOf), each at its Rev (≥ 1) and under a new sequence number.

@@ -56,7 +56,11 @@ type Syncer struct {
 	// MaxAttempts bounds how often one record is retried after losing a
 	// race for its next revision before the push fails with EUNAVAILABLE.
 	MaxAttempts int
-	Logger      *slog.Logger
+	// BatchWait is how long a push waits for the answer to a copy of
+	// itself that another request is applying (the same batch sent twice
+	// at once) before it applies the batch again.
+	BatchWait time.Duration
+	Logger    *slog.Logger
 	// Stored, when set, is called after a push with every record state
 	// the push wrote, and with the stored state of changes that turned
 	// out to be already applied (so a crash between the write and the
@@ -75,7 +79,7 @@ var _ SyncService = (*Syncer)(nil)
 func NewSyncer(store SyncStore, replica syncproto.ReplicaID) *Syncer {
 	return &Syncer{
 		Store: store, Limits: DefaultSyncLimits(), Now: time.Now, Replica: replica,
-		Workers: 4, MaxAttempts: 16, Logger: slog.New(slog.DiscardHandler),
+		Workers: 4, MaxAttempts: 16, BatchWait: 10 * time.Second, Logger: slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -109,6 +113,7 @@ type group struct {
 	delta    *syncproto.Record
 	base     syncproto.Vector
 	replayed bool // every change folded in was applied before (same op id and digest)
+	again    bool // … by another batch: reported duplicate if it changes nothing
 
 	stored *syncproto.Record // the current state, on the slow path
 	state  *syncproto.Record // the state to insert
@@ -149,10 +154,7 @@ func (s *Syncer) Push(ctx context.Context, p Principal, g Grant, req syncproto.P
 	f := <-lookup
 	switch b, err := f.b, f.err; {
 	case err == nil:
-		if b.Digest != bd {
-			return syncproto.PushResponse{}, syncproto.Errorf(syncproto.EOPREUSED, "Batch %s was sent before with other changes.", req.BatchID)
-		}
-		return syncproto.PushResponse{Protocol: syncproto.ProtocolVersion, Results: b.Results, ServerTime: now}, nil
+		return s.answer(req, b, bd, now)
 	case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
 		return syncproto.PushResponse{}, err
 	}
@@ -181,30 +183,44 @@ func (s *Syncer) Push(ctx context.Context, p Principal, g Grant, req syncproto.P
 	// Claim the op ids before writing anything: an op id known with other
 	// content is refused, one known with the same content is re-applied
 	// (a join: harmless) and reported duplicate if it changes nothing.
-	seen := map[uuid.UUID]string{}
+	seen := map[uuid.UUID]ClaimedOp{}
 	if len(ops) > 0 {
 		var err error
 		if seen, err = s.Store.ClaimOps(ctx, req.BatchID, ops); err != nil {
 			return syncproto.PushResponse{}, err
 		}
 	}
+	// Every op claimed before by this very batch: a copy of the batch is
+	// being applied (sent twice at once, to this server or another), or
+	// was, by a process that died before answering. Wait for its answer,
+	// so that both copies get the one answer; if none comes, apply the
+	// batch again (a join, which writes nothing new).
+	if len(ops) > 0 && len(seen) == len(ops) && s.claimedBy(seen, req.BatchID) {
+		if b, ok, err := s.awaitBatch(ctx, req.BatchID); err != nil {
+			return syncproto.PushResponse{}, err
+		} else if ok {
+			return s.answer(req, b, bd, now)
+		}
+	}
 	replayed := make([]bool, len(req.Changes))
+	again := make([]bool, len(req.Changes))
 	for i, ch := range req.Changes {
 		if !valid[i] {
 			continue
 		}
-		if d, ok := seen[ch.OpID]; ok {
-			if d != digests[i] {
+		if c, ok := seen[ch.OpID]; ok {
+			if c.Digest != digests[i] {
 				valid[i] = false
 				reject(i, syncproto.Errorf(syncproto.EOPREUSED, "Op %s was applied before with other content; send the change under a new op id.", ch.OpID))
 				continue
 			}
 			replayed[i] = true
+			again[i] = c.Batch != req.BatchID
 		}
 	}
 
-	groups := s.fold(req, valid, replayed, reject, now)
-	if err := s.apply(ctx, groups); err != nil {
+	groups := s.fold(req, valid, replayed, again, reject, now)
+	if err := s.apply(ctx, groups, now); err != nil {
 		return syncproto.PushResponse{}, err
 	}
 	for _, gr := range groups {
@@ -216,10 +232,52 @@ func (s *Syncer) Push(ctx context.Context, p Principal, g Grant, req syncproto.P
 			results[i] = syncproto.Result{OpID: req.Changes[i].OpID, Status: gr.status, Rev: gr.rev, Conflicts: gr.conflicts}
 		}
 	}
-	if err := s.Store.SaveBatch(ctx, StoredBatch{ID: req.BatchID, Device: req.DeviceID, Digest: bd, Results: results, At: now}); err != nil {
+	// The first answer saved is the answer: a copy of the batch applied at
+	// the same moment gets it too.
+	stored, err := s.Store.SaveBatch(ctx, StoredBatch{ID: req.BatchID, Device: req.DeviceID, Digest: bd, Results: results, At: now})
+	if err != nil {
 		return syncproto.PushResponse{}, err
 	}
-	return syncproto.PushResponse{Protocol: syncproto.ProtocolVersion, Results: results, ServerTime: now}, nil
+	return s.answer(req, stored, bd, now)
+}
+
+// answer returns a stored answer to the batch req, whose digest is bd.
+func (s *Syncer) answer(req syncproto.PushRequest, b StoredBatch, bd string, now time.Time) (syncproto.PushResponse, error) {
+	if b.Digest != bd {
+		return syncproto.PushResponse{}, syncproto.Errorf(syncproto.EOPREUSED, "Batch %s was sent before with other changes.", req.BatchID)
+	}
+	return syncproto.PushResponse{Protocol: syncproto.ProtocolVersion, Results: b.Results, ServerTime: now}, nil
+}
+
+func (s *Syncer) claimedBy(seen map[uuid.UUID]ClaimedOp, batch uuid.UUID) bool {
+	for _, c := range seen {
+		if c.Batch != batch {
+			return false
+		}
+	}
+	return true
+}
+
+// awaitBatch waits up to BatchWait for the answer to a batch that another
+// request is applying, and reports whether it came.
+func (s *Syncer) awaitBatch(ctx context.Context, id uuid.UUID) (StoredBatch, bool, error) {
+	deadline := time.Now().Add(s.BatchWait)
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		b, err := s.Store.Batch(ctx, id)
+		switch {
+		case err == nil:
+			return b, true, nil
+		case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
+			return StoredBatch{}, false, err
+		case time.Now().Add(wait).After(deadline):
+			return StoredBatch{}, false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return StoredBatch{}, false, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 func forbidden(r *syncproto.Record) *syncproto.Error {
@@ -231,7 +289,7 @@ func forbidden(r *syncproto.Record) *syncproto.Error {
 
 // fold groups the valid changes by record, in order of first appearance,
 // merges each group's deltas and stamps the server-set fields.
-func (s *Syncer) fold(req syncproto.PushRequest, valid, replayed []bool, reject func(int, *syncproto.Error), now time.Time) []*group {
+func (s *Syncer) fold(req syncproto.PushRequest, valid, replayed, again []bool, reject func(int, *syncproto.Error), now time.Time) []*group {
 	var groups []*group
 	byID := map[uuid.UUID]*group{}
 	for i, ch := range req.Changes {
@@ -240,7 +298,7 @@ func (s *Syncer) fold(req syncproto.PushRequest, valid, replayed []bool, reject 
 		}
 		gr := byID[ch.Record.ID]
 		if gr == nil {
-			gr = &group{id: ch.Record.ID, scope: ScopeOf(ch.Record), delta: ch.Record, base: ch.Base, replayed: true}
+			gr = &group{id: ch.Record.ID, scope: ScopeOf(ch.Record), delta: ch.Record, base: ch.Base, replayed: true, again: true}
 			byID[gr.id] = gr
 			groups = append(groups, gr)
 		} else {
@@ -253,6 +311,7 @@ func (s *Syncer) fold(req syncproto.PushRequest, valid, replayed []bool, reject 
 		}
 		gr.idx = append(gr.idx, i)
 		gr.replayed = gr.replayed && replayed[i]
+		gr.again = gr.again && again[i]
 	}
 	for _, gr := range groups {
 		gr.delta = stamp(gr.delta, now)
@@ -260,27 +319,17 @@ func (s *Syncer) fold(req syncproto.PushRequest, valid, replayed []bool, reject 
 	return groups
 }
 
-// stamp returns a shallow copy of a delta with the server-set fields set:
-// no Rev (the store numbers revisions), ServerReceivedAt now on the record
-// and on every item (Merge keeps the earliest, so a stored stamp never
-// moves), and the clock_skew flag when a stamp is too far ahead. The
-// delta itself, which may be the caller's, is not modified.
+// stamp returns a shallow copy of a delta with no Rev (the store numbers
+// revisions) and the clock_skew flag when a stamp is too far ahead. The
+// delta itself, which may be the caller's, is not modified. Arrival times
+// are set against the stored state just before each decision, by
+// syncproto.StampArrival: what the stored state holds keeps its stored
+// arrival time, the rest arrives now. A change applied before and sent
+// again (by a phone that timed out, or twice at once to two servers whose
+// clocks differ) therefore changes nothing and is not written again.
 func stamp(r *syncproto.Record, now time.Time) *syncproto.Record {
 	c := *r
 	c.Rev = 0
-	t := now
-	c.ServerReceivedAt = &t
-	if len(r.Items) > 0 {
-		c.Items = make(map[string][]syncproto.Item, len(r.Items))
-		for k, items := range r.Items {
-			cp := make([]syncproto.Item, len(items))
-			for j, it := range items {
-				it.ServerReceivedAt = &t
-				cp[j] = it
-			}
-			c.Items[k] = cp
-		}
-	}
 	if skewed(r, now) && !slices.Contains(r.Flags, FlagClockSkew) {
 		c.Flags = append(slices.Clone(r.Flags), FlagClockSkew)
 		slices.Sort(c.Flags)
@@ -330,8 +379,8 @@ func (s *Syncer) validate(ctx context.Context, r *syncproto.Record) *syncproto.E
 
 // apply writes the groups: first all as new records in one Insert, then
 // the ones that exist through the slow path.
-func (s *Syncer) apply(ctx context.Context, groups []*group) error {
-	if err := s.write(ctx, groups); err != nil {
+func (s *Syncer) apply(ctx context.Context, groups []*group, now time.Time) error {
+	if err := s.write(ctx, groups, now); err != nil {
 		return err
 	}
 	if s.Stored == nil {
@@ -355,7 +404,7 @@ func (s *Syncer) apply(ctx context.Context, groups []*group) error {
 
 // write inserts the groups' states: new records in one insert, the rest
 // through read, Decide and compare-and-set.
-func (s *Syncer) write(ctx context.Context, groups []*group) error {
+func (s *Syncer) write(ctx context.Context, groups []*group, now time.Time) error {
 	var fast []*group
 	var slow []*group
 	for _, gr := range groups {
@@ -366,7 +415,7 @@ func (s *Syncer) write(ctx context.Context, groups []*group) error {
 			slow = append(slow, gr)
 			continue
 		}
-		st := *gr.delta
+		st := *syncproto.StampArrival(nil, gr.delta, now)
 		st.Rev = 1
 		if s.validate(ctx, &st) != nil {
 			// Maybe the stored record completes it: decide on the slow path.
@@ -407,7 +456,7 @@ func (s *Syncer) write(ctx context.Context, groups []*group) error {
 		}
 		var ins []*group
 		for _, gr := range slow {
-			d, err := syncproto.Decide(gr.stored, gr.delta, gr.base)
+			d, err := syncproto.Decide(gr.stored, syncproto.StampArrival(gr.stored, gr.delta, now), gr.base)
 			if err != nil {
 				gr.done, gr.err = true, asProtoError(err)
 				continue
@@ -415,7 +464,7 @@ func (s *Syncer) write(ctx context.Context, groups []*group) error {
 			if !d.Changed {
 				gr.state = nil // nothing to insert: the stored state stands
 				gr.done, gr.status, gr.rev = true, d.Status, gr.stored.Rev
-				if gr.replayed {
+				if gr.again {
 					gr.status = syncproto.StatusDuplicate
 				}
 				// Re-index in case a crash came between the write and the
@@ -770,7 +819,7 @@ func (s *Syncer) ResolveConflict(ctx context.Context, p Principal, id string, ch
 		}
 		s.clock = w.Clock
 		s.mu.Unlock()
-		d, err := syncproto.Decide(rec, stamp(delta, now), rec.Version())
+		d, err := syncproto.Decide(rec, syncproto.StampArrival(rec, stamp(delta, now), now), rec.Version())
 		if err != nil {
 			return nil, err
 		}

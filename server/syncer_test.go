@@ -78,7 +78,8 @@ func TestStamp(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := record(tt.ahead)
 			before, _ := syncproto.Marshal(in)
-			out := stamp(in, now)
+			// What a new record gets: stamp, then arrival on nothing stored.
+			out := syncproto.StampArrival(nil, stamp(in, now), now)
 			if after, _ := syncproto.Marshal(in); string(after) != string(before) {
 				t.Fatal("stamp modified its input")
 			}

@@ -37,7 +37,8 @@ type batchDoc struct {
 
 type resultsDoc struct {
 	ID string    `bson:"_id"`
-	R  string    `bson:"r"` // JSON of []syncproto.Result
+	H  string    `bson:"h,omitempty"` // the batch's digest (absent in answers saved before it was kept here)
+	R  string    `bson:"r"`           // JSON of []syncproto.Result
 	At time.Time `bson:"at"`
 }
 
@@ -45,7 +46,7 @@ type resultsDoc struct {
 // refused as duplicates are looked up by batch first (a batch sent again
 // after a crash) and then one by one (an op sent again in another batch,
 // which phones do not do in normal operation).
-func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.OpDigest) (map[uuid.UUID]string, error) {
+func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.OpDigest) (map[uuid.UUID]server.ClaimedOp, error) {
 	now := s.now()
 	docs := make([]any, len(ops))
 	for i, op := range ops {
@@ -56,7 +57,7 @@ func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.
 	if err != nil {
 		return nil, fmt.Errorf("mongo: claim ops of batch %s: %w", batch, err)
 	}
-	seen := make(map[uuid.UUID]string, len(dups))
+	seen := make(map[uuid.UUID]server.ClaimedOp, len(dups))
 	if len(dups) == 0 {
 		return seen, nil
 	}
@@ -75,7 +76,7 @@ func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.
 	for _, k := range dups {
 		id := ops[k].OpID
 		if h, ok := byID[id.String()]; ok {
-			seen[id] = h
+			seen[id] = server.ClaimedOp{Digest: h, Batch: batch}
 			continue
 		}
 		var d opDoc
@@ -83,7 +84,11 @@ func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.
 		if err != nil {
 			return nil, fmt.Errorf("mongo: claim op %s: %w", id, err)
 		}
-		seen[id] = d.H
+		b, err := uuid.Parse(d.Batch)
+		if err != nil {
+			return nil, fmt.Errorf("mongo: claim op %s: batch %q: %w", id, d.Batch, err)
+		}
+		seen[id] = server.ClaimedOp{Digest: d.H, Batch: b}
 	}
 	return seen, nil
 }
@@ -124,16 +129,18 @@ func (s *SyncStore) Batch(ctx context.Context, id uuid.UUID) (server.StoredBatch
 
 // SaveBatch implements server.SyncStore. The answer and the small batch
 // document are written at once; Batch treats a batch document whose
-// answer is missing (a crash between the two) as no batch.
-func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) error {
+// answer is missing (a crash between the two) as no batch. The answer's
+// insert under the batch id decides which answer is the batch's: a
+// writer that finds one there returns it.
+func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) (server.StoredBatch, error) {
 	r, err := syncproto.Marshal(b.Results)
 	if err != nil {
-		return fmt.Errorf("mongo: save batch %s: %w", b.ID, err)
+		return server.StoredBatch{}, fmt.Errorf("mongo: save batch %s: %w", b.ID, err)
 	}
 	errc := make(chan error, 1)
 	go func() {
 		errc <- retry(ctx, func() error {
-			_, err := s.db.Collection("results").InsertOne(ctx, resultsDoc{ID: b.ID.String(), R: string(r), At: b.At})
+			_, err := s.db.Collection("results").InsertOne(ctx, resultsDoc{ID: b.ID.String(), H: b.Digest, R: string(r), At: b.At})
 			return err
 		})
 	}()
@@ -141,12 +148,30 @@ func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) error {
 		_, err := s.db.Collection("batches").InsertOne(ctx, batchDoc{ID: b.ID.String(), H: b.Digest, Device: b.Device.String(), N: len(b.Results), At: b.At})
 		return err
 	})
-	for _, err := range []error{err, <-errc} {
+	rerr := <-errc
+	for _, err := range []error{err, rerr} {
 		if err != nil && !mongo.IsDuplicateKeyError(err) {
-			return fmt.Errorf("mongo: save batch %s: %w", b.ID, err)
+			return server.StoredBatch{}, fmt.Errorf("mongo: save batch %s: %w", b.ID, err)
 		}
 	}
-	return nil
+	if rerr == nil {
+		return b, nil
+	}
+	var first resultsDoc
+	err = retry(ctx, func() error {
+		return s.db.Collection("results").FindOne(ctx, bson.D{{Key: "_id", Value: b.ID.String()}}).Decode(&first)
+	})
+	if err != nil {
+		return server.StoredBatch{}, fmt.Errorf("mongo: results of batch %s: %w", b.ID, err)
+	}
+	b.Results = nil
+	if first.H != "" {
+		b.Digest = first.H
+	}
+	if err := json.Unmarshal([]byte(first.R), &b.Results); err != nil {
+		return server.StoredBatch{}, fmt.Errorf("mongo: results of batch %s: %w", b.ID, err)
+	}
+	return b, nil
 }
 
 // ForgetJournal deletes the op ids, batches and answers recorded before a
