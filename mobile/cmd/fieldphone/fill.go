@@ -7,17 +7,26 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
+	"github.com/fieldsync/fieldsync/forms"
 	"github.com/fieldsync/fieldsync/mobile"
 	"github.com/fieldsync/fieldsync/syncproto"
 	"github.com/google/uuid"
 )
 
-// envelope members of a record file that are not field values.
-var envelope = map[string]bool{"id": true, "kind": true, "entity": true, "rev": true, "form_id": true, "form_version": true,
-	"created_at": true, "created_by": true, "updated_at": true, "updated_by": true, "device_id": true, "hlc": true,
-	"server_received_at": true, "schema_version": true, "deleted_at": true}
+// envelope reports whether a member of a record file names the record
+// rather than holds a field value: the sync envelope (forms.EnvelopeKeys)
+// and the record header (kind, form_id, form_version), unless the form
+// has a field of that name (a visit's "kind" is a field: routine,
+// follow_up…).
+func envelope(def *forms.Definition, key string) bool {
+	if def != nil && slices.ContainsFunc(def.Fields, func(f forms.Field) bool { return f.Key == key }) {
+		return false
+	}
+	return slices.Contains(forms.EnvelopeKeys, key) || key == "kind" || key == "form_id" || key == "form_version"
+}
 
 // kindOfForm is the record kind of a form: the id up to its first dot.
 func kindOfForm(formID string) string {
@@ -52,6 +61,7 @@ func (m *Main) fill(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	def, _ := forms.BuiltinByID(formID, *version)
 	for k, v := range values {
 		switch {
 		case k == "id" && *recID == "":
@@ -63,7 +73,7 @@ func (m *Main) fill(ctx context.Context, args []string) error {
 				json.Unmarshal(v, &d.SchoolID)
 			}
 			d.Values[k] = v
-		case !envelope[k]:
+		case !envelope(def, k):
 			d.Values[k] = v
 		}
 	}

@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fieldsync/fieldsync/forms"
 	"github.com/fieldsync/fieldsync/internal/samples"
 	"github.com/fieldsync/fieldsync/mobile/mobiletest"
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -112,6 +116,110 @@ func TestFieldphone(t *testing.T) {
 	out = must(t, data, "", "show", id)
 	if !strings.Contains(out, "两具灭火器压力不足") || !strings.Contains(out, "已告知校长") {
 		t.Fatalf("show: %s", out)
+	}
+	if out := must(t, data, "", "problems"); !strings.Contains(out, "no problems") {
+		t.Fatalf("problems: %s", out)
+	}
+}
+
+// TestFillEveryBuiltinForm creates a record of every built-in form from
+// the command line, from the domain's sample records as a person would
+// type them into a JSON file (envelope and server fields included, as an
+// export would have them), and syncs them. A hazard's events are added
+// with the event command.
+func TestFillEveryBuiltinForm(t *testing.T) {
+	srv := mobiletest.NewServer()
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	srv.AddCode("CODE-0002", "0192b000-0000-7000-8000-000000000204")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "phone.db")
+	must(t, data, "", "enroll", "--server", hs.URL, "--code", "CODE-0002", "--name", "demo")
+	school := "0192b000-0000-7000-8000-000000000103"
+	photo := filepath.Join(dir, "p.jpg")
+	os.WriteFile(photo, []byte("\xff\xd8\xff\xe0 jpeg bytes"), 0o644)
+
+	sample := func(name string) map[string]any {
+		s, err := samples.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Values
+	}
+	// The parent questionnaire has no sample of its own: one shaped like
+	// the student one.
+	parent := sample("08_questionnaire_response")
+	delete(parent, "respondent_grade")
+	parent["template_version"], parent["respondent_type"], parent["collection_mode"] = 1, "parent", "paper_transcribed"
+	parent["answers"] = []any{
+		map[string]any{"qid": "P1", "value": "junior"}, map[string]any{"qid": "P2", "value": 4},
+		map[string]any{"qid": "P3", "value": 5}, map[string]any{"qid": "P4", "value": "too_much"},
+		map[string]any{"qid": "P5", "value": 3}, map[string]any{"qid": "P6", "value": "yes"},
+		map[string]any{"qid": "P7", "value": 2}, map[string]any{"qid": "P8", "value": []any{"bought_materials"}},
+		map[string]any{"qid": "P9", "value": "希望减少周末作业。"},
+	}
+	values := map[string]map[string]any{
+		"visit.routine":                     sample("06_visit_routine"),
+		"lesson_observation":                sample("07_lesson_observation"),
+		"questionnaire.student_burden":      sample("08_questionnaire_response"),
+		"questionnaire.parent_satisfaction": parent,
+		"hazard.report":                     sample("09_hazard_with_history"),
+		"monthly_feedback":                  sample("10_monthly_feedback"),
+	}
+	var hazard string
+	for _, def := range forms.Builtin() {
+		if def.ID == "hazard.event" {
+			continue // below: events are added to a hazard
+		}
+		t.Run(def.ID, func(t *testing.T) {
+			v, ok := values[def.ID]
+			if !ok {
+				t.Fatalf("no sample values for built-in form %s: add them here", def.ID)
+			}
+			v = maps.Clone(v)
+			delete(v, "id") // a new record, not an edit of the sample
+			delete(v, "events")
+			b, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(dir, def.ID+".json")
+			if err := os.WriteFile(file, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"fill", def.ID, "--version", strconv.Itoa(def.Version), "--json", file, "--school", school}
+			if def.ID == "hazard.report" {
+				args = append(args, "--photo", photo)
+			}
+			out := must(t, data, "", args...)
+			id := strings.Fields(out)[3]
+			rid, err := syncproto.ParseID(id)
+			if err != nil {
+				t.Fatalf("fill output %q", out)
+			}
+			if def.ID == "hazard.report" {
+				hazard = id
+			}
+			// Every field of the file the form knows is in the record,
+			// "kind" of a visit included.
+			shown := must(t, data, "", "show", rid.String())
+			for _, f := range def.Fields {
+				if _, ok := v[f.Key]; ok && f.Key == "kind" && !strings.Contains(shown, `"kind"`) {
+					t.Errorf("the record lost its field kind:\n%s", shown)
+				}
+			}
+		})
+	}
+	if hazard == "" {
+		t.Fatal("no hazard was created")
+	}
+	must(t, data, "", "event", hazard, "note_added", "--note", "复查：仍未整改")
+	out := must(t, data, "", "sync")
+	if !strings.Contains(out, "rejected 0") || !strings.Contains(out, "conflicts 0") {
+		t.Fatalf("sync: %s", out)
+	}
+	if out := must(t, data, "", "status"); !strings.Contains(out, "outbox:   0 changes") {
+		t.Fatalf("status after sync: %s", out)
 	}
 	if out := must(t, data, "", "problems"); !strings.Contains(out, "no problems") {
 		t.Fatalf("problems: %s", out)
