@@ -5,17 +5,19 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/syncproto"
 )
 
-// Roles a principal can hold (DOMAIN.md §2, E6). One person can hold
-// several.
+// Roles a principal can hold: syncproto's list, the one the folds read
+// (a person can hold several).
 const (
-	RoleInspector      = "inspector"
-	RoleZoneLeader     = "zone_leader"
-	RoleOfficeReviewer = "office_reviewer"
-	RoleOfficeHead     = "office_head"
-	RoleSchoolLiaison  = "school_liaison"
-	RoleAdmin          = "admin"
+	RoleInspector      = syncproto.RoleInspector
+	RoleZoneLeader     = syncproto.RoleZoneLeader
+	RoleOfficeReviewer = syncproto.RoleOfficeReviewer
+	RoleOfficeHead     = syncproto.RoleOfficeHead
+	RoleSchoolLiaison  = syncproto.RoleSchoolLiaison
+	RoleAdmin          = syncproto.RoleAdmin
 )
 
 // Principal is who makes a request: an enrolled device acting for its
@@ -32,6 +34,14 @@ type Principal struct {
 	InspectorID string
 	// Roles the person holds.
 	Roles []string
+	// Replica is the replica id the principal writes with in version
+	// vectors and clock stamps: an enrolled device's id. Every version a
+	// push carries must be stamped with it (see admit.go).
+	Replica syncproto.ReplicaID
+	// Automation is set for the admin token: scripts that import or seed
+	// records written by other people, which are therefore not held to
+	// the identity and history rules of pushes.
+	Automation bool
 }
 
 // Has reports whether the principal holds the role. Admins hold every role.

@@ -243,8 +243,10 @@ func mayPublish(p Principal) error {
 }
 
 // write pushes one delta of a form record as the office and checks that
-// it was applied.
+// it was applied. The office principal p acts through this process's
+// replica, which stamped the delta (writer).
 func (f *Forms) write(ctx context.Context, p Principal, delta *syncproto.Record) error {
+	p.Replica = f.Replica
 	op, _ := uuid.NewV7()
 	batch, _ := uuid.NewV7()
 	req := syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: f.Replica, BatchID: batch,

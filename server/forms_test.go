@@ -39,6 +39,7 @@ var (
 		UserID:      "0192b000-0000-7000-8000-000000000211",
 		InspectorID: "0192b000-0000-7000-8000-000000000201",
 		Roles:       []string{server.RoleInspector},
+		Replica:     uuid.MustParse("0192b000-0000-7000-8000-00000000d001"),
 	}
 	// school is the samples' boarding junior school, assigned to inspector.
 	school = "0192b000-0000-7000-8000-000000000103"

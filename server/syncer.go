@@ -167,17 +167,23 @@ func (s *Syncer) Push(ctx context.Context, p Principal, g Grant, req syncproto.P
 	var ops []OpDigest
 	for i, ch := range req.Changes {
 		results[i].OpID = ch.OpID
+		var e *syncproto.Error
 		switch {
 		case rejected[i] != nil:
-			reject(i, rejected[i])
+			e = rejected[i]
 		case ch.OpID == uuid.Nil || ch.Record == nil:
-			reject(i, syncproto.Errorf(syncproto.EINVALID, "Change %d needs an op_id and a record.", i))
+			e = syncproto.Errorf(syncproto.EINVALID, "Change %d needs an op_id and a record.", i)
 		case !g.Allows(ScopeOf(ch.Record)):
-			reject(i, forbidden(ch.Record))
+			e = forbidden(ch.Record)
 		default:
-			valid[i] = true
-			ops = append(ops, OpDigest{OpID: ch.OpID, Digest: digests[i]})
+			e = admitChange(p, ch.Record, now)
 		}
+		if e != nil {
+			reject(i, e)
+			continue
+		}
+		valid[i] = true
+		ops = append(ops, OpDigest{OpID: ch.OpID, Digest: digests[i]})
 	}
 
 	// Claim the op ids before writing anything: an op id known with other
@@ -220,7 +226,7 @@ func (s *Syncer) Push(ctx context.Context, p Principal, g Grant, req syncproto.P
 	}
 
 	groups := s.fold(req, valid, replayed, again, reject, now)
-	if err := s.apply(ctx, groups, now); err != nil {
+	if err := s.apply(ctx, p, groups, now); err != nil {
 		return syncproto.PushResponse{}, err
 	}
 	for _, gr := range groups {
@@ -379,8 +385,8 @@ func (s *Syncer) validate(ctx context.Context, r *syncproto.Record) *syncproto.E
 
 // apply writes the groups: first all as new records in one Insert, then
 // the ones that exist through the slow path.
-func (s *Syncer) apply(ctx context.Context, groups []*group, now time.Time) error {
-	if err := s.write(ctx, groups, now); err != nil {
+func (s *Syncer) apply(ctx context.Context, p Principal, groups []*group, now time.Time) error {
+	if err := s.write(ctx, p, groups, now); err != nil {
 		return err
 	}
 	if s.Stored == nil {
@@ -404,7 +410,7 @@ func (s *Syncer) apply(ctx context.Context, groups []*group, now time.Time) erro
 
 // write inserts the groups' states: new records in one insert, the rest
 // through read, Decide and compare-and-set.
-func (s *Syncer) write(ctx context.Context, groups []*group, now time.Time) error {
+func (s *Syncer) write(ctx context.Context, p Principal, groups []*group, now time.Time) error {
 	var fast []*group
 	var slow []*group
 	for _, gr := range groups {
@@ -417,7 +423,7 @@ func (s *Syncer) write(ctx context.Context, groups []*group, now time.Time) erro
 		}
 		st := *syncproto.StampArrival(nil, gr.delta, now)
 		st.Rev = 1
-		if s.validate(ctx, &st) != nil {
+		if admitOn(p, nil, gr.delta, now) != nil || s.validate(ctx, &st) != nil {
 			// Maybe the stored record completes it: decide on the slow path.
 			slow = append(slow, gr)
 			continue
@@ -456,6 +462,10 @@ func (s *Syncer) write(ctx context.Context, groups []*group, now time.Time) erro
 		}
 		var ins []*group
 		for _, gr := range slow {
+			if e := admitOn(p, gr.stored, gr.delta, now); e != nil {
+				gr.done, gr.err = true, e
+				continue
+			}
 			d, err := syncproto.Decide(gr.stored, syncproto.StampArrival(gr.stored, gr.delta, now), gr.base)
 			if err != nil {
 				gr.done, gr.err = true, asProtoError(err)

@@ -69,14 +69,6 @@ const (
 	ConflictStaleAccepted = "stale_accepted"
 )
 
-// Roles, as written in an event's actor_role (the server checks that a
-// pushed event's role is one its author holds). admin counts as office.
-var (
-	fieldRoles  = []string{"inspector", "zone_leader"}
-	officeRoles = []string{"office_reviewer", "office_head", "admin"}
-	schoolRoles = []string{"school_liaison", "principal"}
-)
-
 // ChinaTime is the time zone of dates in the domain (deadlines, "today"):
 // Asia/Shanghai, which has had no daylight saving time since 1991, so a
 // fixed offset is exact and needs no time zone database on the phone.
@@ -277,11 +269,11 @@ type hazardRule struct {
 }
 
 var (
-	anyRole     = [][]string{fieldRoles, officeRoles, schoolRoles}
-	fieldOffice = [][]string{fieldRoles, officeRoles}
-	fieldSchool = [][]string{fieldRoles, schoolRoles}
-	officeOnly  = [][]string{officeRoles}
-	fieldOnly   = [][]string{fieldRoles}
+	anyRole     = [][]string{FieldRoles, OfficeRoles, SchoolRoles}
+	fieldOffice = [][]string{FieldRoles, OfficeRoles}
+	fieldSchool = [][]string{FieldRoles, SchoolRoles}
+	officeOnly  = [][]string{OfficeRoles}
+	fieldOnly   = [][]string{FieldRoles}
 	openStates  = []string{HazardReported, HazardConfirmed, HazardNoticeIssued, HazardRectifying,
 		HazardPendingVerification, HazardVerified, HazardEscalated}
 )
@@ -484,7 +476,7 @@ func (f *hazardFold) step(ev Event) (to, conflict, reason string) {
 
 	// Annotations commute with everything.
 	if ev.Type == EventPhotoAdded || ev.Type == EventNoteAdded {
-		if ev.Type == EventNoteAdded && p.ReviewResolved && slices.Contains(officeRoles, ev.ActorRole) {
+		if ev.Type == EventNoteAdded && p.ReviewResolved && IsOfficeRole(ev.ActorRole) {
 			f.s.NeedsReview, f.s.ReviewEvents = false, nil
 		}
 		return cur, ConflictNone, ""
@@ -493,7 +485,7 @@ func (f *hazardFold) step(ev Event) (to, conflict, reason string) {
 	// The safety rule: a later field observation reopens.
 	if ev.Type == EventVerificationFailed && (cur == HazardClosed || cur == HazardVerified) {
 		switch {
-		case !slices.Contains(fieldRoles, ev.ActorRole):
+		case !IsFieldRole(ev.ActorRole):
 			return reject("verification_failed by %q on a %s hazard: only a field observation reopens; the office uses reopened", ev.ActorRole, cur)
 		case !ev.OccurredAt.After(f.s.EvidenceAt):
 			return reject("observation of %s is not after the closing evidence of %s", ev.OccurredAt.Format(time.RFC3339), f.s.EvidenceAt.Format(time.RFC3339))
@@ -571,7 +563,7 @@ func (f *hazardFold) step(ev Event) (to, conflict, reason string) {
 		}
 		f.fixClaimAt = ev.OccurredAt
 	case EventVerificationPassed:
-		office := !slices.Contains(fieldRoles, ev.ActorRole)
+		office := !IsFieldRole(ev.ActorRole)
 		switch {
 		case office && f.s.Severity != "low":
 			return reject("verification by document review (%s) is allowed only for low severity, not %q", ev.ActorRole, f.s.Severity)
@@ -592,7 +584,7 @@ func (f *hazardFold) step(ev Event) (to, conflict, reason string) {
 	case EventEscalated:
 		f.s.EscalatedTo = p.EscalatedTo
 	case EventClosed:
-		if f.s.Severity == "high" && ev.ActorRole != "office_head" && ev.ActorRole != "admin" {
+		if f.s.Severity == "high" && ev.ActorRole != RoleOfficeHead && ev.ActorRole != RoleAdmin {
 			return reject("closing a high-severity hazard needs office_head, not %q", ev.ActorRole)
 		}
 	}
@@ -722,7 +714,7 @@ func FoldTask(r *Record) TaskState {
 			p = &EventPayload{}
 		}
 		from, to := s.Status, s.Status
-		office := slices.Contains(officeRoles, ev.ActorRole)
+		office := IsOfficeRole(ev.ActorRole)
 		switch ev.Type {
 		case EventNoteAdded, EventPhotoAdded:
 			if ev.Type == EventNoteAdded && p.ReviewResolved && office {
@@ -750,7 +742,7 @@ func FoldTask(r *Record) TaskState {
 			}
 		case EventDone:
 			switch {
-			case !slices.Contains(fieldRoles, ev.ActorRole):
+			case !IsFieldRole(ev.ActorRole):
 				keep(fmt.Sprintf("actor_role %q may not complete a task", ev.ActorRole))
 			case ev.VisitID == "":
 				keep("done needs the visit_id of the visit it was done in")

@@ -117,7 +117,8 @@ func newBench(t testing.TB, name string, records, schools int) *bench {
 	for range schools {
 		b.schools = append(b.schools, uuid.Must(uuid.NewV7()).String())
 	}
-	b.phone = server.Principal{DeviceID: uuid.New(), UserID: "bench", Roles: []string{server.RoleInspector}}
+	dev := uuid.New()
+	b.phone = server.Principal{DeviceID: dev, UserID: "0192b000-0000-7000-8000-000000000211", Roles: []string{server.RoleInspector}, Replica: dev}
 	start := time.Now()
 	for done := 0; done < records; {
 		n := min(500, records-done)

@@ -381,7 +381,7 @@ func testServerFields(t *testing.T, env Env) {
 	push(t, sy, ph, g, c)
 	env.Clock.Advance(time.Hour)
 	second := env.Clock.Now()
-	ev := ph.appendItem(c.Record.ID, "events", `{"type":"photo_added"}`)
+	ev := ph.appendItem(c.Record.ID, "events", `{"actor_role":"inspector","type":"photo_added"}`)
 	// The phone claims an earlier arrival; the server ignores it.
 	ev.Record.ServerReceivedAt = &time.Time{}
 	push(t, sy, ph, g, ev)
@@ -676,5 +676,67 @@ func testHoleFilled(t *testing.T, env Env) {
 	}
 	if len(page.Records) != 1 || page.Records[0].ID != last.Record.ID || page.Pos != 574 {
 		t.Errorf("after the dead tail: %d records up to %d, want the last record at 574", len(page.Records), page.Pos)
+	}
+}
+
+// testForgedHistory is what a stolen or buggy phone may not do: sign as
+// another device or person, claim to have seen a co-worker's writes the
+// server never had (a vector with 2^53−1 for the co-worker's device, which
+// would make every later edit of the co-worker compare as already seen and
+// vanish), or make office decisions on a hazard. Each change is refused
+// with its own code and written nowhere, and the co-worker's later edit
+// is kept.
+func testForgedHistory(t *testing.T, env Env) {
+	ctx := t.Context()
+	sy := newSyncer(env, env.Store)
+	s := newID().String()
+	g := server.Grant{Schools: []string{s}}
+	thief, coworker := newPhone(env.Clock), newPhone(env.Clock)
+	created := thief.create(s, "hazard", "description", "宿舍电线裸露")
+	id := created.Record.ID
+	push(t, sy, thief, g, created)
+	r, err := sy.Record(ctx, s, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coworker.learn(t, r)
+
+	forged := thief.set(id, "description", "已整改完毕")
+	fv := &forged.Record.Fields["description"][0]
+	fv.Vector = fv.Vector.Merge(syncproto.Vector{Counters: []syncproto.Counter{{Replica: coworker.dev, Value: syncproto.MaxCounterValue}}})
+	asCoworker := thief.set(id, "location_desc", "宿舍三楼")
+	signed := &asCoworker.Record.Fields["location_desc"][0]
+	signed.HLC.Replica, signed.Author = coworker.dev, coworker.user
+	signed.Vector = syncproto.Vector{}.Update(coworker.dev, env.Clock.Now())
+	event := func(typ string) syncproto.Change {
+		return thief.appendItem(id, "events", `{"actor_role":"office_head","occurred_at":"2024-10-15T09:00:00+08:00","payload":{"deadline":"2024-10-20","responsible":{"name":"何志远"}},"type":"`+typ+`"}`)
+	}
+	changes := []syncproto.Change{forged, asCoworker, event("confirmed"), event("notice_issued"), event("closed")}
+	resp := push(t, sy, thief, g, changes...)
+	wantCodes := []string{syncproto.EINVALID, syncproto.EFORBIDDEN, syncproto.EFORBIDDEN, syncproto.EFORBIDDEN, syncproto.EFORBIDDEN}
+	for i, res := range resp.Results {
+		if res.Status != syncproto.StatusRejected || res.Error == nil || res.Error.Code != wantCodes[i] {
+			t.Errorf("change %d: %s %+v, want rejected %s", i, res.Status, res.Error, wantCodes[i])
+		}
+	}
+	after, err := sy.Record(ctx, s, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Rev != r.Rev || len(after.Items["events"]) != 0 {
+		t.Fatalf("refused changes were written: rev %d → %d, %d events", r.Rev, after.Rev, len(after.Items["events"]))
+	}
+
+	// The co-worker, offline all along, edits the description: applied,
+	// and the state holds it.
+	edit := coworker.set(id, "description", "复查：仍未整改")
+	resp = push(t, sy, coworker, g, edit)
+	wantStatuses(t, resp, syncproto.StatusApplied)
+	final, err := sy.Record(ctx, s, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := value(final, "description"); got != "复查：仍未整改" {
+		t.Errorf("description %q: the co-worker's edit was lost", got)
 	}
 }

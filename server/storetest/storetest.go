@@ -90,6 +90,7 @@ func TestSyncStore(t *testing.T, open Factory) {
 		{"HorizonStartOver", testHorizon},
 		{"HoleFilledAfterLease", testHoleFilled},
 		{"PullGapFree", testPullGapFree},
+		{"ForgedHistoryRefused", testForgedHistory},
 		{"ConcurrentPushesOneRecord", testConcurrentPushes},
 		{"ConcurrentPushesOneProcess", testConcurrentPushesOneProcess},
 		{"ConcurrentSameBatch", testConcurrentSameBatch},
@@ -131,7 +132,7 @@ func newPhone(clock *Clock) *phone {
 		dev: dev, user: user, clock: clock,
 		w:     syncproto.Writer{Replica: dev, Author: user},
 		local: map[uuid.UUID]*syncproto.Record{},
-		p:     server.Principal{DeviceID: dev, UserID: user, InspectorID: newID().String(), Roles: []string{server.RoleInspector}},
+		p:     server.Principal{DeviceID: dev, UserID: user, InspectorID: newID().String(), Roles: []string{server.RoleInspector}, Replica: dev},
 	}
 }
 

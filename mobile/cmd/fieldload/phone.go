@@ -28,6 +28,7 @@ type phone struct {
 
 	e         *mobile.Engine
 	inspector string
+	user      string // the inspector's user id: who the phone's events name as their actor
 	schools   []string
 	hazards   []uuid.UUID
 	visits    []uuid.UUID
@@ -65,9 +66,11 @@ func (p *phone) run(ctx context.Context, prov provisioner) error {
 	}
 	defer e.Close()
 	p.e = e
-	if _, err := e.Enroll(ctx, p.cfg.Server, code, fmt.Sprintf("fieldload phone %d", p.i)); err != nil {
+	enr, err := e.Enroll(ctx, p.cfg.Server, code, fmt.Sprintf("fieldload phone %d", p.i))
+	if err != nil {
 		return fmt.Errorf("enroll: %w", err)
 	}
+	p.user = enr.UserID
 	// A month of work, synced Syncs times, the last at the end of it.
 	const days = 30
 	hazards := min(p.cfg.Records*2/3, p.cfg.Photos)
@@ -89,7 +92,7 @@ func (p *phone) run(ctx context.Context, prov provisioner) error {
 		if len(p.hazards) > 0 && p.rng.IntN(2) == 0 {
 			h := p.hazards[p.rng.IntN(len(p.hazards))]
 			p.check(p.e.Save(mobile.Draft{ID: h, Values: map[string]json.RawMessage{"description": js(fmt.Sprintf("复查：%s 仍未整改", date))}}))
-			_, err := p.e.Append(h, "events", js(map[string]any{"type": "note_added", "actor_id": p.inspector, "actor_role": "inspector",
+			_, err := p.e.Append(h, "events", js(map[string]any{"type": "note_added", "actor_id": p.user, "actor_role": "inspector",
 				"occurred_at": time.Now().Format(time.RFC3339), "note": "已电话提醒校长", "base_rev": 0}))
 			p.check(nil, err)
 		}
