@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -872,6 +873,13 @@ const (
 	MaxValueBytes = 256 << 10
 	MaxItems      = 5000
 	MaxFlags      = 64
+	// MaxValueDepth bounds the nesting of arrays and objects in a value
+	// or an item's data: forms nest groups in repeats a few levels deep;
+	// thousands of levels only serve to exhaust a decoder's stack.
+	MaxValueDepth = 32
+	// MaxTextBytes bounds the identifiers and names of the envelope: form
+	// ids, authors, item ids.
+	MaxTextBytes = 128
 )
 
 var (
@@ -899,6 +907,12 @@ func (r *Record) Validate() error {
 	}
 	if r.FormVersion < 0 || (r.FormID == "") != (r.FormVersion == 0) {
 		bad["form_version"] = "form_id and a positive form_version go together"
+	}
+	if !isText(r.FormID) {
+		bad["form_id"] = textRule
+	}
+	if !isText(r.CreatedBy) {
+		bad["created_by"] = textRule
 	}
 	if len(r.Fields) > MaxFields {
 		bad["fields"] = fmt.Sprintf("at most %d fields", MaxFields)
@@ -932,14 +946,16 @@ func (r *Record) Validate() error {
 		for i, it := range items {
 			key := fmt.Sprintf("items.%s[%d]", coll, i)
 			switch {
-			case it.ID == "" || len(it.ID) > 128:
-				bad[key] = "an item needs an id of at most 128 characters"
+			case it.ID == "" || !isText(it.ID):
+				bad[key] = "an item needs an id: " + textRule
 			case seen[it.ID]:
 				bad[key] = "duplicate item id " + it.ID
 			case len(it.Data) > MaxValueBytes:
 				bad[key] = "item too large"
 			case !isCanonical(it.Data):
 				bad[key] = "data must be canonical JSON"
+			case depth(it.Data) > MaxValueDepth:
+				bad[key] = fmt.Sprintf("data nests deeper than %d levels", MaxValueDepth)
 			case it.HLC.Replica == uuid.Nil:
 				bad[key] = "hlc must name the writing replica"
 			case it.Vector.Validate() != nil:
@@ -962,6 +978,8 @@ func (r *Record) Validate() error {
 			bad[key] = checkField(Field{c.Version})
 		case c.ID != conflictID(c.Field, c.Version):
 			bad[key] = "id must be the field and the digest of the version"
+		case !isText(c.ResolvedBy):
+			bad[key] = "resolved_by: " + textRule
 		}
 	}
 	if len(r.Flags) > MaxFlags {
@@ -985,6 +1003,10 @@ func checkField(f Field) string {
 			return "value too large"
 		case !isCanonical(v.Value):
 			return "value must be canonical JSON"
+		case depth(v.Value) > MaxValueDepth:
+			return fmt.Sprintf("value nests deeper than %d levels", MaxValueDepth)
+		case !isText(v.Author):
+			return "by (the author): " + textRule
 		case v.Vector.Validate() != nil:
 			return "bad version vector: " + v.Vector.Validate().Error()
 		case v.Vector.IsEmpty():
@@ -1040,6 +1062,51 @@ func marshal(v any) ([]byte, error) {
 // values and item data inside are kept as they are, which Validate
 // requires to be canonical (CanonicalJSON).
 func Marshal(v any) ([]byte, error) { return marshal(v) }
+
+// textRule says what isText checks, for messages.
+var textRule = fmt.Sprintf("at most %d bytes of UTF-8 text without control characters", MaxTextBytes)
+
+// isText reports whether s may be an identifier or a name of the
+// envelope: valid UTF-8, at most MaxTextBytes, no control characters
+// (U+0000 in particular, which PostgreSQL text cannot hold, so FerretDB
+// refuses the document it is in).
+func isText(s string) bool {
+	if len(s) > MaxTextBytes || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// depth returns how deeply arrays and objects nest in a JSON text.
+func depth(v json.RawMessage) int {
+	d, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range v {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			d++
+			deepest = max(deepest, d)
+		case c == ']' || c == '}':
+			d--
+		}
+	}
+	return deepest
+}
 
 func isCanonical(v json.RawMessage) bool {
 	if len(v) == 0 {

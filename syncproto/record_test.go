@@ -408,6 +408,17 @@ func TestValidate(t *testing.T) {
 			r.Deleted = syncproto.Field{{Value: js(`"yes"`), Vector: vec(1, 1), HLC: syncproto.HLC{Replica: rid(1)}}}
 		}, "deleted"},
 		{"ItemNoID", func(r *syncproto.Record) { r.Items["events"][0].ID = "" }, "items.events[0]"},
+		{"ItemIDWithNUL", func(r *syncproto.Record) { r.Items["events"][0].ID = "e\x001" }, "items.events[0]"},
+		{"AuthorWithNUL", func(r *syncproto.Record) { r.Fields["problems"][0].Author = "u\x00" }, "problems"},
+		{"AuthorNotUTF8", func(r *syncproto.Record) { r.Fields["problems"][0].Author = "\xff" }, "problems"},
+		{"FormIDWithNUL", func(r *syncproto.Record) { r.FormID, r.FormVersion = "visit\x00", 1 }, "form_id"},
+		{"CreatedByTooLong", func(r *syncproto.Record) { r.CreatedBy = strings.Repeat("x", syncproto.MaxTextBytes+1) }, "created_by"},
+		{"ValueTooDeep", func(r *syncproto.Record) {
+			r.Fields["problems"][0].Value = js(strings.Repeat("[", syncproto.MaxValueDepth+1) + strings.Repeat("]", syncproto.MaxValueDepth+1))
+		}, "problems"},
+		{"ItemDataTooDeep", func(r *syncproto.Record) {
+			r.Items["events"][0].Data = js(strings.Repeat(`{"a":`, syncproto.MaxValueDepth+1) + "1" + strings.Repeat("}", syncproto.MaxValueDepth+1))
+		}, "items.events[0]"},
 		{"ItemDuplicate", func(r *syncproto.Record) {
 			r.Items["events"] = append(r.Items["events"], r.Items["events"][0])
 		}, "items.events[1]"},
@@ -704,5 +715,17 @@ func TestValidate_VectorCountsWriter(t *testing.T) {
 	r.Fields["problems"][0].Vector = vec(2, 5)
 	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "count the writing replica") {
 		t.Fatalf("Validate=%v", err)
+	}
+}
+
+// Brackets inside strings are text, not nesting; MaxValueDepth levels are
+// allowed.
+func TestValidate_DepthCountsOnlyStructure(t *testing.T) {
+	deep := strings.Repeat("[", syncproto.MaxValueDepth) + strings.Repeat("]", syncproto.MaxValueDepth)
+	for _, v := range []string{string(str(strings.Repeat("[{", 100) + `"`)), deep} {
+		r, _ := syncproto.Set(newRecord("visit"), "problems", js(v), writer(1, "u", t0))
+		if err := r.Validate(); err != nil {
+			t.Errorf("%.40s…: %v", v, err)
+		}
 	}
 }
