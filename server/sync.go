@@ -166,8 +166,10 @@ type ChangesPage struct {
 	// cursor position to continue from); it equals the after argument
 	// when nothing was consumed.
 	Pos int64
-	// More reports that the page stopped at the limit.
+	// More reports that the page stopped at the limit or the byte budget.
 	More bool
+	// Bytes is the size of the records' states as stored (their JSON).
+	Bytes int64
 }
 
 // CompactOptions say what Compact may forget.
@@ -230,12 +232,14 @@ type SyncStore interface {
 	Current(ctx context.Context, scope string, id uuid.UUID) (*syncproto.Record, error)
 
 	// Changes returns up to limit states logged in scope after position
-	// after, in log order. It never skips an entry: it stops before a
-	// sequence number that was allocated but not (yet) written, and fills
-	// such a hole with a no-op only once it is older than the store's
-	// lease (its writer is presumed dead); a writer that comes back finds
-	// its slot taken and writes elsewhere.
-	Changes(ctx context.Context, scope string, after int64, limit int) (ChangesPage, error)
+	// after, in log order, whose JSON adds up to at most maxBytes (but at
+	// least one state, whatever its size); its memory stays within about
+	// maxBytes too. It never skips an entry: it stops before a sequence
+	// number that was allocated but not (yet) written, and fills such a
+	// hole with a no-op only once it is older than the store's lease (its
+	// writer is presumed dead); a writer that comes back finds its slot
+	// taken and writes elsewhere.
+	Changes(ctx context.Context, scope string, after int64, limit int, maxBytes int64) (ChangesPage, error)
 
 	// Horizons returns the horizon of each scope that has one: a cursor
 	// position p with 0 < p < horizon may have missed the purge of a

@@ -24,7 +24,7 @@ import (
 // unless told otherwise. The media limits (ChunkBytes, MaxBlobSize) are
 // the media service's and are left zero here; the wiring copies them in.
 func DefaultSyncLimits() syncproto.Limits {
-	return syncproto.Limits{MaxChanges: 500, MaxBytes: 16 << 20, MaxPull: 1000}
+	return syncproto.Limits{MaxChanges: 500, MaxBytes: 16 << 20, MaxPull: 1000, MaxRecordBytes: 2 << 20, MaxPullBytes: 8 << 20}
 }
 
 // Syncer implements SyncService on a SyncStore. It holds the protocol
@@ -376,6 +376,23 @@ func asProtoError(err error) *syncproto.Error {
 	return syncproto.Errorf(syncproto.EINVALID, "%v", err)
 }
 
+// tooLarge refuses a state beyond Limits.MaxRecordBytes: every state
+// must stay small enough to be pulled (a pull page holds at least one).
+func (s *Syncer) tooLarge(r *syncproto.Record) *syncproto.Error {
+	max := s.Limits.MaxRecordBytes
+	if max <= 0 {
+		return nil
+	}
+	b, err := syncproto.Marshal(r)
+	if err != nil {
+		return asProtoError(err)
+	}
+	if n := int64(len(b)); n > max {
+		return syncproto.Errorf(syncproto.ETOOLARGE, "Record %s would hold %d KB, more than the %d KB a record may hold. Split it into several records; photos go as photos, not in fields.", r.ID, n>>10, max>>10)
+	}
+	return nil
+}
+
 func (s *Syncer) validate(ctx context.Context, r *syncproto.Record) *syncproto.Error {
 	if s.Validator == nil {
 		return nil
@@ -423,6 +440,10 @@ func (s *Syncer) write(ctx context.Context, p Principal, groups []*group, now ti
 		}
 		st := *syncproto.StampArrival(nil, gr.delta, now)
 		st.Rev = 1
+		if e := s.tooLarge(&st); e != nil {
+			gr.done, gr.err = true, e
+			continue
+		}
 		if admitOn(p, nil, gr.delta, now) != nil || s.validate(ctx, &st) != nil {
 			// Maybe the stored record completes it: decide on the slow path.
 			slow = append(slow, gr)
@@ -487,6 +508,10 @@ func (s *Syncer) write(ctx context.Context, p Principal, groups []*group, now ti
 			d.Merged.Rev = 1
 			if gr.stored != nil {
 				d.Merged.Rev = gr.stored.Rev + 1
+			}
+			if e := s.tooLarge(d.Merged); e != nil {
+				gr.done, gr.err = true, e
+				continue
 			}
 			if e := s.validate(ctx, d.Merged); e != nil {
 				if e.Code == syncproto.EUNAVAILABLE || e.Code == syncproto.EINTERNAL {
@@ -693,16 +718,21 @@ func (s *Syncer) Pull(ctx context.Context, p Principal, scopes []string, req syn
 	}
 	var recs []*syncproto.Record
 	more := false
+	bytes := s.Limits.MaxPullBytes
+	if bytes <= 0 {
+		bytes = DefaultSyncLimits().MaxPullBytes
+	}
 	for _, sc := range want {
 		budget := limit - len(recs)
-		if budget <= 0 {
+		if budget <= 0 || bytes <= 0 {
 			more = true
 			break
 		}
-		page, err := s.Store.Changes(ctx, sc, cur.Pos[sc], budget)
+		page, err := s.Store.Changes(ctx, sc, cur.Pos[sc], budget, bytes)
 		if err != nil {
 			return syncproto.PullResponse{}, err
 		}
+		bytes -= page.Bytes
 		recs = append(recs, page.Records...)
 		if page.Pos > 0 {
 			next.Pos[sc] = page.Pos

@@ -117,11 +117,13 @@ type ErrorResponse struct {
 // Limits are what the server accepts, advertised by GET /v1/sync/info so a
 // phone sizes its batches before it is refused.
 type Limits struct {
-	MaxChanges  int   `json:"max_changes"`   // changes per push
-	MaxBytes    int64 `json:"max_bytes"`     // request body bytes
-	MaxPull     int   `json:"max_pull"`      // records per pull response
-	ChunkBytes  int64 `json:"chunk_bytes"`   // default photo chunk size
-	MaxBlobSize int64 `json:"max_blob_size"` // largest photo accepted
+	MaxChanges     int   `json:"max_changes"`      // changes per push
+	MaxBytes       int64 `json:"max_bytes"`        // request body bytes
+	MaxPull        int   `json:"max_pull"`         // records per pull response
+	ChunkBytes     int64 `json:"chunk_bytes"`      // default photo chunk size
+	MaxBlobSize    int64 `json:"max_blob_size"`    // largest photo accepted
+	MaxRecordBytes int64 `json:"max_record_bytes"` // a record's state as stored (its canonical JSON), every revision
+	MaxPullBytes   int64 `json:"max_pull_bytes"`   // records' JSON per pull response (at least one record is sent)
 }
 
 // Info is the body of GET /v1/sync/info.

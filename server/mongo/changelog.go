@@ -1,6 +1,7 @@
 package mongo
 
 import (
+	"container/heap"
 	"context"
 	crand "crypto/rand"
 	"encoding/base64"
@@ -68,6 +69,8 @@ type readDoc struct {
 	Del  bool      `bson:"del"`
 	St   string    `bson:"st"`
 	W    string    `bson:"w"`
+
+	dropped bool // its state was read and dropped for lack of budget (see keptStates)
 }
 
 // seq returns the entry's sequence number, or false for a mark (sequence
@@ -356,7 +359,7 @@ func (s *SyncStore) occupants(ctx context.Context, scope string, seqs []int64) (
 	}
 	out := map[int64]occupant{}
 	for q := range pages {
-		docs, err := s.find(ctx, p2Filter(scope, q), options.Find().SetProjection(bson.D{{Key: "rr", Value: 1}, {Key: "q", Value: 1}, {Key: "w", Value: 1}}))
+		docs, err := s.find(ctx, p2Filter(scope, q), bson.D{{Key: "rr", Value: 1}, {Key: "q", Value: 1}, {Key: "w", Value: 1}})
 		if err != nil {
 			return nil, err
 		}
@@ -386,22 +389,56 @@ func (s *SyncStore) fillNoops(ctx context.Context, scope string, seqs []int64) e
 	return nil
 }
 
-// find reads the documents of the log that match filter.
-func (s *SyncStore) find(ctx context.Context, filter bson.D, opts ...options.Lister[options.FindOptions]) ([]readDoc, error) {
-	var docs []readDoc
+// readBatch is the batch size of every read of the log. It bounds a
+// reply from the server to readBatch documents, so to readBatch ×
+// MaxRecordBytes of record states: FerretDB v1 does not cut a reply at
+// 16 MB as MongoDB does, and the driver refuses a reply above 48 MB, so
+// a page of large records read with the default batch (101) failed every
+// pull of its school. Small batches are also the faster ones on FerretDB:
+// reading 5,000 entries of 3 KB took 1.1 s in batches of 8, 1.2 s of 16,
+// 1.9 s of 256, 2.4 s with the default and 5.9 s in batches of 1,000.
+const readBatch = 8
+
+// scan reads the documents of the log that match filter, readBatch at a
+// time, and calls each for every one; begin is called before the first,
+// and again if a transient failure restarts the read.
+func (s *SyncStore) scan(ctx context.Context, filter bson.D, projection bson.D, begin func(), each func(*readDoc)) error {
+	opts := options.Find().SetBatchSize(readBatch)
+	if projection != nil {
+		opts.SetProjection(projection)
+	}
 	err := retry(ctx, func() error {
-		cur, err := s.log().Find(ctx, filter, opts...)
+		cur, err := s.log().Find(ctx, filter, opts)
 		if err != nil {
 			return err
 		}
-		docs = nil
-		return cur.All(ctx, &docs)
+		defer cur.Close(context.WithoutCancel(ctx))
+		begin()
+		for cur.Next(ctx) {
+			var d readDoc
+			if err := cur.Decode(&d); err != nil {
+				return err
+			}
+			each(&d)
+		}
+		return cur.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mongo: read %s: %w", LogCollection, err)
+		return fmt.Errorf("mongo: read %s: %w", LogCollection, err)
 	}
-	return docs, nil
+	return nil
 }
+
+// find reads every document of the log that matches filter, without
+// the record states (projection noState) or with them.
+func (s *SyncStore) find(ctx context.Context, filter bson.D, projection bson.D) ([]readDoc, error) {
+	var docs []readDoc
+	err := s.scan(ctx, filter, projection, func() { docs = docs[:0] }, func(d *readDoc) { docs = append(docs, *d) })
+	return docs, err
+}
+
+// noState is the projection of log reads that need no record state.
+var noState = bson.D{{Key: "st", Value: 0}}
 
 func decodeState(d *readDoc) (*syncproto.Record, error) {
 	var r syncproto.Record
@@ -411,36 +448,76 @@ func decodeState(d *readDoc) (*syncproto.Record, error) {
 	return &r, nil
 }
 
-// Current implements server.SyncStore.
+// Current implements server.SyncStore. It keeps only the highest
+// revision's state while it reads the record's entries, so a record with
+// many revisions costs one state of memory.
 func (s *SyncStore) Current(ctx context.Context, scope string, id uuid.UUID) (*syncproto.Record, error) {
 	if err := checkScope(scope); err != nil {
 		return nil, err
 	}
-	docs, err := s.find(ctx, bson.D{{Key: "k", Value: recordKey(scope, id.String())}})
+	var best *readDoc
+	err := s.scan(ctx, bson.D{{Key: "k", Value: recordKey(scope, id.String())}}, nil,
+		func() { best = nil },
+		func(d *readDoc) {
+			if !d.Noop && d.RID == id.String() && (best == nil || d.Rev > best.Rev) {
+				best = d
+			}
+		})
 	if err != nil {
 		return nil, err
 	}
-	best := -1
-	for i := range docs {
-		if docs[i].Noop || docs[i].RID != id.String() {
-			continue
-		}
-		if best < 0 || docs[i].Rev > docs[best].Rev {
-			best = i
-		}
-	}
-	if best < 0 {
+	if best == nil {
 		return nil, syncproto.Errorf(syncproto.ENOTFOUND, "No record %s in %s.", id, scope)
 	}
-	return decodeState(&docs[best])
+	return decodeState(best)
+}
+
+// keptStates holds the record states a page read keeps: those of the
+// lowest sequence numbers, within a byte budget (at least one).
+type keptStates struct {
+	h     seqHeap
+	bytes int64
+}
+
+// add keeps d's state, then drops the states of the highest sequence
+// numbers kept until the rest fit in budget.
+func (k *keptStates) add(d *readDoc, budget int64) {
+	if d.St == "" {
+		return
+	}
+	heap.Push(&k.h, d)
+	k.bytes += int64(len(d.St))
+	for k.bytes > budget && k.h.Len() > 1 {
+		top := heap.Pop(&k.h).(*readDoc)
+		k.bytes -= int64(len(top.St))
+		top.St, top.dropped = "", true
+	}
+}
+
+// seqHeap is a max-heap of log entries by sequence number.
+type seqHeap []*readDoc
+
+func (h seqHeap) Len() int           { return len(h) }
+func (h seqHeap) Less(i, j int) bool { return h[i].Seq > h[j].Seq }
+func (h seqHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *seqHeap) Push(x any)        { *h = append(*h, x.(*readDoc)) }
+func (h *seqHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // maxChangesSteps bounds the page reads of one Changes call.
 const maxChangesSteps = 64
 
 // Changes implements server.SyncStore. See SyncStore for why it never
-// skips an entry.
-func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limit int) (server.ChangesPage, error) {
+// skips an entry. Its memory is bounded by maxBytes whatever the size of
+// the page it reads: while a page streams in, it keeps the states of the
+// lowest sequence numbers within the budget and drops the states of the
+// others (keeping that their slots are taken), since those cannot be
+// handed out in this call anyway.
+func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limit int, maxBytes int64) (server.ChangesPage, error) {
 	if err := checkScope(scope); err != nil {
 		return server.ChangesPage{}, err
 	}
@@ -456,34 +533,38 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 			break
 		}
 		n := page.Pos + 1
-		var lo, hi int64
+		var hi int64
 		var filter bson.D
 		// A big page when the reader is in its first half and wants at
 		// least half a big page: one query instead of up to ten, for at
 		// most half a page read in vain.
 		if n%BigPage < BigPage/2 && limit-len(page.Records) >= BigPage/2 {
-			lo = n / BigPage * BigPage
-			hi = lo + BigPage
+			hi = (n/BigPage + 1) * BigPage
 			filter = p1Filter(scope, n/BigPage)
 		} else {
-			lo = n / SmallPage * SmallPage
-			hi = lo + SmallPage
+			hi = (n/SmallPage + 1) * SmallPage
 			filter = p2Filter(scope, n/SmallPage)
 		}
-		docs, err := s.find(ctx, filter)
+		var bySeq map[int64]*readDoc
+		var mark *readDoc
+		var kept keptStates
+		budget := maxBytes - page.Bytes
+		err := s.scan(ctx, filter, nil,
+			func() { bySeq, mark, kept = map[int64]*readDoc{}, nil, keptStates{} },
+			func(d *readDoc) {
+				seq, ok := d.seq()
+				switch {
+				case !ok:
+					if d.ID == markID(scope, hi/SmallPage) {
+						mark = d
+					}
+				case seq >= n && seq < hi: // the entries before n were handed out already
+					bySeq[seq] = d
+					kept.add(d, budget)
+				}
+			})
 		if err != nil {
 			return server.ChangesPage{}, err
-		}
-		bySeq := make(map[int64]*readDoc, len(docs))
-		var mark *readDoc
-		for i := range docs {
-			if seq, ok := docs[i].seq(); ok {
-				if seq >= lo && seq < hi {
-					bySeq[seq] = &docs[i]
-				}
-			} else if docs[i].ID == markID(scope, hi/SmallPage) {
-				mark = &docs[i]
-			}
 		}
 		seq := n
 		var take []*readDoc
@@ -492,8 +573,13 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 			if d == nil {
 				break
 			}
+			if d.dropped || (page.Bytes+int64(len(d.St)) > maxBytes && len(page.Records)+len(take) > 0) {
+				page.More = true
+				break
+			}
 			if !d.Noop {
 				take = append(take, d)
+				page.Bytes += int64(len(d.St))
 			}
 			page.Pos = seq
 		}
@@ -505,6 +591,9 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 			return server.ChangesPage{}, err
 		}
 		page.Records = append(page.Records, recs...)
+		if page.More {
+			break
+		}
 		if seq == hi || len(page.Records) >= limit {
 			continue
 		}
@@ -531,6 +620,15 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 				return server.ChangesPage{}, err
 			}
 			if ref == nil {
+				if page.Pos == after && after > counter.Next {
+					// The cursor claims what was never allocated, unless
+					// the counter lags (FerretDB): then its slot exists.
+					if ok, err := s.slotTaken(ctx, scope, after); err != nil {
+						return server.ChangesPage{}, err
+					} else if !ok {
+						return server.ChangesPage{}, syncproto.StartOverError()
+					}
+				}
 				return page, nil // up to date
 			}
 			if ref.ID == "" { // the counter: fill only what was allocated
@@ -551,6 +649,20 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 		}
 	}
 	return page, nil
+}
+
+// slotTaken reports whether slot seq of a scope's log holds anything.
+func (s *SyncStore) slotTaken(ctx context.Context, scope string, seq int64) (bool, error) {
+	err := retry(ctx, func() error {
+		return s.log().FindOne(ctx, bson.D{{Key: "_id", Value: slotID(scope, seq)}}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, nil
+	}
+	return false, fmt.Errorf("mongo: read slot %s: %w", slotID(scope, seq), err)
 }
 
 // maxLookAhead bounds how many small pages beyond a hole a reader reads
@@ -602,7 +714,7 @@ func (s *SyncStore) beyond(ctx context.Context, scope string, seq, hi int64, c *
 		return &readDoc{At: c.At}, nil
 	}
 	for q := hi / SmallPage; q <= c.Next/SmallPage && q < hi/SmallPage+maxLookAhead; q++ {
-		docs, err := s.find(ctx, p2Filter(scope, q), options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
+		docs, err := s.find(ctx, p2Filter(scope, q), noState)
 		if err != nil {
 			return nil, err
 		}
@@ -646,7 +758,7 @@ func (s *SyncStore) readScope(ctx context.Context, scope string) ([]readDoc, err
 	}
 	var out []readDoc
 	for p := int64(0); ; p++ {
-		docs, err := s.find(ctx, p1Filter(scope, p), options.Find().SetProjection(bson.D{{Key: "st", Value: 0}}))
+		docs, err := s.find(ctx, p1Filter(scope, p), noState)
 		if err != nil {
 			return nil, err
 		}

@@ -146,14 +146,14 @@ func TestMigrateScopeLogs(t *testing.T) {
 		if slices.Contains(names, "log_"+school) {
 			t.Fatalf("run %d: log_%s is still there", run, school)
 		}
-		page, err := st.Changes(ctx, school, 0, 100)
+		page, err := st.Changes(ctx, school, 0, 100, 1<<30)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if page.Pos != 3 || len(page.Records) != 1 || page.Records[0].Rev != 2 {
 			t.Fatalf("run %d: changes after 0 = pos %d, %d records; want pos 3 and revision 2", run, page.Pos, len(page.Records))
 		}
-		if page, err := st.Changes(ctx, school, 2, 100); err != nil || page.Pos != 3 || len(page.Records) != 1 {
+		if page, err := st.Changes(ctx, school, 2, 100, 1<<30); err != nil || page.Pos != 3 || len(page.Records) != 1 {
 			t.Fatalf("run %d: changes after 2 (an old cursor) = %+v, %v; want the entry at 3", run, page, err)
 		}
 		cur, err := st.Current(ctx, school, id)

@@ -240,7 +240,7 @@ func holds(r *syncproto.Record, f string, v syncproto.FieldVersion) bool {
 // acknowledged pushes against them.
 func checkHistory(t *testing.T, env Env, school string, id uuid.UUID, ops []pushOp) ConcurrencyStats {
 	t.Helper()
-	page, err := env.Store.Changes(t.Context(), school, 0, 1<<20)
+	page, err := env.Store.Changes(t.Context(), school, 0, 1<<20, 1<<40)
 	if err != nil {
 		t.Fatalf("read the log: %v", err)
 		return ConcurrencyStats{}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,7 +103,7 @@ func logCount(t *testing.T, st server.SyncStore, scope string) map[uuid.UUID]int
 	out := map[uuid.UUID]int{}
 	var pos int64
 	for range 10000 {
-		page, err := st.Changes(t.Context(), scope, pos, 500)
+		page, err := st.Changes(t.Context(), scope, pos, 500, 1<<30)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -645,7 +646,7 @@ func testHoleFilled(t *testing.T, env Env) {
 			late = ph.create(s, "visit", "n", tc.name)
 			push(t, sy, ph, g, late)
 		}
-		page, err := env.Store.Changes(t.Context(), s, pos, 100)
+		page, err := env.Store.Changes(t.Context(), s, pos, 100, 1<<30)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -654,7 +655,7 @@ func testHoleFilled(t *testing.T, env Env) {
 		}
 		pos = page.Pos
 		env.Clock.Advance(env.Lease + time.Second)
-		page, err = env.Store.Changes(t.Context(), s, pos, 100)
+		page, err = env.Store.Changes(t.Context(), s, pos, 100, 1<<30)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -670,7 +671,7 @@ func testHoleFilled(t *testing.T, env Env) {
 	// A writer after the filled tail lands right after it.
 	last := ph.create(s, "visit", "n", "last")
 	push(t, sy, ph, g, last)
-	page, err := env.Store.Changes(t.Context(), s, pos, 100)
+	page, err := env.Store.Changes(t.Context(), s, pos, 100, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -738,5 +739,97 @@ func testForgedHistory(t *testing.T, env Env) {
 	}
 	if got := value(final, "description"); got != "复查：仍未整改" {
 		t.Errorf("description %q: the co-worker's edit was lost", got)
+	}
+}
+
+// testLargeRecords: a state beyond MaxRecordBytes is refused and written
+// nowhere; records within it, however many in one school, are all pulled,
+// in pages whose JSON stays within MaxPullBytes (one record at least).
+func testLargeRecords(t *testing.T, env Env) {
+	sy := newSyncer(env, env.Store)
+	sy.Limits.MaxRecordBytes, sy.Limits.MaxPullBytes = 64<<10, 150<<10
+	s := newID().String()
+	g := server.Grant{Schools: []string{s}}
+	ph := newPhone(env.Clock)
+	big := strings.Repeat("隐", 50<<10/3) // 50 KB of text
+	var want []uuid.UUID
+	for i := range 14 {
+		c := ph.create(s, "visit", "summary", big+itoa(i))
+		want = append(want, c.Record.ID)
+		wantStatuses(t, push(t, sy, ph, g, c), syncproto.StatusApplied)
+	}
+	// Two 50 KB fields make a state of 100 KB: refused.
+	huge := ph.set(want[0], "problems", big)
+	resp := push(t, sy, ph, g, huge)
+	if r := resp.Results[0]; r.Status != syncproto.StatusRejected || r.Error.Code != syncproto.ETOOLARGE {
+		t.Errorf("a record over the limit: %s %+v", r.Status, r.Error)
+	}
+	if r, err := sy.Record(t.Context(), s, want[0]); err != nil || r.Rev != 1 {
+		t.Errorf("the refused change was written: %v %v", r.Rev, err)
+	}
+
+	got := map[uuid.UUID]bool{}
+	cur := ""
+	for pages := 0; ; pages++ {
+		if pages > 20 {
+			t.Fatal("pull does not end")
+		}
+		c, err := syncproto.DecodeCursor(cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := sy.Pull(t.Context(), ph.p, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur}, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var size int64
+		for _, r := range resp.Records {
+			b, _ := syncproto.Marshal(r)
+			size += int64(len(b))
+			got[r.ID] = true
+		}
+		if len(resp.Records) == 0 && resp.More {
+			t.Fatal("an empty page that says there is more")
+		}
+		if len(resp.Records) > 1 && size > sy.Limits.MaxPullBytes {
+			t.Errorf("a page of %d records holds %d bytes, over the %d budget", len(resp.Records), size, sy.Limits.MaxPullBytes)
+		}
+		cur = resp.Cursor
+		if !resp.More {
+			break
+		}
+	}
+	for _, id := range want {
+		if !got[id] {
+			t.Errorf("record %s was never pulled", id)
+		}
+	}
+}
+
+// testCursorBeyondEnd: a cursor of the right epoch but past the end of a
+// school's log cannot have been issued (a phone holding it would skip that
+// school's next changes): start over.
+func testCursorBeyondEnd(t *testing.T, env Env) {
+	sy := newSyncer(env, env.Store)
+	s := newID().String()
+	g := server.Grant{Schools: []string{s}}
+	ph := newPhone(env.Clock)
+	push(t, sy, ph, g, ph.create(s, "visit", "theme", "a"), ph.create(s, "visit", "theme", "b"))
+	_, cur := pullAll(t, sy, ph, []string{s}, "", 0)
+	c, err := syncproto.DecodeCursor(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ahead := range []int64{1, 100000} {
+		forged := syncproto.Cursor{Epoch: c.Epoch, Pos: map[string]int64{s: c.Pos[s] + ahead}}
+		_, err := sy.Pull(t.Context(), ph.p, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: forged.Encode()}, forged)
+		if syncproto.ErrorCode(err) != syncproto.ESTALE {
+			t.Errorf("cursor %d beyond the end: %v, want start over", ahead, err)
+		}
+	}
+	// The true cursor still works, and sees what comes next.
+	push(t, sy, ph, g, ph.create(s, "visit", "theme", "c"))
+	if recs, _ := pullAll(t, sy, ph, []string{s}, cur, 0); len(recs) != 1 {
+		t.Errorf("pulled %d records after the true cursor, want 1", len(recs))
 	}
 }

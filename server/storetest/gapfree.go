@@ -137,7 +137,8 @@ func testPullGapFree(t *testing.T, env Env) {
 				var pos int64
 				idle := 0
 				for range 100000 {
-					page, err := st.Changes(t.Context(), sc, pos, 1+rng.IntN(150))
+					// Random count and byte budgets: pages end at either.
+					page, err := st.Changes(t.Context(), sc, pos, 1+rng.IntN(150), int64(1+rng.IntN(40000)))
 					if err != nil {
 						report(fmt.Errorf("puller %d: %w", k, err))
 						return

@@ -91,6 +91,8 @@ func TestSyncStore(t *testing.T, open Factory) {
 		{"HoleFilledAfterLease", testHoleFilled},
 		{"PullGapFree", testPullGapFree},
 		{"ForgedHistoryRefused", testForgedHistory},
+		{"LargeRecords", testLargeRecords},
+		{"CursorBeyondEndStartsOver", testCursorBeyondEnd},
 		{"ConcurrentPushesOneRecord", testConcurrentPushes},
 		{"ConcurrentPushesOneProcess", testConcurrentPushesOneProcess},
 		{"ConcurrentSameBatch", testConcurrentSameBatch},
