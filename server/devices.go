@@ -304,15 +304,11 @@ func (d *Devices) Today() string {
 	return d.Now().In(loc).Format(time.DateOnly)
 }
 
-// Schools returns the sorted ids of the schools a principal may sync
-// today: for an inspector's device, the schools of the assignments active
-// today. Office roles see every school; their access is checked where
-// they act (see CanSeeSchool), and they do not sync through phones.
-func (d *Devices) Schools(ctx context.Context, p Principal) ([]string, error) {
-	if p.InspectorID == "" {
-		return nil, nil
-	}
-	as, err := d.Store.AssignmentsOfInspector(ctx, p.InspectorID)
+// Assigned returns the sorted ids of the schools assigned to an inspector
+// today: the assignments active on the office's local date. (Who may see
+// and write which school is Access's rule; this is its input.)
+func (d *Devices) Assigned(ctx context.Context, inspectorID string) ([]string, error) {
+	as, err := d.Store.AssignmentsOfInspector(ctx, inspectorID)
 	if err != nil {
 		return nil, err
 	}
@@ -325,19 +321,4 @@ func (d *Devices) Schools(ctx context.Context, p Principal) ([]string, error) {
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
-}
-
-// CanSeeSchool reports whether the principal may see the school's records
-// and photos: office reviewers, office heads and admins see all schools,
-// an inspector the schools assigned today.
-func (d *Devices) CanSeeSchool(ctx context.Context, p Principal, schoolID string) (bool, error) {
-	if p.Has(RoleOfficeReviewer) || p.Has(RoleOfficeHead) {
-		return true, nil
-	}
-	schools, err := d.Schools(ctx, p)
-	if err != nil {
-		return false, err
-	}
-	_, found := slices.BinarySearch(schools, schoolID)
-	return found, nil
 }

@@ -251,7 +251,7 @@ func (f *Forms) write(ctx context.Context, p Principal, delta *syncproto.Record)
 	batch, _ := uuid.NewV7()
 	req := syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: f.Replica, BatchID: batch,
 		Changes: []syncproto.Change{{OpID: op, Record: delta}}}
-	resp, err := f.Sync.Push(ctx, p, Grant{Reference: true}, req, nil)
+	resp, err := f.Sync.Push(ctx, p, req, nil)
 	if err != nil {
 		return err
 	}
@@ -373,7 +373,7 @@ func (f *Forms) List(ctx context.Context, p Principal) ([]FormVersion, error) {
 	latest := map[uuid.UUID]*syncproto.Record{}
 	cur := syncproto.Cursor{}
 	for {
-		resp, err := f.Sync.Pull(ctx, p, []string{RefScope}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur.Encode()}, cur)
+		resp, err := f.Sync.Pull(ctx, p, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur.Encode(), Scope: []string{RefScope}}, cur)
 		if err != nil {
 			return nil, err
 		}

@@ -59,6 +59,12 @@ func newFormsEnv(t *testing.T) *formsEnv {
 		t.Fatal(err)
 	}
 	syncer := server.NewSyncer(store, uuid.Must(uuid.NewV7()))
+	syncer.Access.Assigned = func(_ context.Context, id string) ([]string, error) {
+		if id == inspector.InspectorID {
+			return []string{school}, nil
+		}
+		return nil, nil
+	}
 	v := server.NewFormValidator(syncer, func() string { return formsToday })
 	syncer.Validator = v
 	return &formsEnv{syncer: syncer, validator: v, forms: server.NewForms(syncer, v, syncer.Replica)}
@@ -297,7 +303,7 @@ func push(t *testing.T, s *server.Syncer, recs ...*syncproto.Record) []syncproto
 	for _, r := range recs {
 		req.Changes = append(req.Changes, syncproto.Change{OpID: uuid.Must(uuid.NewV7()), Record: r})
 	}
-	resp, err := s.Push(t.Context(), inspector, server.Grant{Schools: []string{school}}, req, nil)
+	resp, err := s.Push(t.Context(), inspector, req, nil)
 	if err != nil {
 		t.Fatalf("Push: %v", err)
 	}
@@ -496,7 +502,7 @@ func TestPublishedFormReachesPhones(t *testing.T) {
 	if _, err := env.forms.Publish(ctx, admin, canteenForm(1)); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := env.syncer.Pull(ctx, inspector, []string{server.RefScope, school}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion}, syncproto.Cursor{})
+	resp, err := env.syncer.Pull(ctx, inspector, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion}, syncproto.Cursor{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,8 +129,40 @@ type ConflictFilter struct {
 }
 
 // DefaultConflictLimit is the page size of Conflicts when the filter sets
-// none.
-const DefaultConflictLimit = 200
+// none, and MaxConflictLimit the largest it may set.
+const (
+	DefaultConflictLimit = 200
+	MaxConflictLimit     = 1000
+)
+
+// RecordView is a record as a reviewer or a phone sees it one at a time:
+// its state, the fields in conflict, whether it is deleted, and for a
+// hazard or a follow-up task the state folded from its events at server
+// time.
+type RecordView struct {
+	Record         *syncproto.Record      `json:"record"`
+	ConflictFields []string               `json:"conflict_fields"`
+	Deleted        bool                   `json:"deleted"`
+	Hazard         *syncproto.HazardState `json:"hazard,omitempty"`
+	Task           *syncproto.TaskState   `json:"task,omitempty"`
+}
+
+// NewRecordView derives the view of a record at server time now.
+func NewRecordView(r *syncproto.Record, now time.Time) RecordView {
+	v := RecordView{Record: r, ConflictFields: r.ConflictFields(), Deleted: r.IsDeleted()}
+	if v.ConflictFields == nil {
+		v.ConflictFields = []string{}
+	}
+	switch r.Kind {
+	case "hazard":
+		h := syncproto.FoldHazard(r, now)
+		v.Hazard = &h
+	case "follow_up_task":
+		t := syncproto.FoldTask(r)
+		v.Task = &t
+	}
+	return v
+}
 
 // StoredBatch is the answer to a push batch, kept so that the same batch
 // sent again (after a timeout) gets the same answer without any write.
@@ -263,9 +295,9 @@ type SyncStore interface {
 }
 
 // SyncService is what the HTTP layer calls for /v1/sync/* and the review
-// APIs. Callers authenticate and authorize first: they pass the grant or
-// the scopes a principal is entitled to, so the service is testable
-// without auth.
+// APIs. Callers authenticate (the principal comes from the request's
+// credentials, never from its body); the service authorizes, through
+// Access, the one place of those rules.
 type SyncService interface {
 	// Info returns the protocol version, epoch and limits (GET /v1/sync/info).
 	Info(ctx context.Context) (syncproto.Info, error)
@@ -273,27 +305,40 @@ type SyncService interface {
 	// Push applies a batch decoded by syncproto.DecodePush, whose rejected
 	// map it takes as is. It returns one Result per change, in order. The
 	// whole request fails with ETOOLARGE when it holds more than
-	// Limits.MaxChanges changes, and with EOPREUSED when its batch id was
+	// Limits.MaxChanges changes, with EFORBIDDEN when a device pushes
+	// under another device's id, and with EOPREUSED when its batch id was
 	// answered before for other content. Within the batch, a change is
-	// rejected with EFORBIDDEN when the grant does not cover its scope,
-	// with EOPREUSED when its op id was applied before with other content,
-	// with EINVALID when its header disagrees with the stored record's or
-	// the validator refuses it; the others are applied, merged, put in
+	// rejected with EFORBIDDEN when p may not write its scope (Access) or
+	// it claims an identity or role p does not have (admit.go), with
+	// EINVALID when it claims a history the server cannot vouch for, its
+	// header disagrees with the stored record's or the validator refuses
+	// it, with ETOOLARGE when the record would exceed
+	// Limits.MaxRecordBytes, with EOPREUSED when its op id was applied
+	// before with other content; the others are applied, merged, put in
 	// conflict (kept, and indexed as Conflicts) or reported duplicate.
-	Push(ctx context.Context, p Principal, g Grant, req syncproto.PushRequest, rejected map[int]*syncproto.Error) (syncproto.PushResponse, error)
+	Push(ctx context.Context, p Principal, req syncproto.PushRequest, rejected map[int]*syncproto.Error) (syncproto.PushResponse, error)
 
-	// Pull returns the next states after cur in the given scopes (the
-	// principal's entitlement, narrowed by req.Scope). It fails with
-	// ESTALE (detail syncproto.StartOver) when cur is from another epoch
-	// or below a scope's horizon, with EFORBIDDEN when req.Scope names a
-	// scope outside scopes, and with EINVALID for a malformed scope.
-	Pull(ctx context.Context, p Principal, scopes []string, req syncproto.PullRequest, cur syncproto.Cursor) (syncproto.PullResponse, error)
+	// Pull returns the next states after cur in the scopes p pulls
+	// (Access.PullScopes), narrowed by req.Scope. It fails with ESTALE
+	// (detail syncproto.StartOver) when cur is from another epoch, below
+	// a scope's horizon or past the end of a scope's log, with EFORBIDDEN
+	// when req.Scope names a scope p does not pull, and with EINVALID for
+	// a malformed scope.
+	Pull(ctx context.Context, p Principal, req syncproto.PullRequest, cur syncproto.Cursor) (syncproto.PullResponse, error)
 
-	// Record returns a record's current state, or ENOTFOUND.
+	// Record returns a record's current state, or ENOTFOUND, checking
+	// nothing: it is for the server's own services (forms), not for
+	// requests, which use View.
 	Record(ctx context.Context, scope string, id uuid.UUID) (*syncproto.Record, error)
 
-	// Conflicts lists conflicts.
-	Conflicts(ctx context.Context, f ConflictFilter) ([]Conflict, error)
+	// View returns what p may see of a record: its state with the derived
+	// state reviewers work from (a hazard's or a follow-up task's fold at
+	// server time). EFORBIDDEN when p may not see the scope, ENOTFOUND.
+	View(ctx context.Context, p Principal, scope string, id uuid.UUID) (RecordView, error)
+
+	// Conflicts lists the conflicts p may see (Access.ListConflicts):
+	// EINVALID with field messages for a bad filter.
+	Conflicts(ctx context.Context, p Principal, f ConflictFilter) ([]Conflict, error)
 
 	// ResolveConflict writes chosen (any JSON value; for the field
 	// "deleted", true or false) to the conflicting field as the office,

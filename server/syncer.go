@@ -41,6 +41,8 @@ func DefaultSyncLimits() syncproto.Limits {
 // state, Decide, insert the next revision, and retry after a lost race.
 type Syncer struct {
 	Store SyncStore
+	// Access says who may see and write what.
+	Access *Access
 	// Validator, when set, checks every state before it is written.
 	Validator RecordValidator
 	// Limits are advertised by Info; MaxChanges and MaxPull are enforced
@@ -75,10 +77,11 @@ type Syncer struct {
 
 var _ SyncService = (*Syncer)(nil)
 
-// NewSyncer returns a Syncer with the default limits and the real clock.
+// NewSyncer returns a Syncer with the default limits and the real clock,
+// whose Access knows no assignments (set Access.Assigned).
 func NewSyncer(store SyncStore, replica syncproto.ReplicaID) *Syncer {
 	return &Syncer{
-		Store: store, Limits: DefaultSyncLimits(), Now: time.Now, Replica: replica,
+		Store: store, Access: &Access{}, Limits: DefaultSyncLimits(), Now: time.Now, Replica: replica,
 		Workers: 4, MaxAttempts: 16, BatchWait: 10 * time.Second, Logger: slog.New(slog.DiscardHandler),
 	}
 }
@@ -128,13 +131,20 @@ type group struct {
 }
 
 // Push implements SyncService.
-func (s *Syncer) Push(ctx context.Context, p Principal, g Grant, req syncproto.PushRequest, rejected map[int]*syncproto.Error) (syncproto.PushResponse, error) {
+func (s *Syncer) Push(ctx context.Context, p Principal, req syncproto.PushRequest, rejected map[int]*syncproto.Error) (syncproto.PushResponse, error) {
 	now := s.now()
+	if p.IsDevice() && req.DeviceID != p.DeviceID {
+		return syncproto.PushResponse{}, syncproto.Errorf(syncproto.EFORBIDDEN, "device_id %s is not the device of this token.", req.DeviceID)
+	}
 	if max := s.Limits.MaxChanges; max > 0 && len(req.Changes) > max {
 		return syncproto.PushResponse{}, syncproto.Errorf(syncproto.ETOOLARGE, "A push holds at most %d changes; this one has %d. Send smaller batches.", max, len(req.Changes))
 	}
 	if req.BatchID == uuid.Nil {
 		return syncproto.PushResponse{}, syncproto.Errorf(syncproto.EINVALID, "batch_id is required.")
+	}
+	g, err := s.Access.Grant(ctx, p)
+	if err != nil {
+		return syncproto.PushResponse{}, err
 	}
 	// The stored answer is looked up while the digests are computed.
 	type found struct {
@@ -667,7 +677,16 @@ func (s *Syncer) indexConflicts(ctx context.Context, old, next *syncproto.Record
 }
 
 // Pull implements SyncService.
-func (s *Syncer) Pull(ctx context.Context, p Principal, scopes []string, req syncproto.PullRequest, cur syncproto.Cursor) (syncproto.PullResponse, error) {
+func (s *Syncer) Pull(ctx context.Context, p Principal, req syncproto.PullRequest, cur syncproto.Cursor) (syncproto.PullResponse, error) {
+	scopes, err := s.Access.PullScopes(ctx, p)
+	if err != nil {
+		return syncproto.PullResponse{}, err
+	}
+	return s.pull(ctx, scopes, req, cur)
+}
+
+// pull reads the next states after cur in scopes.
+func (s *Syncer) pull(ctx context.Context, scopes []string, req syncproto.PullRequest, cur syncproto.Cursor) (syncproto.PullResponse, error) {
 	now := s.now()
 	epoch, err := s.Store.Epoch(ctx)
 	if err != nil {
@@ -796,27 +815,59 @@ func (s *Syncer) Record(ctx context.Context, scope string, id uuid.UUID) (*syncp
 	return s.Store.Current(ctx, scope, id)
 }
 
+// View implements SyncService.
+func (s *Syncer) View(ctx context.Context, p Principal, scope string, id uuid.UUID) (RecordView, error) {
+	if !ValidScope(scope) {
+		return RecordView{}, syncproto.FieldError("Say which school the record belongs to.", map[string]string{"scope": "must be a school id or ref"})
+	}
+	if err := s.Access.CanSee(ctx, p, scope); err != nil {
+		return RecordView{}, err
+	}
+	r, err := s.Store.Current(ctx, scope, id)
+	if err != nil {
+		return RecordView{}, err
+	}
+	return NewRecordView(r, s.Now()), nil
+}
+
 // Conflicts implements SyncService.
-func (s *Syncer) Conflicts(ctx context.Context, f ConflictFilter) ([]Conflict, error) {
+func (s *Syncer) Conflicts(ctx context.Context, p Principal, f ConflictFilter) ([]Conflict, error) {
+	bad := map[string]string{}
 	if f.Status != "" && f.Status != ConflictOpen && f.Status != ConflictResolved {
-		return nil, syncproto.Errorf(syncproto.EINVALID, "status must be %q or %q.", ConflictOpen, ConflictResolved)
+		bad["status"] = "must be open or resolved"
 	}
 	if f.Scope != "" && !ValidScope(f.Scope) {
-		return nil, syncproto.Errorf(syncproto.EINVALID, "%q is not a scope: a school id or %q.", f.Scope, RefScope)
+		bad["scope"] = "must be a school id or ref"
 	}
-	if f.Limit <= 0 {
+	if f.Limit < 0 || f.Limit > MaxConflictLimit {
+		bad["limit"] = fmt.Sprintf("must be a number from 1 to %d", MaxConflictLimit)
+	}
+	if len(bad) > 0 {
+		return nil, syncproto.FieldError("The filter is not valid.", bad)
+	}
+	if err := s.Access.ListConflicts(ctx, p, f); err != nil {
+		return nil, err
+	}
+	if f.Limit == 0 {
 		f.Limit = DefaultConflictLimit
 	}
-	return s.Store.Conflicts(ctx, f)
+	cs, err := s.Store.Conflicts(ctx, f)
+	if cs == nil && err == nil {
+		cs = []Conflict{}
+	}
+	return cs, err
 }
 
 // ResolveConflict implements SyncService.
 func (s *Syncer) ResolveConflict(ctx context.Context, p Principal, id string, chosen json.RawMessage) (*syncproto.Record, error) {
-	if !p.Has(RoleOfficeReviewer) && !p.Has(RoleOfficeHead) {
+	if !office(p) {
 		return nil, syncproto.Errorf(syncproto.EFORBIDDEN, "Only the office resolves conflicts.")
 	}
 	c, err := s.Store.Conflict(ctx, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.Access.Resolve(ctx, p, c.Scope); err != nil {
 		return nil, err
 	}
 	if c.Status == ConflictResolved {
@@ -887,8 +938,8 @@ func (s *Syncer) observe(r *syncproto.Record) syncproto.HLC {
 
 // Compact implements SyncService.
 func (s *Syncer) Compact(ctx context.Context, p Principal, scope string, opt CompactOptions) (CompactResult, error) {
-	if !p.Has(RoleAdmin) {
-		return CompactResult{}, syncproto.Errorf(syncproto.EFORBIDDEN, "Only an administrator compacts the change log.")
+	if err := s.Access.Compact(p); err != nil {
+		return CompactResult{}, err
 	}
 	if !ValidScope(scope) {
 		return CompactResult{}, syncproto.Errorf(syncproto.EINVALID, "%q is not a scope: a school id or %q.", scope, RefScope)

@@ -63,18 +63,8 @@ func (s *Server) authorize(c *fiber.Ctx, deny func(server.Principal) error) erro
 // authenticated is middleware that requires a device or the admin token.
 func (s *Server) authenticated(c *fiber.Ctx) error { return s.authorize(c, nil) }
 
-// deviceOnly is middleware that requires an enrolled device's token.
-func (s *Server) deviceOnly(c *fiber.Ctx) error { return s.authorize(c, denyNonDevice) }
-
 // adminOnly is middleware that requires the admin token.
 func (s *Server) adminOnly(c *fiber.Ctx) error { return s.authorize(c, denyNonAdmin) }
-
-func denyNonDevice(p server.Principal) error {
-	if !p.IsDevice() {
-		return syncproto.Errorf(syncproto.EFORBIDDEN, "This route is for enrolled devices.")
-	}
-	return nil
-}
 
 func denyNonAdmin(p server.Principal) error {
 	if !p.Has(server.RoleAdmin) {

@@ -47,6 +47,7 @@ func newStack(t *testing.T, cfg Config) *stack {
 	}
 	devices := server.NewDevices(devStore)
 	syncer := server.NewSyncer(syncStore, uuid.Must(uuid.NewV7()))
+	syncer.Access.Assigned = devices.Assigned
 	syncer.Logger = testenv.Logger(t)
 	if cfg.BodyLimit > 0 {
 		syncer.Limits.MaxBytes = int64(cfg.BodyLimit)

@@ -18,24 +18,11 @@ import (
 func (s *Server) routesSync() {
 	s.app.Get("/v1/sync/info", s.authenticated, s.handleSyncInfo)
 	s.app.Post("/v1/sync/push", s.authenticated, s.handlePush)
-	s.app.Post("/v1/sync/pull", s.deviceOnly, s.handlePull)
+	s.app.Post("/v1/sync/pull", s.authenticated, s.handlePull)
 	s.app.Get("/v1/records/:id", s.authenticated, s.handleGetRecord)
 	s.app.Get("/v1/conflicts", s.authenticated, s.handleListConflicts)
 	s.app.Post("/v1/conflicts/:record/:field/resolve", s.authenticated, s.handleResolveConflict)
 	s.app.Post("/v1/admin/compact/:scope", s.adminOnly, s.handleCompact)
-}
-
-// grant returns what the principal may write: an inspector's device the
-// schools assigned today, the admin everything.
-func (s *Server) grant(c *fiber.Ctx, p server.Principal) (server.Grant, error) {
-	if p.Has(server.RoleAdmin) {
-		return server.Grant{AllSchools: true, Reference: true}, nil
-	}
-	schools, err := s.deps.Devices.Schools(c.UserContext(), p)
-	if err != nil {
-		return server.Grant{}, err
-	}
-	return server.Grant{Schools: schools}, nil
 }
 
 // handleSyncInfo handles "GET /v1/sync/info".
@@ -48,22 +35,14 @@ func (s *Server) handleSyncInfo(c *fiber.Ctx) error {
 }
 
 // handlePush handles "POST /v1/sync/push". A device pushes its outbox; the
-// admin token may push office records (schools, forms) for any scope.
+// office and the admin token may push office records.
 func (s *Server) handlePush(c *fiber.Ctx) error {
 	// The raw body: decodeBody has inflated a gzip body within the limit.
 	req, rejected, err := syncproto.DecodePush(c.Request().Body())
 	if err != nil {
 		return err
 	}
-	p := principalOf(c)
-	if p.IsDevice() && req.DeviceID != p.DeviceID {
-		return syncproto.Errorf(syncproto.EFORBIDDEN, "device_id %s is not the device of this token.", req.DeviceID)
-	}
-	g, err := s.grant(c, p)
-	if err != nil {
-		return err
-	}
-	resp, err := s.deps.Sync.Push(c.UserContext(), p, g, req, rejected)
+	resp, err := s.deps.Sync.Push(c.UserContext(), principalOf(c), req, rejected)
 	if err != nil {
 		return err
 	}
@@ -77,33 +56,11 @@ func (s *Server) handlePull(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	p := principalOf(c)
-	schools, err := s.deps.Devices.Schools(c.UserContext(), p)
-	if err != nil {
-		return err
-	}
-	scopes := append([]string{server.RefScope}, schools...)
-	resp, err := s.deps.Sync.Pull(c.UserContext(), p, scopes, req, cur)
+	resp, err := s.deps.Sync.Pull(c.UserContext(), principalOf(c), req, cur)
 	if err != nil {
 		return err
 	}
 	return c.JSON(resp)
-}
-
-// canSee checks that the principal may see a scope (a school or
-// reference data).
-func (s *Server) canSee(c *fiber.Ctx, p server.Principal, scope string) error {
-	if scope == server.RefScope {
-		return nil
-	}
-	ok, err := s.deps.Devices.CanSeeSchool(c.UserContext(), p, scope)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return syncproto.Errorf(syncproto.EFORBIDDEN, "You may not see the records of school %s.", scope)
-	}
-	return nil
 }
 
 // handleGetRecord handles "GET /v1/records/:id?scope=SCHOOL": a record's
@@ -113,69 +70,37 @@ func (s *Server) handleGetRecord(c *fiber.Ctx) error {
 	if err != nil {
 		return syncproto.Errorf(syncproto.EINVALID, "The record id must be a canonical UUID.")
 	}
-	scope := utils.CopyString(c.Query("scope"))
-	if !server.ValidScope(scope) {
-		return syncproto.FieldError("Say which school the record belongs to.", map[string]string{"scope": "must be a school id or ref"})
-	}
-	if err := s.canSee(c, principalOf(c), scope); err != nil {
-		return err
-	}
-	r, err := s.deps.Sync.Record(c.UserContext(), scope, id)
+	v, err := s.deps.Sync.View(c.UserContext(), principalOf(c), utils.CopyString(c.Query("scope")), id)
 	if err != nil {
 		return err
 	}
-	out := fiber.Map{"record": r, "conflict_fields": r.ConflictFields(), "deleted": r.IsDeleted()}
-	// The derived state reviewers work from: a hazard's status is folded
-	// from its events with server time (overdue, needs_review), a
-	// follow-up task's from its events too.
-	switch r.Kind {
-	case "hazard":
-		out["hazard"] = syncproto.FoldHazard(r, time.Now())
-	case "follow_up_task":
-		out["task"] = syncproto.FoldTask(r)
-	}
-	return c.JSON(out)
+	return c.JSON(v)
 }
 
-// handleListConflicts handles "GET /v1/conflicts?status=open&scope=…&limit=…".
-// Office users see every school; a device the schools assigned to it.
+// handleListConflicts handles "GET /v1/conflicts?status=open&scope=…&record=…&limit=…".
 func (s *Server) handleListConflicts(c *fiber.Ctx) error {
-	p := principalOf(c)
 	f := server.ConflictFilter{Status: utils.CopyString(c.Query("status")), Scope: utils.CopyString(c.Query("scope"))}
-	if f.Status != "" && f.Status != server.ConflictOpen && f.Status != server.ConflictResolved {
-		return syncproto.FieldError("The filter is not valid.", map[string]string{"status": "must be open or resolved"})
-	}
+	bad := map[string]string{}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return syncproto.FieldError("The filter is not valid.", map[string]string{"limit": "must be a number from 1 to 1000"})
+		if err != nil || n < 1 {
+			bad["limit"] = "must be a number from 1 to " + strconv.Itoa(server.MaxConflictLimit)
 		}
 		f.Limit = n
 	}
 	if v := c.Query("record"); v != "" {
 		id, err := syncproto.ParseID(v)
 		if err != nil {
-			return syncproto.FieldError("The filter is not valid.", map[string]string{"record": "must be a canonical UUID"})
+			bad["record"] = "must be a canonical UUID"
 		}
 		f.RecordID = id
 	}
-	office := p.Has(server.RoleOfficeReviewer) || p.Has(server.RoleOfficeHead)
-	if f.Scope != "" {
-		if !server.ValidScope(f.Scope) {
-			return syncproto.FieldError("The filter is not valid.", map[string]string{"scope": "must be a school id or ref"})
-		}
-		if err := s.canSee(c, p, f.Scope); err != nil {
-			return err
-		}
-	} else if !office {
-		return syncproto.FieldError("Say which school's conflicts to list.", map[string]string{"scope": "is required for a device"})
+	if len(bad) > 0 {
+		return syncproto.FieldError("The filter is not valid.", bad)
 	}
-	cs, err := s.deps.Sync.Conflicts(c.UserContext(), f)
+	cs, err := s.deps.Sync.Conflicts(c.UserContext(), principalOf(c), f)
 	if err != nil {
 		return err
-	}
-	if cs == nil {
-		cs = []server.Conflict{}
 	}
 	return c.JSON(fiber.Map{"conflicts": cs})
 }

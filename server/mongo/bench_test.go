@@ -114,11 +114,12 @@ func newBench(t testing.TB, name string, records, schools int) *bench {
 		t.Fatal(err)
 	}
 	b.sy = server.NewSyncer(b.store, uuid.New())
+	b.sy.Access.Assigned = func(context.Context, string) ([]string, error) { return b.schools, nil }
 	for range schools {
 		b.schools = append(b.schools, uuid.Must(uuid.NewV7()).String())
 	}
 	dev := uuid.New()
-	b.phone = server.Principal{DeviceID: dev, UserID: "0192b000-0000-7000-8000-000000000211", Roles: []string{server.RoleInspector}, Replica: dev}
+	b.phone = server.Principal{DeviceID: dev, UserID: "0192b000-0000-7000-8000-000000000211", InspectorID: "0192b000-0000-7000-8000-000000000201", Roles: []string{server.RoleInspector}, Replica: dev}
 	start := time.Now()
 	for done := 0; done < records; {
 		n := min(500, records-done)
@@ -172,7 +173,7 @@ func (b *bench) batch(n int, school string) syncproto.PushRequest {
 
 func (b *bench) pushBatch(t testing.TB, req syncproto.PushRequest) {
 	t.Helper()
-	resp, err := b.sy.Push(t.Context(), b.phone, server.Grant{AllSchools: true}, req, nil)
+	resp, err := b.sy.Push(t.Context(), b.phone, req, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func (b *bench) push(t testing.TB, rounds int) (svc, raw, rawIdx, decoded float6
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.sy.Push(t.Context(), b.phone, server.Grant{AllSchools: true}, dreq, rejected); err != nil {
+		if _, err := b.sy.Push(t.Context(), b.phone, dreq, rejected); err != nil {
 			t.Fatal(err)
 		}
 		tDec += time.Since(start)
@@ -318,7 +319,6 @@ func (b *bench) slots(t testing.TB, scope string, lo, hi int64) []any {
 // one Pull call.
 func (b *bench) pull(t testing.TB) (float64, float64, time.Duration) {
 	t.Helper()
-	scopes := append(slices.Clone(b.schools), server.RefScope)
 	var lat []time.Duration
 	var n, nraw int
 	var tPull, tRaw time.Duration
@@ -331,7 +331,7 @@ func (b *bench) pull(t testing.TB) (float64, float64, time.Duration) {
 		cur := syncproto.Cursor{}
 		for {
 			s := time.Now()
-			resp, err := b.sy.Pull(t.Context(), b.phone, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Limit: 1000, Scope: []string{sc}}, cur)
+			resp, err := b.sy.Pull(t.Context(), b.phone, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Limit: 1000, Scope: []string{sc}}, cur)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -359,7 +359,6 @@ func (b *bench) probe(t testing.TB, n int) time.Duration {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scopes := append(slices.Clone(b.schools), server.RefScope)
 	tops := map[string]int64{}
 	var filled []string
 	for _, sc := range b.schools {
@@ -377,7 +376,7 @@ func (b *bench) probe(t testing.TB, n int) time.Duration {
 		top := tops[sc]
 		cur := syncproto.Cursor{Epoch: epoch, Pos: map[string]int64{sc: b.rng.Int64N(max(top-100, 1))}}
 		s := time.Now()
-		resp, err := b.sy.Pull(t.Context(), b.phone, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Limit: 100, Scope: []string{sc}}, cur)
+		resp, err := b.sy.Pull(t.Context(), b.phone, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Limit: 100, Scope: []string{sc}}, cur)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -393,10 +392,9 @@ func (b *bench) probe(t testing.TB, n int) time.Duration {
 // idlePull returns the median time of a pull that finds nothing new.
 func (b *bench) idlePull(t testing.TB) time.Duration {
 	t.Helper()
-	scopes := append(slices.Clone(b.schools), server.RefScope)
 	cur := syncproto.Cursor{}
 	for {
-		resp, err := b.sy.Pull(t.Context(), b.phone, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion}, cur)
+		resp, err := b.sy.Pull(t.Context(), b.phone, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion}, cur)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,7 +406,7 @@ func (b *bench) idlePull(t testing.TB) time.Duration {
 	var lat []time.Duration
 	for range 5 {
 		s := time.Now()
-		if _, err := b.sy.Pull(t.Context(), b.phone, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion}, cur); err != nil {
+		if _, err := b.sy.Pull(t.Context(), b.phone, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion}, cur); err != nil {
 			t.Fatal(err)
 		}
 		lat = append(lat, time.Since(s))

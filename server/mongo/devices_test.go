@@ -79,15 +79,16 @@ func TestDevices_EnrollAuthenticateRevoke(t *testing.T) {
 	if p.DeviceID != dev || p.InspectorID != inspectorA || !p.Has(server.RoleInspector) {
 		t.Fatalf("principal %+v", p)
 	}
-	schools, err := d.Schools(ctx, p)
+	schools, err := d.Assigned(ctx, p.InspectorID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(schools) != 1 || schools[0] != schoolA {
 		t.Fatalf("schools=%v, want only the active assignment's %s", schools, schoolA)
 	}
+	access := &server.Access{Assigned: d.Assigned}
 	for school, want := range map[string]bool{schoolA: true, schoolB: false} {
-		if got, err := d.CanSeeSchool(ctx, p, school); err != nil || got != want {
+		if got, err := access.CanSeeSchool(ctx, p, school); err != nil || got != want {
 			t.Errorf("CanSeeSchool(%s)=%v,%v want %v", school, got, err, want)
 		}
 	}

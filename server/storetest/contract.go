@@ -30,7 +30,7 @@ func testApplyNew(t *testing.T, env Env) {
 		}
 	}
 	office := newPhone(env.Clock)
-	office.p.Roles = []string{server.RoleOfficeReviewer}
+	office.p.DeviceID, office.p.Roles = uuid.Nil, []string{server.RoleOfficeHead}
 	form := office.create("", "form", "title", "校园安全检查表")
 	wantStatuses(t, push(t, sy, office, server.Grant{AllSchools: true, Reference: true}, form), syncproto.StatusApplied)
 
@@ -290,7 +290,8 @@ func testConflictStored(t *testing.T, env Env) {
 	sy := newSyncer(env, env.Store)
 	s := newID().String()
 	id, _, _ := conflictOn(t, env, sy, s)
-	open, err := sy.Conflicts(t.Context(), server.ConflictFilter{Status: server.ConflictOpen, Scope: s})
+	reviewer := server.Principal{UserID: "reviewer-1", Roles: []string{server.RoleOfficeReviewer}}
+	open, err := sy.Conflicts(t.Context(), reviewer, server.ConflictFilter{Status: server.ConflictOpen, Scope: s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +312,7 @@ func testConflictStored(t *testing.T, env Env) {
 	if !slices.Equal(vals, []string{"2024-11-15", "2024-11-30"}) {
 		t.Errorf("conflict versions %v, want both deadlines", vals)
 	}
-	if other, _ := sy.Conflicts(t.Context(), server.ConflictFilter{Status: server.ConflictOpen, Scope: newID().String()}); len(other) != 0 {
+	if other, _ := sy.Conflicts(t.Context(), reviewer, server.ConflictFilter{Status: server.ConflictOpen, Scope: newID().String()}); len(other) != 0 {
 		t.Errorf("another school lists %d conflicts", len(other))
 	}
 
@@ -319,7 +320,6 @@ func testConflictStored(t *testing.T, env Env) {
 	if _, err := sy.ResolveConflict(t.Context(), device.p, c.ID, json.RawMessage(`"2024-11-20"`)); syncproto.ErrorCode(err) != syncproto.EFORBIDDEN {
 		t.Errorf("resolve by a device: %v, want forbidden", err)
 	}
-	reviewer := server.Principal{UserID: "reviewer-1", Roles: []string{server.RoleOfficeReviewer}}
 	env.Clock.Advance(time.Minute)
 	rec, err := sy.ResolveConflict(t.Context(), reviewer, c.ID, json.RawMessage(`"2024-11-20"`))
 	if err != nil {
@@ -348,7 +348,7 @@ func testConflictStored(t *testing.T, env Env) {
 	if _, err := sy.ResolveConflict(t.Context(), reviewer, "nope/deadline", json.RawMessage(`"x"`)); syncproto.ErrorCode(err) != syncproto.ENOTFOUND {
 		t.Errorf("unknown conflict: %v, want not_found", err)
 	}
-	if open, _ := sy.Conflicts(t.Context(), server.ConflictFilter{Status: server.ConflictOpen}); len(open) != 0 {
+	if open, _ := sy.Conflicts(t.Context(), reviewer, server.ConflictFilter{Status: server.ConflictOpen}); len(open) != 0 {
 		t.Errorf("%d open conflicts after the resolution", len(open))
 	}
 }
@@ -430,7 +430,7 @@ func testLimits(t *testing.T, env Env) {
 	if info.Limits.MaxChanges != 3 || info.Limits.MaxPull != 2 || info.Epoch == uuid.Nil || info.Protocol != syncproto.ProtocolVersion {
 		t.Errorf("info %+v", info)
 	}
-	resp, err := sy.Pull(t.Context(), ph.p, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Limit: 100}, syncproto.Cursor{})
+	resp, err := pull(t, sy, ph, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Limit: 100}, syncproto.Cursor{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +480,7 @@ func testPullScopes(t *testing.T, env Env) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return sy.Pull(t.Context(), ph.p, all, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur, Scope: scope}, c)
+		return pull(t, sy, ph, all, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur, Scope: scope}, c)
 	}
 	one, err := pull([]string{s1}, "")
 	if err != nil {
@@ -520,12 +520,12 @@ func testStaleEpoch(t *testing.T, env Env) {
 		"OtherEpoch": {Epoch: newID(), Pos: map[string]int64{s: 1}},
 		"NoEpoch":    {Pos: map[string]int64{s: 1}},
 	} {
-		_, err := sy.Pull(t.Context(), ph.p, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur.Encode()}, cur)
+		_, err := pull(t, sy, ph, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur.Encode()}, cur)
 		if syncproto.ErrorCode(err) != syncproto.ESTALE || syncproto.ErrorMessage(err) != syncproto.StartOver {
 			t.Errorf("%s: %v, want stale with the start-over message", name, err)
 		}
 	}
-	if _, err := sy.Pull(t.Context(), ph.p, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion}, syncproto.Cursor{Epoch: epoch, Pos: map[string]int64{s: 1}}); err != nil {
+	if _, err := pull(t, sy, ph, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion}, syncproto.Cursor{Epoch: epoch, Pos: map[string]int64{s: 1}}); err != nil {
 		t.Errorf("cursor of this epoch: %v", err)
 	}
 }
@@ -598,7 +598,7 @@ func testHorizon(t *testing.T, env Env) {
 		t.Fatalf("compaction: %+v, want the tombstone purged and a horizon", res)
 	}
 	cur, _ := syncproto.DecodeCursor(before)
-	_, err = sy.Pull(t.Context(), b.p, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: before}, cur)
+	_, err = pull(t, sy, b, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: before}, cur)
 	if syncproto.ErrorCode(err) != syncproto.ESTALE {
 		t.Errorf("cursor below the horizon: %v, want stale", err)
 	}
@@ -778,7 +778,7 @@ func testLargeRecords(t *testing.T, env Env) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := sy.Pull(t.Context(), ph.p, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur}, c)
+		resp, err := pull(t, sy, ph, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur}, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -822,7 +822,7 @@ func testCursorBeyondEnd(t *testing.T, env Env) {
 	}
 	for _, ahead := range []int64{1, 100000} {
 		forged := syncproto.Cursor{Epoch: c.Epoch, Pos: map[string]int64{s: c.Pos[s] + ahead}}
-		_, err := sy.Pull(t.Context(), ph.p, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: forged.Encode()}, forged)
+		_, err := pull(t, sy, ph, []string{s}, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: forged.Encode()}, forged)
 		if syncproto.ErrorCode(err) != syncproto.ESTALE {
 			t.Errorf("cursor %d beyond the end: %v, want start over", ahead, err)
 		}

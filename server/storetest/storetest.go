@@ -12,6 +12,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -111,7 +112,32 @@ var office = uuid.MustParse("0192b000-0000-7000-8000-00000000f000")
 func newSyncer(env Env, st server.SyncStore) *server.Syncer {
 	sy := server.NewSyncer(st, office)
 	sy.Now = env.Clock.Now
+	sy.Access = &server.Access{Assigned: func(_ context.Context, inspector string) ([]string, error) {
+		v, _ := assigned.Load(inspector)
+		ids, _ := v.([]string)
+		return ids, nil
+	}}
 	return sy
+}
+
+// assigned holds the schools of the test phones' inspectors, as the
+// devices service would find them assigned today (server.Access reads
+// it): the push and pull helpers assign a phone exactly what it is given.
+var assigned sync.Map
+
+// assign makes schools (reference data aside) the ones ph's inspector is
+// assigned to.
+func assign(ph *phone, schools ...string) {
+	ids := slices.DeleteFunc(slices.Clone(schools), func(s string) bool { return s == server.RefScope })
+	slices.Sort(ids)
+	assigned.Store(ph.p.InspectorID, slices.Compact(ids))
+}
+
+// pull pulls as ph with the given schools assigned.
+func pull(t testing.TB, sy *server.Syncer, ph *phone, schools []string, req syncproto.PullRequest, cur syncproto.Cursor) (syncproto.PullResponse, error) {
+	t.Helper()
+	assign(ph, schools...)
+	return sy.Pull(t.Context(), ph.p, req, cur)
 }
 
 // newID returns a new UUIDv7.
@@ -234,10 +260,16 @@ func push(t testing.TB, sy *server.Syncer, ph *phone, g server.Grant, changes ..
 	return resp
 }
 
+// pushBatch pushes as ph, with the schools of g assigned to it (a grant of
+// all schools is the office's: ph must then be an office principal).
 func pushBatch(t testing.TB, sy *server.Syncer, ph *phone, g server.Grant, batch uuid.UUID, changes ...syncproto.Change) (syncproto.PushResponse, error) {
 	t.Helper()
+	if g.AllSchools && ph.p.IsDevice() {
+		t.Fatalf("a device is never granted every school: %+v", ph.p)
+	}
+	assign(ph, g.Schools...)
 	req, rejected := request(t, ph.dev, batch, changes...)
-	return sy.Push(t.Context(), ph.p, g, req, rejected)
+	return sy.Push(t.Context(), ph.p, req, rejected)
 }
 
 // wantStatuses checks the statuses of a push response.
@@ -263,7 +295,7 @@ func pullAll(t testing.TB, sy *server.Syncer, ph *phone, scopes []string, cur st
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := sy.Pull(t.Context(), ph.p, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur, Limit: limit}, c)
+		resp, err := pull(t, sy, ph, scopes, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur, Limit: limit}, c)
 		if err != nil {
 			t.Fatalf("pull: %v", err)
 		}

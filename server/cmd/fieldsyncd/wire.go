@@ -36,17 +36,19 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 		}
 	}
 	devices := server.NewDevices(devStore)
+	access := &server.Access{Assigned: devices.Assigned}
 
 	blobs, err := serverminio.NewBlobs(cfg.Minio, serverminio.BlobOptions{PublicEndpoint: cfg.MinioPublic, PublicSecure: cfg.MinioPublicSecure})
 	if err != nil {
 		return nil, err
 	}
-	med := media.New(blobs, mediaStore, devices, media.Config{}, logger)
+	med := media.New(blobs, mediaStore, access, media.Config{}, logger)
 
 	// Each process writes conflict resolutions as its own replica: two
 	// processes sharing one replica id could make two different versions
 	// with equal vectors.
 	syncer := server.NewSyncer(syncStore, syncproto.ReplicaID(uuid.Must(uuid.NewV7())))
+	syncer.Access = access
 	syncer.Logger = logger.With("component", "sync")
 	syncer.Limits.MaxBytes = int64(cfg.BodyLimit)
 	syncer.Limits.ChunkBytes, syncer.Limits.MaxBlobSize = med.Limits()
