@@ -397,7 +397,13 @@ func FoldHazard(r *Record, now time.Time) HazardState {
 		if json.Unmarshal(r.Value("severity"), &sev) == nil && isSeverity(sev) {
 			f.s.Severity = sev
 		}
-		for _, it := range orderedEvents(r.Items["events"]) {
+		events := orderedEvents(r.Items["events"])
+		if !slices.ContainsFunc(events, isReportedEvent) {
+			// The record is the report: a hazard filled in with the
+			// report form carries no reported event of its own.
+			f.s.Status, f.s.StatusSince, f.s.StatusSinceServer = HazardReported, r.CreatedAt, cloneTime(r.ServerReceivedAt)
+		}
+		for _, it := range events {
 			f.apply(it)
 		}
 	}
@@ -406,6 +412,13 @@ func FoldHazard(r *Record, now time.Time) HazardState {
 	}
 	f.s.Overdue = f.s.OverdueAt(now)
 	return f.s
+}
+
+// isReportedEvent reports whether an item of the log is a well-formed
+// reported event.
+func isReportedEvent(it Item) bool {
+	ev, err := decodeEvent(it.Data)
+	return err == nil && ev.Type == EventReported
 }
 
 type hazardFold struct {

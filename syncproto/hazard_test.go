@@ -399,9 +399,11 @@ func TestFoldHazard_Rules(t *testing.T) {
 	}{
 		{"ReportedFirst", "", nil, ev("reported", "inspector", day), "reported", syncproto.ConflictNone},
 		{"ReportedBySchool", "", nil, ev("reported", "school_liaison", day), "reported", syncproto.ConflictNone},
-		{"BeforeReported", "", nil, ev("confirmed", "office_reviewer", day), "", syncproto.ConflictKeptAsEvidence},
+		// A hazard filled in with the report form has no reported event:
+		// the record is the report.
+		{"ConfirmedWithoutReportedEvent", "", nil, ev("confirmed", "office_reviewer", day), "confirmed", syncproto.ConflictNone},
 		{"ReportedTwice", "", upTo(1), ev("reported", "inspector", day), "reported", syncproto.ConflictKeptAsEvidence},
-		{"PhotoBeforeReported", "", nil, ev("photo_added", "inspector", day, withPhotos("x")), "", syncproto.ConflictNone},
+		{"PhotoWithoutReportedEvent", "", nil, ev("photo_added", "inspector", day, withPhotos("x")), "reported", syncproto.ConflictNone},
 		{"UnknownType", "", upTo(1), ev("teleported", "inspector", day), "reported", syncproto.ConflictKeptAsEvidence},
 		{"UnknownRole", "", nil, ev("reported", "janitor", day), "", syncproto.ConflictKeptAsEvidence},
 		{"FixedOnSite", "", upTo(1), ev("fixed_on_site", "inspector", day, withPhotos("x")), "pending_verification", syncproto.ConflictNone},
@@ -717,7 +719,14 @@ func FuzzFoldHazard(f *testing.F) {
 				t.Fatalf("fold depends on item order:\n%s\n%s", got, want)
 			}
 		}
-		status := ""
+		// The record is the report when its log holds no reported event.
+		status := syncproto.HazardReported
+		for _, it := range items {
+			var e syncproto.Event
+			if json.Unmarshal(it.Data, &e) == nil && e.Type == "reported" && !e.OccurredAt.IsZero() {
+				status = ""
+			}
+		}
 		review := false
 		for _, o := range s.Events {
 			switch o.Conflict {

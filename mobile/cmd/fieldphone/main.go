@@ -235,9 +235,9 @@ func (m *Main) schools(ctx context.Context, args []string) error {
 // closedStates are hazard states that need no more field work.
 var closedStates = []string{"closed", "cancelled", "rejected", "duplicate", "verified"}
 
-// hazardStatus is the hazard's status as the server folded it from its
-// events (the "status" field), or "reported" before the first sync.
-func hazardStatus(h *syncproto.Record) string { return cmpOr(str(h, "status"), "reported") }
+// hazardStatus is the hazard's status folded from its events, as the
+// server folds it (the phone's own unsynced events last).
+func hazardStatus(h *syncproto.Record) string { return syncproto.FoldHazard(h, time.Now()).Status }
 
 func isOpen(h *syncproto.Record) bool { return !slices.Contains(closedStates, hazardStatus(h)) }
 
