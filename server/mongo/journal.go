@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -21,7 +22,13 @@ type opDoc struct {
 	H     string    `bson:"h"`
 	Batch string    `bson:"b"`
 	At    time.Time `bson:"at"`
+	Day   string    `bson:"d"` // journalDay(At): the bucket ForgetJournal deletes by
 }
+
+// journalDay is the day bucket of a journal document: its UTC date. The
+// journal is forgotten a day at a time, by equality on it (an index
+// lookup on FerretDB, where a range on "at" would scan the collection).
+func journalDay(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
 // batchDoc records that a batch was answered. It is small (FerretDB
 // without the twin indexes of deploy/postgres scans the whole collection
@@ -33,13 +40,15 @@ type batchDoc struct {
 	Device string    `bson:"d"`
 	N      int       `bson:"n"`
 	At     time.Time `bson:"at"`
+	Day    string    `bson:"day"`
 }
 
 type resultsDoc struct {
-	ID string    `bson:"_id"`
-	H  string    `bson:"h,omitempty"` // the batch's digest (absent in answers saved before it was kept here)
-	R  string    `bson:"r"`           // JSON of []syncproto.Result
-	At time.Time `bson:"at"`
+	ID  string    `bson:"_id"`
+	H   string    `bson:"h,omitempty"` // the batch's digest (absent in answers saved before it was kept here)
+	R   string    `bson:"r"`           // JSON of []syncproto.Result
+	At  time.Time `bson:"at"`
+	Day string    `bson:"day"`
 }
 
 // ClaimOps implements server.SyncStore with one unordered insert. Ops
@@ -50,7 +59,7 @@ func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.
 	now := s.now()
 	docs := make([]any, len(ops))
 	for i, op := range ops {
-		docs[i] = opDoc{ID: op.OpID.String(), H: op.Digest, Batch: batch.String(), At: now}
+		docs[i] = opDoc{ID: op.OpID.String(), H: op.Digest, Batch: batch.String(), At: now, Day: journalDay(now)}
 	}
 	coll := s.db.Collection("ops")
 	dups, err := insertIgnoringDuplicates(ctx, coll, docs)
@@ -140,12 +149,12 @@ func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) (server
 	errc := make(chan error, 1)
 	go func() {
 		errc <- retry(ctx, func() error {
-			_, err := s.db.Collection("results").InsertOne(ctx, resultsDoc{ID: b.ID.String(), H: b.Digest, R: string(r), At: b.At})
+			_, err := s.db.Collection("results").InsertOne(ctx, resultsDoc{ID: b.ID.String(), H: b.Digest, R: string(r), At: b.At, Day: journalDay(b.At)})
 			return err
 		})
 	}()
 	err = retry(ctx, func() error {
-		_, err := s.db.Collection("batches").InsertOne(ctx, batchDoc{ID: b.ID.String(), H: b.Digest, Device: b.Device.String(), N: len(b.Results), At: b.At})
+		_, err := s.db.Collection("batches").InsertOne(ctx, batchDoc{ID: b.ID.String(), H: b.Digest, Device: b.Device.String(), N: len(b.Results), At: b.At, Day: journalDay(b.At)})
 		return err
 	})
 	rerr := <-errc
@@ -174,23 +183,102 @@ func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) (server
 	return b, nil
 }
 
-// ForgetJournal deletes the op ids, batches and answers recorded before a
-// time, and returns how many documents it deleted. Afterwards a batch or
-// op from before then is applied again instead of being recognized:
-// harmless for the records (a join), but it is reported applied or
-// duplicate instead of its first answer, and an op id reused with other
-// content is no longer refused.
+// ForgetJournal implements server.MaintenanceStore: it deletes the op
+// ids, batches, answers and maintenance claims of the days before the day
+// of before, a day at
+// a time by equality on the day bucket, looking back journalLookback
+// days (maintenance runs several times a day, so every day is forgotten
+// by some run); journal documents of versions that wrote no day bucket
+// are swept by a scan until none is left, which is then recorded in meta.
 func (s *SyncStore) ForgetJournal(ctx context.Context, before time.Time) (int64, error) {
-	filter := bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}}}
 	var n int64
-	// Batch documents before their results: a batch is never answered
+	cutoff := before.UTC().Truncate(24 * time.Hour)
+	// Batch documents before their answers: a batch is never answered
 	// from missing results.
-	for _, name := range []string{"ops", "batches", "results"} {
-		res, err := s.db.Collection(name).DeleteMany(ctx, filter)
+	colls := []struct{ name, day string }{{"ops", "d"}, {"batches", "day"}, {"results", "day"}, {"claims", "day"}}
+	for d := cutoff.AddDate(0, 0, -journalLookback); d.Before(cutoff); d = d.AddDate(0, 0, 1) {
+		for _, c := range colls {
+			res, err := s.db.Collection(c.name).DeleteMany(ctx, bson.D{{Key: c.day, Value: journalDay(d)}})
+			if err != nil {
+				return n, fmt.Errorf("mongo: forget journal of %s: %w", journalDay(d), err)
+			}
+			n += res.DeletedCount
+		}
+	}
+	var swept metaDoc
+	err := s.db.Collection("meta").FindOne(ctx, bson.D{{Key: "_id", Value: "journal_swept"}}).Decode(&swept)
+	if err == nil {
+		return n, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return n, fmt.Errorf("mongo: forget journal: %w", err)
+	}
+	left := int64(0)
+	for _, c := range colls {
+		legacy := bson.D{{Key: c.day, Value: bson.D{{Key: "$exists", Value: false}}}}
+		res, err := s.db.Collection(c.name).DeleteMany(ctx, append(legacy, bson.E{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}))
 		if err != nil {
 			return n, fmt.Errorf("mongo: forget journal: %w", err)
 		}
 		n += res.DeletedCount
+		k, err := s.db.Collection(c.name).CountDocuments(ctx, legacy, options.Count().SetLimit(1))
+		if err != nil {
+			return n, fmt.Errorf("mongo: forget journal: %w", err)
+		}
+		left += k
+	}
+	if left > 0 {
+		return n, nil // younger ones: swept by a later run
+	}
+	_, err = s.db.Collection("meta").InsertOne(ctx, metaDoc{ID: "journal_swept", At: s.now()})
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return n, fmt.Errorf("mongo: forget journal: %w", err)
 	}
 	return n, nil
+}
+
+// journalLookback is how many days before the cutoff ForgetJournal
+// deletes.
+const journalLookback = 30
+
+// claimDoc records that a maintenance run was taken (server.Maintenance).
+type claimDoc struct {
+	ID  string    `bson:"_id"`
+	At  time.Time `bson:"at"`
+	Day string    `bson:"day"`
+}
+
+// Claim implements server.MaintenanceStore with an insert under a unique
+// id, the one atomic operation FerretDB v1 has.
+func (s *SyncStore) Claim(ctx context.Context, key string) (bool, error) {
+	now := s.now()
+	_, err := s.db.Collection("claims").InsertOne(ctx, claimDoc{ID: key, At: now, Day: journalDay(now)})
+	switch {
+	case err == nil:
+		return true, nil
+	case mongo.IsDuplicateKeyError(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("mongo: claim %s: %w", key, err)
+}
+
+// Scopes implements server.MaintenanceStore: the scopes' counters, one
+// small document per scope.
+func (s *SyncStore) Scopes(ctx context.Context) (map[string]int64, error) {
+	cur, err := s.db.Collection("scopes").Find(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("mongo: list scopes: %w", err)
+	}
+	var docs []struct {
+		ID   string `bson:"_id"`
+		Next int64  `bson:"next"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: list scopes: %w", err)
+	}
+	out := make(map[string]int64, len(docs))
+	for _, d := range docs {
+		out[d.ID] = d.Next
+	}
+	return out, nil
 }

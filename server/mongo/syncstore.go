@@ -198,7 +198,10 @@ type SyncStore struct {
 	logReady bool // the log's indexes exist
 }
 
-var _ server.SyncStore = (*SyncStore)(nil)
+var (
+	_ server.SyncStore        = (*SyncStore)(nil)
+	_ server.MaintenanceStore = (*SyncStore)(nil)
+)
 
 // scopeState is what this process knows about one scope's log.
 type scopeState struct {
@@ -217,8 +220,13 @@ func NewSyncStore(db *mongo.Database) *SyncStore {
 // collections (the logs' indexes are created when a scope is first
 // written). It is idempotent.
 func (s *SyncStore) EnsureIndexes(ctx context.Context) error {
-	if err := createIndexes(ctx, s.db.Collection("ops"), []mongo.IndexModel{{Keys: bson.D{{Key: "b", Value: 1}}}}); err != nil {
+	if err := createIndexes(ctx, s.db.Collection("ops"), []mongo.IndexModel{{Keys: bson.D{{Key: "b", Value: 1}}}, {Keys: bson.D{{Key: "d", Value: 1}}}}); err != nil {
 		return fmt.Errorf("mongo: ensure ops indexes: %w", err)
+	}
+	for _, c := range []string{"batches", "results", "claims"} {
+		if err := createIndexes(ctx, s.db.Collection(c), []mongo.IndexModel{{Keys: bson.D{{Key: "day", Value: 1}}}}); err != nil {
+			return fmt.Errorf("mongo: ensure %s indexes: %w", c, err)
+		}
 	}
 	err := createIndexes(ctx, s.db.Collection("conflicts"), []mongo.IndexModel{
 		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "scope", Value: 1}, {Key: "updated_at", Value: -1}}},

@@ -833,3 +833,68 @@ func testCursorBeyondEnd(t *testing.T, env Env) {
 		t.Errorf("pulled %d records after the true cursor, want 1", len(recs))
 	}
 }
+
+// testMaintenance: storage stops growing. After the journal's retention a
+// run forgets the journal and compacts the scopes written since the last
+// run, once across processes; a batch sent again after its journal was
+// forgotten is applied again and writes nothing new.
+func testMaintenance(t *testing.T, env Env) {
+	ms, ok := env.Store.(server.MaintenanceStore)
+	if !ok {
+		t.Skip("the store has no maintenance")
+	}
+	ctx := t.Context()
+	sy := newSyncer(env, env.Store)
+	s1, s2 := newID().String(), newID().String()
+	g := server.Grant{Schools: []string{s1, s2}}
+	ph := newPhone(env.Clock)
+	a, b := ph.create(s1, "hazard", "title", "护栏松动"), ph.create(s2, "visit", "theme", "食堂")
+	push(t, sy, ph, g, a, b)
+	var last syncproto.Change
+	var lastBatch uuid.UUID
+	for i := range 5 {
+		last, lastBatch = ph.set(a.Record.ID, "title", "护栏松动 "+itoa(i)), newID()
+		if _, err := pushBatch(t, sy, ph, g, lastBatch, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := server.NewMaintenance(ms)
+	m.Now = env.Clock.Now
+	env.Clock.Advance(m.JournalRetention + 48*time.Hour)
+	rep, err := m.Once(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Ran || rep.Forgotten == 0 || rep.Scopes < 2 || rep.Superseded < 5 {
+		t.Errorf("first run: %+v, want the journal forgotten, both scopes compacted, 5 revisions superseded", rep)
+	}
+	// Another process in the same period does nothing.
+	m2 := server.NewMaintenance(env.Second().(server.MaintenanceStore))
+	m2.Now = env.Clock.Now
+	if rep, err := m2.Once(ctx); err != nil || rep.Ran {
+		t.Errorf("second run in one period: %+v %v", rep, err)
+	}
+	// The next period: nothing was written, nothing is compacted.
+	env.Clock.Advance(m.Every)
+	if rep, err := m.Once(ctx); err != nil || !rep.Ran || rep.Scopes != 0 {
+		t.Errorf("run without writes: %+v %v, want no scope compacted", rep, err)
+	}
+	before, err := sy.Record(ctx, s1, a.Record.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := pushBatch(t, sy, ph, g, lastBatch, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := sy.Record(ctx, s1, a.Record.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Results[0].Status == syncproto.StatusRejected || after.Rev != before.Rev || !after.Equal(before) {
+		t.Errorf("a batch sent again after its journal was forgotten: %+v, rev %d → %d", resp.Results[0], before.Rev, after.Rev)
+	}
+	if value(after, "title") != "护栏松动 4" {
+		t.Errorf("title %q after compaction", value(after, "title"))
+	}
+}

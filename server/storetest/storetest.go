@@ -94,6 +94,7 @@ func TestSyncStore(t *testing.T, open Factory) {
 		{"ForgedHistoryRefused", testForgedHistory},
 		{"LargeRecords", testLargeRecords},
 		{"CursorBeyondEndStartsOver", testCursorBeyondEnd},
+		{"Maintenance", testMaintenance},
 		{"ConcurrentPushesOneRecord", testConcurrentPushes},
 		{"ConcurrentPushesOneProcess", testConcurrentPushesOneProcess},
 		{"ConcurrentSameBatch", testConcurrentSameBatch},

@@ -127,7 +127,8 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The thumbnail worker stops with ctx, before the database closes.
+	// The thumbnail worker and the maintenance stop with ctx, before the
+	// database closes.
 	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
 	go func() {
@@ -136,9 +137,15 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			logger.Error("thumbnail worker stopped", "error", err.Error())
 		}
 	}()
+	maintenanceDone := make(chan struct{})
+	go func() {
+		defer close(maintenanceDone)
+		svc.maintenance.Run(workers)
+	}()
 	defer func() {
 		stopWorkers()
 		<-workersDone
+		<-maintenanceDone
 	}()
 
 	srv := api.NewServer(api.Config{

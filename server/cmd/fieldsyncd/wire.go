@@ -16,10 +16,11 @@ import (
 
 // services are the server's services, wired to their stores.
 type services struct {
-	devices *server.Devices
-	sync    *server.Syncer
-	media   *media.Service
-	forms   *server.Forms
+	devices     *server.Devices
+	sync        *server.Syncer
+	media       *media.Service
+	forms       *server.Forms
+	maintenance *server.Maintenance
 }
 
 // wire builds the services on the open database and the MinIO settings,
@@ -56,5 +57,7 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	validator.Logger = logger.With("component", "forms")
 	syncer.Validator = validator
 	syncer.Stored = med.ExpectRecords
-	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica)}, nil
+	maint := server.NewMaintenance(syncStore)
+	maint.Logger = logger.With("component", "maintenance")
+	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint}, nil
 }
