@@ -4,7 +4,7 @@ import (
 	"sync/atomic"
 )
 
-// Record kinds: the entity a Definition validates (DOMAIN §6.3).
+// Record kinds: the entity a Definition validates (docs/domain.md §6.3).
 const (
 	KindVisit                 = "visit"
 	KindLessonObservation     = "lesson_observation"
@@ -27,7 +27,7 @@ const (
 const (
 	TypeText           = "text"            // a string
 	TypeInteger        = "integer"         // a JSON number without a fraction
-	TypeDecimal        = "decimal"         // a decimal as a string ("87.5", DOMAIN §6.0); JSON numbers are accepted too
+	TypeDecimal        = "decimal"         // a decimal as a string ("87.5", docs/domain.md §6.0); JSON numbers are accepted too
 	TypeDate           = "date"            // "YYYY-MM-DD"
 	TypeTime           = "time"            // "HH:MM" or "HH:MM:SS"
 	TypeDateTime       = "datetime"        // RFC 3339 with an offset
@@ -51,7 +51,7 @@ const (
 	// no group. The group only shows them together and shares its relevance.
 	LayoutInline = "inline"
 	// LayoutAnswers stores the children as a list of answers under the
-	// group's key, the shape of a questionnaire response (DOMAIN E16):
+	// group's key, the shape of a questionnaire response (docs/domain.md E16):
 	// {"answers": [{"qid": "Q1", "value": "90_120"}, …]}. Each child's key is
 	// a qid. Errors about an answer read "answers.Q1"; errors about the list
 	// itself read "answers[3].qid".
@@ -63,7 +63,7 @@ const (
 	// OriginClient fields are filled in by people (the default).
 	OriginClient = "client"
 	// OriginServer fields are set or derived by the server (the S and D
-	// columns of DOMAIN §6): status folds, flags, counters, overdue,
+	// columns of docs/domain.md §6): status folds, flags, counters, overdue,
 	// needs_review, linked ids. Validate ignores whatever a client sends in
 	// them, and expressions cannot read them.
 	OriginServer = "server"
@@ -130,7 +130,7 @@ type Field struct {
 	// Required makes a value mandatory whenever the field is relevant.
 	Required bool `json:"required,omitempty"`
 	// RequiredIf is an expression: when it is true, a value is mandatory.
-	// It is how "R@completed" columns of DOMAIN §6 are written.
+	// It is how "R@completed" columns of docs/domain.md §6 are written.
 	RequiredIf string `json:"required_if,omitempty" validate:"max=2000"`
 	// RequiredMessage replaces the default "required" message.
 	RequiredMessage Text `json:"required_message,omitzero"`

@@ -1,7 +1,7 @@
 package forms
 
 // EnvelopeKeys are the keys of the sync envelope that every syncable record
-// carries (DOMAIN §6.0) plus "entity", which names the record type in API
+// carries (docs/domain.md §6.0) plus "entity", which names the record type in API
 // views. They are not form fields: strip them before Validate.
 var EnvelopeKeys = []string{
 	"id", "rev", "entity", "created_at", "updated_at", "created_by", "updated_by",

@@ -697,7 +697,7 @@ func fnMod(args ...any) (any, error) {
 	return math.Mod(a, b), nil
 }
 
-// decimalRE is the syntax of decimals sent as strings (DOMAIN §6.0).
+// decimalRE is the syntax of decimals sent as strings (docs/domain.md §6.0).
 var decimalRE = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 
 // parseDecimal parses a decimal string such as "87.5" or "-3".

@@ -16,7 +16,7 @@ type Evaluation struct {
 	// calculated fields set to their computed values (or removed when a
 	// calculation has no value) and the values of fields that are not
 	// relevant removed. Decimals computed by the form are strings, as they
-	// travel (DOMAIN §6.0). Other values are left as they were given.
+	// travel (docs/domain.md §6.0). Other values are left as they were given.
 	Values map[string]any
 	// Relevant maps the path of every client field, with repeat rows
 	// expanded ("steps[2].note"), to whether it applies to this record.

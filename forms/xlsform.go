@@ -121,7 +121,7 @@ func cmpOr(a, b string) string {
 // The questions become the children of a group "answers" with layout
 // "answers", after the fields every questionnaire response has (template,
 // school, respondent, collection mode, collector, time), so the definition
-// validates a QuestionnaireResponse record as DOMAIN E16 describes it.
+// validates a QuestionnaireResponse record as docs/domain.md E16 describes it.
 //
 // Expressions are translated: ${name} becomes the field's name (answers.q1,
 // or q1 inside the same repeat row), "." becomes self, = becomes ==, and,
@@ -892,7 +892,7 @@ func (imp *importer) check(d *Definition) {
 }
 
 // questionnaireMeta are the fields every questionnaire response has before
-// its answers (DOMAIN E16). The built-in questionnaires have the same ones,
+// its answers (docs/domain.md E16). The built-in questionnaires have the same ones,
 // with a constraint on the respondent type.
 func questionnaireMeta() []Field {
 	uuid := func(key, zh, en string, required bool) Field {

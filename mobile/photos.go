@@ -85,7 +85,7 @@ func (e *Engine) queuePhoto(tx *bolt.Tx, path string, ref syncproto.PhotoRef) er
 	})
 }
 
-// KindAttachment is the record kind of a photo's metadata (DOMAIN E22):
+// KindAttachment is the record kind of a photo's metadata (docs/domain.md E22):
 // fields owner_type, owner_id, kind ("photo"), mime, size_bytes, sha256,
 // and file, the {sha256, size, content_type} object by which the server
 // knows which photo the record expects (syncproto.PhotoRefs).

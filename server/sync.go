@@ -86,7 +86,7 @@ const (
 const FlagClockSkew = "clock_skew"
 
 // MaxClockSkew is how far ahead of the server's clock a device stamp may
-// be before the record is flagged (DOMAIN.md §6.7).
+// be before the record is flagged (docs/domain.md §6.7).
 const MaxClockSkew = 10 * time.Minute
 
 // Conflict is a field of a record that holds concurrent versions: two

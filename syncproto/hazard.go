@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Hazard statuses (DOMAIN.md §6.6). A hazard's status is never written: it
+// Hazard statuses (docs/domain.md §6.6). A hazard's status is never written: it
 // is folded from the hazard's event log by FoldHazard.
 const (
 	HazardReported            = "reported"
@@ -25,7 +25,7 @@ const (
 	HazardClosed              = "closed"
 )
 
-// Event types of the hazard (DOMAIN.md E19) and follow-up task event logs.
+// Event types of the hazard (docs/domain.md E19) and follow-up task event logs.
 const (
 	EventReported              = "reported"
 	EventPhotoAdded            = "photo_added"
@@ -51,7 +51,7 @@ const (
 	EventReassigned = "reassigned"
 )
 
-// What happened to one event in a fold (DOMAIN.md E19 "conflict").
+// What happened to one event in a fold (docs/domain.md E19 "conflict").
 const (
 	// ConflictNone: the event was valid against the state at its turn and
 	// was applied.
@@ -261,7 +261,7 @@ func hazardOpen(status string) bool {
 	return false
 }
 
-// hazardRule is one row of the transition table of DOMAIN.md §6.6.
+// hazardRule is one row of the transition table of docs/domain.md §6.6.
 type hazardRule struct {
 	from  []string // states the event is valid in; nil: any state
 	to    string   // "" keeps the state
@@ -341,14 +341,14 @@ func orderedEvents(items []Item) []Item {
 }
 
 // FoldHazard derives a hazard's state from its event log, the record's
-// "events" collection, with the transition table of DOMAIN.md §6.6, at
+// "events" collection, with the transition table of docs/domain.md §6.6, at
 // server time now (used only for Overdue). It is pure and total: any log,
 // however malformed, folds to a state.
 //
 // Replay order. Events the server has stamped (Item.ServerReceivedAt) come
 // first, by (server time, HLC, id); then events not yet synced, by (HLC,
 // id). The server applies each state event against the state current at
-// its arrival (DOMAIN.md §6.7), so arrival order is the order that decides
+// its arrival (docs/domain.md §6.7), so arrival order is the order that decides
 // what an event meant; the device times in occurred_at are wrong often
 // enough in the field that they cannot order events, and are used only
 // where the domain asks for "the time it happened" (the reopening rule,
@@ -644,14 +644,14 @@ func present(v json.RawMessage) bool {
 	return s != "" && s != "null" && s != `""` && s != "{}" && s != "[]"
 }
 
-// Follow-up task statuses (DOMAIN.md E25).
+// Follow-up task statuses (docs/domain.md E25).
 const (
 	TaskOpen      = "open"
 	TaskDone      = "done"
 	TaskCancelled = "cancelled"
 )
 
-// Flags a task fold raises (DOMAIN.md §6.7).
+// Flags a task fold raises (docs/domain.md §6.7).
 const (
 	FlagDoneAfterCancel        = "done_after_cancel"
 	FlagReassignedWhileOffline = "reassigned_while_offline"
@@ -679,7 +679,7 @@ type TaskState struct {
 // status field those would be a register conflict decided by HLC, that is
 // by device clocks, and the domain wants a specific answer instead: the
 // visit data is accepted and the task is done, flagged for the office
-// (DOMAIN.md §6.7). With events both acts are kept and the fold states the
+// (docs/domain.md §6.7). With events both acts are kept and the fold states the
 // rule:
 //   - cancelled (office): open → cancelled.
 //   - reassigned (office, payload.assignee_id): open → open, new assignee.

@@ -268,7 +268,7 @@ func equalJSON(t testing.TB, a, b any) bool {
 	return string(mustJSON(t, a)) == string(mustJSON(t, b))
 }
 
-// TestHazardScenario1_LateEvidenceAfterClosing is DOMAIN.md §7.12
+// TestHazardScenario1_LateEvidenceAfterClosing is docs/domain.md §7.12
 // scenario 1: the hazard is verified; the office closes it at 09:30 on
 // 15 Nov; the inspector's phone, offline since 14 Nov, later uploads a
 // photo_added that occurred on 14 Nov 17:00. The photo is appended, the
@@ -294,7 +294,7 @@ func TestHazardScenario1_LateEvidenceAfterClosing(t *testing.T) {
 	}
 }
 
-// TestHazardScenario2_FieldObservationContradictsOffice is DOMAIN.md
+// TestHazardScenario2_FieldObservationContradictsOffice is docs/domain.md
 // §7.12 scenario 2: a low-severity hazard is closed by the office on the
 // school's photos (document review, no inspector verification). The
 // inspector, offline, recorded verification_failed. If it happened after
@@ -574,7 +574,7 @@ func done(occurred, stamp string) hz {
 		func(e *syncproto.Event) { e.VisitID = "0192b000-0000-7000-8000-000000000402" })}
 }
 
-// TestTaskScenario3_CancelledTaskCompletedOffline is DOMAIN.md §7.12
+// TestTaskScenario3_CancelledTaskCompletedOffline is docs/domain.md §7.12
 // scenario 3: the office cancels task …0b01 on 4 Nov; the inspector
 // completes it on 5 Nov offline. The visit is accepted and the task is
 // done with the flag done_after_cancel.

@@ -548,7 +548,7 @@ func TestPhotoRefs(t *testing.T) {
 	}
 }
 
-// TestIdempotentRetry is DOMAIN.md §7.12 scenario 7: the same push batch
+// TestIdempotentRetry is docs/domain.md §7.12 scenario 7: the same push batch
 // (same op ids, same photo hashes) sent twice after a timeout makes no
 // duplicates. At this layer: the batch decodes to the same changes with
 // the same digests (so the server's op-id check answers duplicate, not
@@ -597,7 +597,7 @@ func TestIdempotentRetry(t *testing.T) {
 	}
 }
 
-// TestMonthlyFormReturned is DOMAIN.md §7.12 scenario 4: the office has
+// TestMonthlyFormReturned is docs/domain.md §7.12 scenario 4: the office has
 // returned form …0901; the inspector edits problems on the phone (offline)
 // and suggestions on the PC. The field-level merge keeps both edits, the
 // status stays returned (nobody who had seen the return wrote it), and it

@@ -106,7 +106,7 @@ var Forms = map[string]Form{
 	"monthly_feedback":       {"monthly_feedback", 1},
 }
 
-// Envelope lists the sync envelope members of the samples (DOMAIN.md
+// Envelope lists the sync envelope members of the samples (docs/domain.md
 // §6.0) and the members the samples embed for readability only: they are
 // not record fields.
 var Envelope = []string{
