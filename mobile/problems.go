@@ -120,19 +120,8 @@ func (e *Engine) ResolveConflict(recordID uuid.UUID, field string, value json.Ra
 		if string(c) == "true" {
 			return syncproto.Delete(cur, w)
 		}
-		return keep(cur, w)
+		return syncproto.Keep(cur, w)
 	})
-}
-
-// keep writes false to the deletion register with a vector that has seen
-// everything: the record stays, and the clash with a delete is settled.
-func keep(r *syncproto.Record, w *syncproto.Writer) (next, delta *syncproto.Record) {
-	w.Clock = w.Clock.Next(w.Replica, w.Now)
-	fv := syncproto.FieldVersion{Value: json.RawMessage("false"), Vector: r.Version().Update(w.Replica, w.Now), HLC: w.Clock, Author: w.Author}
-	delta = r.Header()
-	delta.Deleted = syncproto.Field{fv}
-	next, _ = syncproto.Merge(r, delta)
-	return next, delta
 }
 
 func parseProblemID(id string) (uuid.UUID, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -249,15 +250,15 @@ func admitOn(p Principal, stored, delta *syncproto.Record, now time.Time) *syncp
 	return nil
 }
 
-// holdsVersion reports whether a register holds a version (by its write
-// stamp, author, value and vector).
+// sameVersion reports whether two versions are one write: same stamp,
+// author, value and vector.
+func sameVersion(a, b syncproto.FieldVersion) bool {
+	return a.HLC == b.HLC && a.Author == b.Author && bytes.Equal(a.Value, b.Value) && a.Vector.Compare(b.Vector) == syncproto.Equal
+}
+
+// holdsVersion reports whether a register holds a version.
 func holdsVersion(f syncproto.Field, v syncproto.FieldVersion) bool {
-	for _, x := range f {
-		if x.HLC == v.HLC && x.Author == v.Author && bytes.Equal(x.Value, v.Value) && x.Vector.Compare(v.Vector) == syncproto.Equal {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(f, func(x syncproto.FieldVersion) bool { return sameVersion(x, v) })
 }
 
 // heldOrSuperseded reports whether a register holds a version, or a

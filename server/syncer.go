@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -625,11 +624,7 @@ func conflictVersions(r *syncproto.Record, field string) syncproto.Field {
 	return r.Fields[field]
 }
 
-func sameVersions(a, b syncproto.Field) bool {
-	x, _ := syncproto.Marshal(a)
-	y, _ := syncproto.Marshal(b)
-	return bytes.Equal(x, y)
-}
+func sameVersions(a, b syncproto.Field) bool { return slices.EqualFunc(a, b, sameVersion) }
 
 // indexConflicts brings the conflict index up to date after a record went
 // from state old (nil when new) to state next: fields newly in conflict,
@@ -904,9 +899,7 @@ func (s *Syncer) ResolveConflict(ctx context.Context, p Principal, id string, ch
 		case string(value) == "true":
 			_, delta = syncproto.Delete(rec, w)
 		default:
-			w.Clock = w.Clock.Next(s.Replica, now)
-			delta = rec.Header()
-			delta.Deleted = syncproto.Field{{Value: json.RawMessage("false"), Vector: rec.Version().Update(s.Replica, now), HLC: w.Clock, Author: p.UserID}}
+			_, delta = syncproto.Keep(rec, w)
 		}
 		s.clock = w.Clock
 		s.mu.Unlock()

@@ -763,6 +763,18 @@ func Delete(r *Record, w *Writer) (next, delta *Record) {
 	return next, delta
 }
 
+// Keep writes false to the deletion register with a vector that has seen
+// every version and item of r: the record stays, and a clash with a
+// concurrent delete (DeleteConflict) is settled by someone who saw both.
+func Keep(r *Record, w *Writer) (next, delta *Record) {
+	w.observe(r)
+	fv := FieldVersion{Value: json.RawMessage("false"), Vector: nextVector(r.Version(), r, w), HLC: w.stamp(), Author: w.Author}
+	delta = r.Header()
+	delta.Deleted = Field{fv}
+	next, _ = Merge(r, delta) // r and its own header cannot disagree
+	return next, delta
+}
+
 // Append adds an item to a collection and returns the new record and the
 // delta. The item's HLC is stamped by w and its dot (Item.Vector) is the
 // writer's next record-wide counter; its ID must be unique in the
