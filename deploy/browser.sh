@@ -2,8 +2,9 @@
 # deploy/browser.sh [install|check|node ARGS...]: the browser-test tooling
 # of fieldsync, installed on first use.
 #
-#   install   (the default) installs what is missing: Debian's chromium and
-#             fonts-noto-cjk (so Chinese renders in screenshots) and nodejs
+#   install   (the default) installs what is missing: Debian's chromium,
+#             fonts-noto-cjk and fonts-noto-color-emoji (so Chinese and the
+#             icons render in screenshots as on a phone) and nodejs
 #             with apt-get, and playwright-core and axe-core with npm ci from
 #             deploy/browser/package-lock.json into deploy/browser/node_modules
 #             (git-ignored, kept between runs). Needs root for apt-get when a
@@ -24,8 +25,11 @@ DIR=$ROOT/deploy/browser
 CHROMIUM=/usr/bin/chromium
 
 have_debs() {
-	[[ -x $CHROMIUM ]] && command -v node >/dev/null && command -v npm >/dev/null &&
-		dpkg-query -W -f='${Status}' fonts-noto-cjk 2>/dev/null | grep -q 'install ok installed'
+	[[ -x $CHROMIUM ]] && command -v node >/dev/null && command -v npm >/dev/null || return 1
+	local pkg
+	for pkg in fonts-noto-cjk fonts-noto-color-emoji; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || return 1
+	done
 }
 
 have_npm() {
@@ -44,7 +48,7 @@ install() {
 		echo "deploy/browser.sh: installing chromium, fonts-noto-cjk and nodejs with apt-get" >&2
 		"${sudo[@]}" apt-get update -qq >&2
 		DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-			chromium fonts-noto-cjk $(command -v node >/dev/null || echo nodejs) $(command -v npm >/dev/null || echo npm) >&2
+			chromium fonts-noto-cjk fonts-noto-color-emoji $(command -v node >/dev/null || echo nodejs) $(command -v npm >/dev/null || echo npm) >&2
 	fi
 	if ! have_npm; then
 		echo "deploy/browser.sh: installing playwright-core and axe-core with npm ci" >&2

@@ -13,12 +13,15 @@ import (
 // the app's service worker keeps them for offline use and replaces them
 // as a whole when the server's version changes.
 func (s *Server) routesApp() {
-	s.app.Get("/app", func(c *fiber.Ctx) error { return c.Redirect("/app/", http.StatusMovedPermanently) })
 	s.app.Get("/app/*", s.handleApp)
 }
 
-// handleApp handles "GET /app/*".
+// handleApp handles "GET /app/*" (and "/app", which Fiber routes here
+// too, redirected to "/app/" so the app's relative paths resolve).
 func (s *Server) handleApp(c *fiber.Ctx) error {
+	if c.Path() == "/app" {
+		return c.Redirect("/app/", http.StatusMovedPermanently)
+	}
 	gz := strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip")
 	f, ok := s.deps.App.Lookup(c.Params("*"), gz)
 	if !ok {

@@ -6,7 +6,7 @@ import * as db from './db.js';
 import * as core from './core.js';
 import * as engine from './engine.js';
 import { prepare } from './photo.js';
-import { Form, el, valueAt } from './forms.js';
+import { Form, el, valueAt, chinaISO } from './forms.js';
 import { HAZARD_STATUS, OPEN_HAZARD, SEVERITY, EVENT, PHASE, explain, fieldName, fmtDate, fmtBytes, text } from './i18n.js';
 
 const main = document.getElementById('main');
@@ -105,6 +105,19 @@ async function banner() {
 // ---------- data helpers ----------
 
 const views = async () => (await db.all('records')).map((r) => r.view).filter((v) => v && !v.deleted);
+
+// photoShas lists a record's photos by hash: those its events name, and
+// those of the attachment records its photo fields name.
+function photoShas(v, all) {
+  const out = (v.photos || []).map((p) => p.sha256);
+  for (const k of ['photo_ids', 'after_photo_ids', 'attachment_ids']) {
+    for (const id of Array.isArray(v.values?.[k]) ? v.values[k] : []) {
+      const a = all.find((x) => x.id === id);
+      if (a?.values?.sha256) out.push(a.values.sha256);
+    }
+  }
+  return [...new Set(out)];
+}
 const val = (v, k) => v?.values?.[k];
 
 async function forms() {
@@ -174,7 +187,7 @@ async function screenToday() {
     visits.length ? el('h3', {}, '进行中的进校 Visits in progress') : null,
     ...visits.map((v) => el('a', { class: 'card', href: `#/form?form=${v.form_id}&v=${v.form_version}&record=${v.id}` }, el('h3', {}, sname(v.school_id)), el('p', { class: 'muted' }, '进校 ' + fmtDate(val(v, 'check_in_at'))))),
     el('h3', {}, '需要跟进的隐患 Hazards to follow up'),
-    due.length ? due.map((v) => hazardCard(v, sname(v.school_id))) : el('p', { class: 'muted' }, '没有待复查或逾期的隐患。None due.'),
+    due.length ? due.map((v) => hazardCard(v, sname(v.school_id), all)) : el('p', { class: 'muted' }, '没有待复查或逾期的隐患。None due.'),
     el('h3', {}, '督导室的通知与意见 Notices and comments'),
     notices.length ? notices.map((v) => el('div', { class: 'card' }, el('h3', {}, val(v, 'title') || val(v, 'notice_no') || text({ zh: '通知' })), el('p', {}, val(v, 'content') || val(v, 'description') || val(v, 'summary') || ''), el('p', { class: 'muted' }, sname(v.school_id)))) : el('p', { class: 'muted' }, '暂无。None.'),
     el('a', { class: 'btn primary wide', href: '#/schools' }, '🏫 选择学校开始进校 Choose a school'),
@@ -183,12 +196,12 @@ async function screenToday() {
   for (const img of main.querySelectorAll('img[data-sha]')) img.src = (await thumbURL(img.dataset.sha)) || '';
 }
 
-function hazardCard(v, school) {
+function hazardCard(v, school, all = []) {
   const card = el('a', { class: 'card', href: `#/hazard?id=${v.id}` }, el('h3', {}, val(v, 'title') || '隐患'), el('div', { class: 'row' }, statusChip(v.hazard), el('span', { class: 'status ' + (val(v, 'severity') === 'high' ? 'high' : '') }, SEVERITY[val(v, 'severity')] || '')),
     el('p', { class: 'muted' }, [school, val(v, 'location_desc'), v.hazard?.deadline ? '期限 ' + v.hazard.deadline : ''].filter(Boolean).join(' · ')));
   const thumbs = el('div', { class: 'thumbs' });
   card.append(thumbs);
-  photoTiles((v.photos || []).map((p) => p.sha256)).then((t) => thumbs.append(...t));
+  photoTiles(photoShas(v, all)).then((t) => thumbs.append(...t));
   return card;
 }
 
@@ -202,7 +215,7 @@ async function screenSchools() {
     const hz = all.filter((v) => v.kind === 'hazard' && v.school_id === s.id && OPEN_HAZARD.has(v.hazard?.status ?? ''));
     const last = all.filter((v) => v.kind === 'visit' && v.school_id === s.id).map((v) => val(v, 'visit_date')).filter(Boolean).sort().pop();
     const thumbs = el('div', { class: 'thumbs' });
-    photoTiles(hz.flatMap((v) => (v.photos || []).map((p) => p.sha256))).then((t) => thumbs.append(...t));
+    photoTiles(hz.flatMap((v) => photoShas(v, all))).then((t) => thumbs.append(...t));
     list.append(el('a', { class: 'card', href: `#/school?id=${s.id}` }, el('h3', {}, val(s, 'name') || s.id),
       el('p', {}, hz.length ? el('span', { class: 'status open' }, `● ${hz.length} 项隐患未销号 open hazards`) : el('span', { class: 'status done' }, '✓ 无未销号隐患'), ' ', el('span', { class: 'muted' }, last ? `上次进校 ${last}` : '尚无进校记录')), thumbs));
   }
@@ -221,20 +234,20 @@ async function screenSchool(q) {
     el('h2', {}, val(s, 'name') || '学校'),
     el('p', { class: 'muted' }, [val(s, 'address'), val(s, 'principal_name') ? '校长 ' + val(s, 'principal_name') : ''].filter(Boolean).join(' · ')),
     open ? el('a', { class: 'btn primary wide', href: `#/form?form=${open.form_id}&v=${open.form_version}&record=${open.id}` }, '继续进校记录 Continue the visit')
-      : el('button', { type: 'button', class: 'primary wide', onclick: () => startVisit(id) }, '🕗 开始进校（记录进校时间）Check in'),
+      : el('button', { type: 'button', class: 'primary wide', onclick: () => startVisit(id).catch((e) => toast(explain(e.code) + ' ' + Object.values(e.fields || {}).join('；'))) }, '🕗 开始进校（记录进校时间）Check in'),
     el('div', { class: 'row' },
       el('a', { class: 'btn', href: `#/form?form=lesson_observation&v=1&school=${id}${open ? '&visit=' + open.id : ''}` }, '听课评课 Lesson'),
       el('a', { class: 'btn', href: `#/hazard-new?school=${id}${open ? '&visit=' + open.id : ''}` }, '📷 报告隐患 Hazard')),
     el('h3', {}, '问卷 Questionnaires'),
     ...qforms.map((d) => el('a', { class: 'btn wide', href: `#/form?form=${encodeURIComponent(d.id)}&v=${d.version}&school=${id}${open ? '&visit=' + open.id : ''}` }, text(d.title) || d.id)),
     el('h3', {}, '隐患 Hazards'),
-    hz.length ? hz.map((v) => hazardCard(v, '')) : el('p', { class: 'muted' }, '没有隐患记录。None.'),
+    hz.length ? hz.map((v) => hazardCard(v, '', all)) : el('p', { class: 'muted' }, '没有隐患记录。None.'),
     el('h3', {}, '进校记录 Visits'),
     visits.length ? visits.map((v) => el('a', { class: 'card', href: `#/form?form=${v.form_id}&v=${v.form_version}&record=${v.id}` }, `${val(v, 'visit_date') || ''} · ${val(v, 'status') === 'completed' ? '已完成' : val(v, 'status') === 'in_progress' ? '进行中' : val(v, 'status') || ''}`)) : el('p', { class: 'muted' }, '没有进校记录。None.'),
   );
 }
 
-function localISO(d = engine.now()) { return d.toISOString().replace(/\.\d+Z$/, 'Z'); }
+function localISO(d = engine.now()) { return chinaISO(d); }
 function localDate(d = engine.now()) { return new Date(d.getTime() + 8 * 3600e3).toISOString().slice(0, 10); }
 
 async function startVisit(schoolId) {
@@ -248,6 +261,9 @@ async function startVisit(schoolId) {
 
 // ---------- forms ----------
 
+// The county's classroom rubric (C1–C6, 100 points) that the built-in
+// lesson observation form scores against.
+const COUNTY_RUBRIC = '0192b000-0000-7000-8000-0000000005f1';
 const AUTO = new Set(['school_id', 'lead_inspector_id', 'observer_id', 'collector_id', 'template_id', 'template_version', 'visit_id', 'found_in_visit_id', 'rubric', 'status']);
 
 async function screenForm(q) {
@@ -266,7 +282,7 @@ async function screenForm(q) {
   else {
     values = { school_id: schoolId };
     for (const f of def.fields) if (f.default !== undefined && f.origin !== 'server') values[f.key] = structuredClone(f.default);
-    if (def.kind === 'lesson_observation') Object.assign(values, { observer_id: author || insp, started_at: localISO(), duration_min: 40, status: 'draft', rubric: { id: 'classroom.basic', version: 1 } });
+    if (def.kind === 'lesson_observation') Object.assign(values, { observer_id: author || insp, started_at: localISO(), duration_min: 40, status: 'draft', rubric: { id: COUNTY_RUBRIC, version: 2 } });
     if (def.kind === 'questionnaire_response') Object.assign(values, { template_id: def.id, template_version: def.version, collector_id: author || insp, collected_at: localISO(), respondent_type: 'student', collection_mode: 'self_on_device', answers: [] });
     if (q.get('visit')) values.visit_id = q.get('visit');
     if (!def.fields.some((f) => f.key === 'rubric')) delete values.rubric;
@@ -407,7 +423,7 @@ async function screenHazard(q) {
   const all = await views();
   const school = all.find((x) => x.id === v.school_id);
   const items = Object.fromEntries((v.items?.events || []).map((it) => [it.id, it]));
-  const shas = [...new Set([...(v.photos || []).map((p) => p.sha256)])];
+  const shas = photoShas(v, all);
   const note = el('textarea', { id: 'note', rows: 2 });
   const file = el('input', { type: 'file', accept: 'image/*', capture: 'environment', id: 'followup' });
   const follow = async (type, phase) => {

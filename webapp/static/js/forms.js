@@ -10,6 +10,12 @@ import { text } from './i18n.js';
 const LONG = /summary|highlights|problems|suggestions|description|actions|note|strengths|response|comment|reason/;
 let uid = 0;
 
+// chinaISO writes a time as RFC 3339 in China time (+08:00), the way the
+// forms compare a datetime with a date ("check-in on the visit day").
+export function chinaISO(d) {
+  return new Date(d.getTime() + 8 * 3600e3).toISOString().replace(/\.\d+Z$/, '+08:00');
+}
+
 function el(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -160,7 +166,7 @@ export class Form {
           switch (f.type) {
             case 'integer': return Number.isInteger(Number(s)) ? Number(s) : s;
             case 'decimal': return s.trim();
-            case 'datetime': return new Date(s).toISOString().replace(/\.\d+Z$/, 'Z');
+            case 'datetime': return chinaISO(new Date(s));
             case 'text_list': return s.split(/[,，、\s]+/).filter(Boolean);
             default: return s;
           }
