@@ -39,7 +39,7 @@ h.main(async ({ input, browser }) => {
   if (!onLine) check((await page.textContent('#net')).includes('离线'), 'the offline chip is shown');
   await shot(page, 'offline-reload');
 
-  await page.click('text=东河县第二初级中学');
+  await page.click('a.card:has-text("东河县第二初级中学")');
   await page.click('text=开始进校');
   await page.waitForSelector('text=成绩与亮点');
   await page.getByLabel('成绩与亮点').fill('课间操组织有序，学生精神面貌好。');

@@ -14,7 +14,8 @@ h.main(async ({ input, browser }) => {
   await page.fill('#code', input.code);
   await page.click('button[type=submit]');
   await page.waitForSelector('text=东河县第二初级中学', { timeout: 120000 });
-  await page.click('text=东河县第二初级中学');
+  await page.goto(input.url + '/app/#/schools');
+  await page.click('a.card:has-text("东河县第二初级中学")');
   await page.click('text=报告隐患');
   // Sync only when asked: hold the network while the hazard is made.
   await ctx.setOffline(true);
