@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/fieldsync/fieldsync/internal/browsertest"
 	"github.com/fieldsync/fieldsync/mobile"
 	"github.com/fieldsync/fieldsync/mobile/mobiletest"
+	"github.com/fieldsync/fieldsync/webapp"
 	"github.com/fieldsync/fieldsync/webapp/core"
 )
 
@@ -370,4 +372,42 @@ func TestBrowserPhonesMatchGoPhones(t *testing.T) {
 		t.Errorf("the scenario did not keep both concurrent values (one in the conflict log):\n%s", want)
 	}
 	t.Logf("identical server states (%d bytes):\n%s", len(want), want)
+}
+
+// TestBudget measures the app's budget and prints it (the closing note
+// and the README report it): what the phone downloads, the cold and warm
+// start with the CPU slowed ×4, and IndexedDB's size after 500 records.
+// Nothing is asserted on times (the build machine is shared); the test
+// checks that the 500 records were saved and queued.
+func TestBudget(t *testing.T) {
+	srv := browsertest.Start(t)
+	code, err := srv.Inspector(t.Context(), inspector1, user1, "陈立群", schoolJunior)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	var out struct {
+		Cold, Warm struct {
+			FirstScreenMs, CoreReadyMs, CoreLoadMs, Requests, Transferred int64
+		}
+		IdbBefore, IdbAfter int64
+		Outbox, Records     int
+		SaveMs              int64
+	}
+	browsertest.Run(t, "webapp/testdata/browser/budget.js", map[string]any{"url": srv.URL, "code": code, "records": n, "school": schoolJunior, "user": user1}, &out)
+	if out.Outbox != n || out.Records != n {
+		t.Errorf("after %d saves: %d records, %d in the outbox", n, out.Records, out.Outbox)
+	}
+	sent, raw := webapp.Load().ShellSize()
+	report := fmt.Sprintf(`app shell: %.2f MB sent (gzip), %.2f MB uncompressed, %d requests on the first visit
+cold start, CPU ×4: first screen %d ms, WebAssembly core ready %d ms after navigation (%d ms to fetch, compile and start it)
+warm start, CPU ×4: first screen %d ms, core ready %d ms (%d ms to load it from the service worker's cache)
+IndexedDB after %d records: %.2f MB (%.2f MB before; %.1f KB per record with its outbox entry); %d ms to save them (CPU ×1)
+`, float64(sent)/1e6, float64(raw)/1e6, out.Cold.Requests, out.Cold.FirstScreenMs, out.Cold.CoreReadyMs, out.Cold.CoreLoadMs,
+		out.Warm.FirstScreenMs, out.Warm.CoreReadyMs, out.Warm.CoreLoadMs,
+		n, float64(out.IdbAfter)/1e6, float64(out.IdbBefore)/1e6, float64(out.IdbAfter-out.IdbBefore)/n/1024, out.SaveMs)
+	t.Log("\n" + report)
+	if err := os.WriteFile(filepath.Join(browsertest.Artifacts(t), "budget.txt"), []byte(report), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

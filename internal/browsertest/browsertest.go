@@ -215,7 +215,10 @@ func (s *Server) Code(ctx context.Context, inspectorID string) (string, error) {
 	return out.Code, err
 }
 
-// Artifacts returns the test's artifact folder, emptied at the start.
+var emptied sync.Map // artifact folders emptied by this process
+
+// Artifacts returns the test's artifact folder, emptied the first time a
+// test asks for it in this process.
 func Artifacts(t *testing.T) string {
 	t.Helper()
 	base := os.Getenv("FIELDSYNC_ARTIFACTS")
@@ -223,7 +226,9 @@ func Artifacts(t *testing.T) string {
 		base = filepath.Join(Root(t), "artifacts")
 	}
 	dir := filepath.Join(base, "browser", regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "_"))
-	os.RemoveAll(dir)
+	if _, done := emptied.LoadOrStore(dir, true); !done {
+		os.RemoveAll(dir)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

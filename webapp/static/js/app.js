@@ -19,7 +19,6 @@ let builtins = null;
 async function start() {
   marks.shell = performance.now() - T0;
   globalThis.fieldsync = { engine, db, core, marks, route };
-  core.load().catch((e) => console.error('core', e)); // in the background
   if ('serviceWorker' in navigator) {
     navigator.serviceWorker.register('sw.js', { scope: './' }).catch((e) => console.warn('service worker', e));
     navigator.serviceWorker.addEventListener('message', (e) => { if (e.data?.type === 'sync') autoSync(); });
@@ -27,17 +26,24 @@ async function start() {
   navigator.storage?.persist?.().catch(() => {});
   window.addEventListener('online', () => { net(); autoSync(); });
   window.addEventListener('offline', net);
+  window.addEventListener('fieldsync-reachable', net);
   window.addEventListener('hashchange', route);
   net();
+  engine.http('GET', '/healthz').catch(() => {}); // is the server reachable? (the chip says)
   await route();
   marks.firstScreen = performance.now() - T0;
   document.documentElement.dataset.ready = '1';
+  // The WebAssembly core starts once the first screen is up: starting Go
+  // holds the main thread for a moment, and the lists do not need it.
+  const later = globalThis.requestIdleCallback || ((f) => setTimeout(f, 200));
+  later(() => core.load().catch((e) => console.error('core', e)), { timeout: 1500 });
 }
 
 function net() {
   const n = document.getElementById('net');
-  n.textContent = navigator.onLine ? '在线 Online' : '离线 Offline';
-  n.classList.toggle('off', !navigator.onLine);
+  const on = navigator.onLine && engine.serverReachable;
+  n.textContent = on ? '在线 Online' : '离线 Offline';
+  n.classList.toggle('off', !on);
 }
 
 async function autoSync() {

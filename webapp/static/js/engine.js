@@ -52,6 +52,16 @@ export class HTTPError extends Error {
 const STATUS_CODES = { 400: 'invalid', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 410: 'stale', 413: 'too_large', 415: 'unsupported', 429: 'unavailable', 502: 'unavailable', 503: 'unavailable', 504: 'unavailable' };
 function codeOf(status) { return STATUS_CODES[status] || (status >= 500 ? 'unavailable' : 'internal'); }
 
+// reachable tracks whether the server answered the last request: a phone
+// can be "online" to the OS and still reach nothing (a village school's
+// weak signal, a captive portal). The app shows 离线 when it cannot.
+export let serverReachable = true;
+function reachable(ok) {
+  if (ok === serverReachable) return;
+  serverReachable = ok;
+  globalThis.dispatchEvent?.(new CustomEvent('fieldsync-reachable', { detail: ok }));
+}
+
 // ---- settings ----
 
 async function metaAll(store) {
@@ -87,7 +97,14 @@ export async function http(method, path, { json, body, type, raw, gzip } = {}) {
     payload = await new Response(new Blob([payload]).stream().pipeThrough(new CompressionStream('gzip'))).blob();
     headers['Content-Encoding'] = 'gzip';
   }
-  const resp = await fetch(path, { method, headers, body: payload, cache: 'no-store' });
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: payload, cache: 'no-store' });
+  } catch (e) {
+    reachable(false);
+    throw e;
+  }
+  reachable(true);
   const txt = await resp.text();
   if (!resp.ok) {
     let e = null;
@@ -120,8 +137,11 @@ export async function enroll(code, deviceName, opts = {}) {
 // formDefinition returns a published form version pulled from the server
 // (records of kind "form"), for the core to check records of forms that
 // are not built in.
+let builtinKeys = null;
 export async function formDefinition(formId, version) {
   if (!formId) return null;
+  if (!builtinKeys) builtinKeys = new Set((await core.call('forms', {})).map((d) => `${d.id}@${d.version}`));
+  if (builtinKeys.has(`${formId}@${version}`)) return null; // the core has it
   const views = await db.all('records');
   for (const r of views) {
     const v = r.view;

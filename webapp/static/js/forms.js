@@ -51,7 +51,9 @@ export class Form {
 
   build(fields, parent, ctx) {
     for (const f of fields) {
-      if (f.origin === 'server' || this.hide.has(f.key)) continue;
+      // Server fields, fields the app fills in, and calculated values that
+      // have no label (a rubric row's name and maximum) are not shown.
+      if (f.origin === 'server' || this.hide.has(f.key) || (f.calculation && !text(f.label))) continue;
       const path = ctx.path(f.key);
       this.labels[path.replace(/\[\d+\]/g, '')] = text(f.label) || f.key;
       if (f.type === 'group') { this.group(f, parent, ctx, path); continue; }
