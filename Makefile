@@ -17,7 +17,7 @@ STACK      := deploy/stack.sh
 # integration tests fail instead of skip when a server is missing.
 REQUIRE    := env FIELDSYNC_REQUIRE_INTEGRATION=1
 
-.PHONY: help run demo test bench soak build servers infra lint fmt ci
+.PHONY: help run demo test bench soak build app servers infra lint fmt ci
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,6 +48,9 @@ soak: ## Concurrent pushes to one record, seed after seed, for SOAK (default 5m)
 
 build: ## Build bin/fieldsyncd
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/fieldsyncd ./server/cmd/fieldsyncd
+
+app: ## Rebuild the web app's WebAssembly core (webapp/static/core.wasm.gz, committed) after changing syncproto, forms or webapp/core
+	$(GO) run ./webapp/cmd/buildcore
 
 servers: ## Start the servers of make run in the foreground until Ctrl-C, and print their variables
 	$(STACK) servers --profile run

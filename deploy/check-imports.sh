@@ -9,6 +9,8 @@
 #     bbolt, Fiber, gomobile), directly; no driver even indirectly.
 #  3. forms is pure the same way, except that it may import syncproto.
 #  4. mobile never imports server, directly or indirectly.
+#  5. webapp/core (the web app's WebAssembly core) is pure like forms, and
+#     may import only syncproto and forms.
 #
 # Rules 2 to 4 apply to the code that ships, not to _test.go files: a golden
 # test may read testdata with os, and a mobile test may run an in-process
@@ -69,6 +71,9 @@ pure() {
 }
 pure ./syncproto/... "^$MOD/syncproto(/.*)?\$" "no other package of this module"
 pure ./forms/... "^$MOD/(syncproto|forms)(/.*)?\$" "only syncproto of this module"
+# 5. webapp/core, the browser app's core, is pure the same way: it may
+#    import only syncproto and forms (it runs in the browser as WebAssembly).
+pure ./webapp/core "^$MOD/(syncproto|forms|webapp/core)(/.*)?\$" "only syncproto and forms of this module"
 
 # 4. mobile never imports server.
 while IFS='|' read -r pkg deps; do

@@ -22,6 +22,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/media"
+	"github.com/fieldsync/fieldsync/webapp"
 )
 
 // Config holds the HTTP settings. Zero fields take the values of
@@ -94,6 +95,9 @@ type Deps struct {
 	Forms *server.Forms
 	// Media receives photos and hands out links to them.
 	Media *media.Service
+	// App is the inspector's web app served at /app/ (webapp.Load());
+	// nil serves none.
+	App *webapp.Assets
 }
 
 // Server is the HTTP server. Create it with NewServer.
@@ -147,6 +151,9 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	}
 	if deps.Media != nil {
 		s.routesMedia()
+	}
+	if deps.App != nil {
+		s.routesApp()
 	}
 
 	return s

@@ -23,6 +23,7 @@ import (
 	"github.com/fieldsync/fieldsync/server/api"
 	serverminio "github.com/fieldsync/fieldsync/server/minio"
 	servermongo "github.com/fieldsync/fieldsync/server/mongo"
+	"github.com/fieldsync/fieldsync/webapp"
 )
 
 // version is set at build time: -ldflags "-X main.version=…".
@@ -163,6 +164,7 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Sync:    svc.sync,
 		Media:   svc.media,
 		Forms:   svc.forms,
+		App:     webapp.Load(),
 	}, logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

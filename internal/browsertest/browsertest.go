@@ -1,0 +1,303 @@
+// Package browsertest runs browser tests against a real fieldsyncd on the
+// test stack: headless Debian Chromium driven by Playwright (playwright-
+// core from npm, with executablePath /usr/bin/chromium), installed on
+// first use by deploy/browser.sh. It is meant for every browser test of
+// the project: the inspector's app (webapp) and the office console alike.
+//
+// A test starts a server (Start), provisions what it needs through the
+// admin API (Server.Do), and runs a Node script (Run) that requires
+// harness.js, next to this file, for the browser, phone-sized contexts,
+// CPU throttling, screenshots and accessibility checks. The script gets
+// its input as JSON and writes its result as JSON; screenshots and other
+// artifacts go to artifacts/browser/<TestName>/ at the repository root
+// (git-ignored; FIELDSYNC_ARTIFACTS overrides the folder), kept after the
+// test so a person can look at them.
+//
+// Like the other integration tests, a test whose servers are not
+// configured is skipped, unless FIELDSYNC_REQUIRE_INTEGRATION is set (make
+// test): then it fails. The package imports no server package: it runs
+// the fieldsyncd binary.
+package browsertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fieldsync/fieldsync/internal/samples"
+	"github.com/fieldsync/fieldsync/internal/testenv"
+	"github.com/fieldsync/fieldsync/syncproto"
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Root returns the repository's root folder.
+func Root(tb testing.TB) string {
+	tb.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		tb.Fatalf("browsertest: go list -m: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds fieldsyncd once per test process.
+func binary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "browsertest-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "fieldsyncd")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/fieldsync/fieldsync/server/cmd/fieldsyncd").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build fieldsyncd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Server is a fieldsyncd process on its own database of the test stack.
+type Server struct {
+	URL        string
+	AdminToken string
+	DB         string
+}
+
+// Start runs fieldsyncd on a database of its own (dropped when the test
+// ends) and the test MinIO bucket, and waits until it is ready.
+func Start(t *testing.T) *Server {
+	t.Helper()
+	mongoURI := testenv.MongoURI(t)
+	minio := testenv.Lookup(t, testenv.EnvMinioEndpoint)
+	bin := binary(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &Server{URL: "http://" + addr, AdminToken: "browser-" + uuid.NewString(), DB: testenv.Name(t, 60)}
+	logf, err := os.Create(filepath.Join(t.TempDir(), "fieldsyncd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"FIELDSYNC_ADDR="+addr, "FIELDSYNC_MONGO_URI="+mongoURI, "FIELDSYNC_MONGO_DB="+s.DB,
+		"FIELDSYNC_MINIO_ENDPOINT="+minio, "FIELDSYNC_MINIO_BUCKET="+testenv.TestBucket,
+		"FIELDSYNC_ADMIN_TOKEN="+s.AdminToken, "FIELDSYNC_LOG_LEVEL=warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("fieldsyncd log:\n%s", b)
+		}
+		if os.Getenv(testenv.EnvKeep) != "" {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.CleanupTimeout)
+		defer cancel()
+		if c, err := mongo.Connect(options.Client().ApplyURI(mongoURI)); err == nil {
+			c.Database(s.DB).Drop(ctx)
+			c.Disconnect(ctx)
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(s.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("fieldsyncd not ready after 60 s:\n%s", b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Do calls the server's API with the admin token: in (when not nil) is
+// sent as JSON, and a 2xx answer is decoded into out (when not nil). It
+// returns the answer's body.
+func (s *Server) Do(ctx context.Context, method, path string, in, out any) ([]byte, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+s.AdminToken)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return b, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+	}
+	if out != nil {
+		return b, json.Unmarshal(b, out)
+	}
+	return b, nil
+}
+
+// Inspector creates an active inspector with the given ids, assigned to
+// schools from a month ago, and returns a one-time enrollment code.
+func (s *Server) Inspector(ctx context.Context, inspectorID, userID, name string, schools ...string) (string, error) {
+	if _, err := s.Do(ctx, http.MethodPut, "/v1/admin/inspectors/"+inspectorID, map[string]any{"user_id": userID, "name": name, "roles": []string{"inspector"}, "active": true}, nil); err != nil {
+		return "", err
+	}
+	start := time.Now().AddDate(0, -1, 0).Format(time.DateOnly)
+	for _, sc := range schools {
+		id := uuid.NewSHA1(uuid.NameSpaceOID, []byte("assignment "+inspectorID+" "+sc)).String()
+		if _, err := s.Do(ctx, http.MethodPut, "/v1/admin/assignments/"+id, map[string]any{"inspector_id": inspectorID, "school_id": sc, "role": "responsibility", "start_date": start}, nil); err != nil {
+			return "", err
+		}
+	}
+	return s.Code(ctx, inspectorID)
+}
+
+// Code makes a one-time enrollment code for an inspector.
+func (s *Server) Code(ctx context.Context, inspectorID string) (string, error) {
+	var out struct {
+		Code string `json:"code"`
+	}
+	_, err := s.Do(ctx, http.MethodPost, "/v1/admin/inspectors/"+inspectorID+"/enrollment-codes", map[string]any{}, &out)
+	return out.Code, err
+}
+
+var emptied sync.Map // artifact folders emptied by this process
+
+// Artifacts returns the test's artifact folder, emptied the first time a
+// test asks for it in this process.
+func Artifacts(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("FIELDSYNC_ARTIFACTS")
+	if base == "" {
+		base = filepath.Join(Root(t), "artifacts")
+	}
+	dir := filepath.Join(base, "browser", regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "_"))
+	if _, done := emptied.LoadOrStore(dir, true); !done {
+		os.RemoveAll(dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Run runs the Node script at path (relative to the repository root) with
+// input as JSON, and decodes what it writes as its result into output.
+// The browser tooling is installed first if missing. The script's output
+// is logged; a script that exits non-zero fails the test.
+func Run(t *testing.T, script string, input, output any) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	root := Root(t)
+	dir := t.TempDir()
+	in, err := json.Marshal(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inPath, outPath := filepath.Join(dir, "input.json"), filepath.Join(dir, "output.json")
+	if err := os.WriteFile(inPath, in, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "deploy", "browser.sh"), "node", filepath.Join(root, script))
+	cmd.Env = append(os.Environ(), "BROWSERTEST_INPUT="+inPath, "BROWSERTEST_OUTPUT="+outPath,
+		"BROWSERTEST_ARTIFACTS="+Artifacts(t), "BROWSERTEST_HARNESS="+filepath.Join(root, "internal", "browsertest", "harness.js"))
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	err = cmd.Run()
+	t.Logf("%s:\n%s", script, logs.String())
+	if err != nil {
+		t.Fatalf("%s: %v", script, err)
+	}
+	if output != nil {
+		b, err := os.ReadFile(outPath)
+		if err != nil {
+			t.Fatalf("%s wrote no result: %v", script, err)
+		}
+		if err := json.Unmarshal(b, output); err != nil {
+			t.Fatalf("%s: result: %v", script, err)
+		}
+	}
+}
+
+// SeedSamples pushes the domain brief's sample county (internal/samples:
+// three schools, a visit, a lesson observation, a hazard with its whole
+// history…) as the office, as "fieldsyncctl demo" does.
+func (s *Server) SeedSamples(ctx context.Context) error {
+	w := &syncproto.Writer{Replica: samples.OfficeReplica, Author: "office", Now: time.Date(2024, 11, 15, 9, 30, 0, 0, time.UTC)}
+	recs, err := samples.Records(w)
+	if err != nil {
+		return err
+	}
+	req := syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: samples.OfficeReplica, BatchID: uuid.Must(uuid.NewV7())}
+	for _, r := range recs {
+		req.Changes = append(req.Changes, syncproto.Change{OpID: uuid.Must(uuid.NewV7()), Record: r})
+	}
+	var resp syncproto.PushResponse
+	if _, err := s.Do(ctx, http.MethodPost, "/v1/sync/push", req, &resp); err != nil {
+		return err
+	}
+	for i, r := range resp.Results {
+		if r.Status == syncproto.StatusRejected {
+			return fmt.Errorf("seed: %s %s rejected: %v", recs[i].Kind, recs[i].ID, r.Error)
+		}
+	}
+	return nil
+}
