@@ -28,7 +28,7 @@ run: build ## Start the servers and fieldsyncd on http://127.0.0.1:8080, data un
 demo: ## With make run up: seed the sample county (东河县) and print an enrollment code for fieldphone
 	$(GO) run ./server/cmd/fieldsyncctl demo
 
-test: ## Start throwaway servers and run go test -race ./... against them
+test: app ## Start throwaway servers and run go test -race ./... against them
 	$(STACK) exec --profile test -- $(REQUIRE) $(GO) test $(TEST_FLAGS) $(PKGS)
 
 bench: ## Run the benchmarks against throwaway servers
@@ -46,11 +46,18 @@ soak: ## Concurrent pushes to one record, seed after seed, for SOAK (default 5m)
 	set -o pipefail; $(STACK) exec --profile test -- $(REQUIRE) env FIELDSYNC_SOAK=$(SOAK) FIELDSYNC_SOAK_SEED=$(SOAK_SEED) \
 		$(GO) test -count=1 -timeout 0 -run '^TestConcurrentPushesSoak$$' -v ./server/mongo/ | grep -E '^(=== RUN|--- FAIL|\s+--- FAIL|FAIL|ok|PASS)|soak:|concurrent.go'
 
-build: ## Build bin/fieldsyncd
+build: app ## Build bin/fieldsyncd
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/fieldsyncd ./server/cmd/fieldsyncd
 
-app: ## Rebuild the web app's WebAssembly core (webapp/static/core.wasm.gz, committed) after changing syncproto, forms or webapp/core
+# The web app's WebAssembly core is a build product (git-ignored), rebuilt
+# when the Go it is made of changes; build, run and test make it first.
+CORE     := webapp/static/core.wasm.gz
+CORE_SRC  = $(shell git ls-files -co --exclude-standard -- syncproto forms webapp/core webapp/cmd/corewasm webapp/cmd/buildcore go.mod go.sum 2>/dev/null | grep -v '_test\.go$$')
+
+$(CORE): $(CORE_SRC)
 	$(GO) run ./webapp/cmd/buildcore
+
+app: $(CORE) ## Build the web app's WebAssembly core (webapp/static/core.wasm.gz) if syncproto, forms or webapp/core changed
 
 servers: ## Start the servers of make run in the foreground until Ctrl-C, and print their variables
 	$(STACK) servers --profile run

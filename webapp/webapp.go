@@ -2,7 +2,8 @@
 // fieldsyncd at /app/ from files embedded in the binary (static/): plain
 // ES modules with no bundler, a service worker, a web manifest and the
 // WebAssembly core (core.wasm.gz, built from webapp/cmd/corewasm by
-// "make app" and committed, so that go build works on a fresh clone).
+// "make app", which make build, run and test run first; a binary built
+// without it serves the app without its core, and HasCore says so).
 //
 // Assets answers a path with the bytes, type, ETag and encoding to send;
 // server/api maps that to HTTP. The package does no I/O beyond its
@@ -48,6 +49,12 @@ var (
 	once   sync.Once
 	loaded *Assets
 )
+
+// HasCore reports whether the app's WebAssembly core is embedded.
+func (a *Assets) HasCore() bool {
+	_, ok := a.files["core.wasm"]
+	return ok
+}
 
 // Load returns the embedded app. The service worker (sw.js) gets the
 // app's version, a hash of every file, and the list of files to keep

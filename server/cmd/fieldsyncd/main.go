@@ -149,6 +149,10 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		<-maintenanceDone
 	}()
 
+	app := webapp.Load()
+	if !app.HasCore() {
+		logger.Warn("the web app's WebAssembly core is not built in: /app/ cannot save or sync; build with make build (make app)")
+	}
 	srv := api.NewServer(api.Config{
 		BodyLimit:      cfg.BodyLimit,
 		RequestTimeout: cfg.RequestTimeout,
@@ -164,7 +168,7 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Sync:    svc.sync,
 		Media:   svc.media,
 		Forms:   svc.forms,
-		App:     webapp.Load(),
+		App:     app,
 	}, logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -1,9 +1,9 @@
 // Command buildcore builds the web app's WebAssembly core and writes it,
-// gzipped, to webapp/static/core.wasm.gz, with the Go runtime's loader
-// (wasm_exec.js of the same Go) next to the app's scripts. "make app" runs
-// it; with -check it builds into a temporary folder and fails if the
-// committed files differ (CI's "app" step), so the app never ships a core
-// older than syncproto and forms.
+// gzipped, to webapp/static/core.wasm.gz (a build product, not committed),
+// with the Go runtime's loader (wasm_exec.js of the same Go) next to the
+// app's scripts. "make app" runs it when syncproto, forms or the core's
+// sources changed, and make build, run and test run make app first, so
+// the app never ships a core older than syncproto and forms.
 //
 // The build is reproducible: -trimpath, no build id, and a fixed gzip
 // level, so the same sources and Go version give the same bytes.
@@ -21,15 +21,14 @@ import (
 )
 
 func main() {
-	check := flag.Bool("check", false, "fail if the committed core differs from a fresh build")
 	flag.Parse()
-	if err := run(*check); err != nil {
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "buildcore:", err)
 		os.Exit(1)
 	}
 }
 
-func run(check bool) error {
+func run() error {
 	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
 		return fmt.Errorf("go list -m: %w", err)
@@ -74,22 +73,13 @@ func run(check bool) error {
 		filepath.Join(dir, "webapp", "static", "core.wasm.gz"):       gz.Bytes(),
 		filepath.Join(dir, "webapp", "static", "js", "wasm_exec.js"): loader,
 	}
-	var stale []string
 	for path, b := range want {
-		old, _ := os.ReadFile(path)
-		if bytes.Equal(old, b) {
-			continue
-		}
-		if check {
-			stale = append(stale, path)
+		if old, _ := os.ReadFile(path); bytes.Equal(old, b) {
 			continue
 		}
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			return err
 		}
-	}
-	if len(stale) > 0 {
-		return fmt.Errorf("the web app's core is older than its Go sources (syncproto, forms, webapp/core) or the Go version: run make app and commit %s", strings.Join(stale, ", "))
 	}
 	fmt.Printf("core.wasm: %d bytes, %d gzipped\n", len(raw), gz.Len())
 	return nil
