@@ -48,7 +48,7 @@ function net() {
 
 async function autoSync() {
   if (!navigator.onLine || !(await db.getMeta('token'))) return;
-  runSync().catch(() => {});
+  runSync(true).catch(() => {});
 }
 
 // askBackgroundSync asks the browser to wake the app when the network is
@@ -482,13 +482,20 @@ async function screenHazard(q) {
 let syncing = null;
 const phases = {};
 
-async function runSync() {
+// runSync syncs now. An automatic sync (quiet) that finds no network says
+// nothing: the offline chip shows it already.
+async function runSync(quiet = false) {
   if (syncing) return syncing;
   syncing = engine.sync((pr) => {
     if (pr.phase !== 'done') phases[pr.phase] = pr;
     paintProgress();
   }).then((rep) => { toast(`同步完成：发送 ${rep.pushed} 条，接收 ${rep.pulled} 条，照片 ${rep.photos} 张`); return rep; })
-    .catch((e) => { toast(e instanceof TypeError ? explain('offline') : explain(e.code)); askBackgroundSync(); throw e; })
+    .catch((e) => {
+      const offline = e instanceof TypeError;
+      if (!(quiet && offline)) toast(offline ? explain('offline') : explain(e.code));
+      askBackgroundSync();
+      throw e;
+    })
     .finally(() => { syncing = null; if (!document.hidden) route(); });
   return syncing;
 }
