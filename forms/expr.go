@@ -59,17 +59,28 @@ var exprFuncs = []struct {
 // with the sign of the dividend (math.Mod, JavaScript's %).
 const funcMod = "mod"
 
-// reservedNames may not be field keys: they would shadow functions,
-// variables or keywords of expressions.
-var reservedNames = map[string]bool{
-	nameSelf: true, nameToday: true, nameChoic: true, funcMod: true,
+// keywordNames may never be field keys: the expression parser reads them
+// as operators or literals even after a dot.
+var keywordNames = map[string]bool{
 	"true": true, "false": true, "nil": true, "null": true,
 	"in": true, "not": true, "and": true, "or": true, "matches": true,
 	"contains": true, "startsWith": true, "endsWith": true, "let": true,
 	"if": true, "else": true,
 }
 
+// reservedNames may not be the keys of fields that expressions name
+// bare (top-level fields and the fields of repeat rows): they would shadow
+// functions, variables or keywords. Fields named with a path, such as
+// answers.today, may use them.
+var reservedNames = map[string]bool{
+	nameSelf: true, nameToday: true, nameChoic: true, funcMod: true,
+	nameNow: true, namePosition: true, nameRandom: true, nameUUID: true,
+}
+
 func init() {
+	for k := range keywordNames {
+		reservedNames[k] = true
+	}
 	for _, f := range exprFuncs {
 		reservedNames[f.name] = true
 	}
@@ -275,6 +286,13 @@ func (p *parsedExpr) walk(n ast.Node, inList bool) error {
 		return nil
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)
+		if ok && !inList && (id.Value == nameRandom || id.Value == nameUUID) {
+			if len(n.Arguments) != 0 {
+				return fmt.Errorf("%s() takes no arguments", id.Value)
+			}
+			p.refs = append(p.refs, id.Value)
+			return nil
+		}
 		if !ok || inList || !isExprFunc(id.Value) {
 			return fmt.Errorf("unknown function: allowed are %s", exprFuncNames())
 		}
