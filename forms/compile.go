@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -75,6 +76,7 @@ type compiler struct {
 	errs  Errors
 	names map[*node]map[string]*node // scope (nil = top level) → name → field
 	envs  map[*node]map[string]any   // scope → typed environment for the checker
+	funcs []expr.Option              // the functions that read the definition
 }
 
 func compileDefinition(d *Definition) *compileResult {
@@ -515,7 +517,10 @@ func (c *compiler) compileExprs(n *node) {
 		}
 		var prog *vm.Program
 		if err == nil {
-			prog, err = compileExpr(p, c.envFor(n, kind), kind)
+			if c.funcs == nil {
+				c.funcs = definitionFuncs(c.d)
+			}
+			prog, err = compileExpr(p, c.envFor(n, kind), kind, c.funcs...)
 		}
 		if err != nil {
 			c.errs.add(n.key+"."+attr, textf("表达式无效：%s", "invalid expression: %s", err.Error()))

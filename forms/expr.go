@@ -38,11 +38,7 @@ const (
 
 // exprFuncs are the functions of the subset, with their expr signatures.
 // Every number in an expression is a float64, as in JavaScript.
-var exprFuncs = []struct {
-	name  string
-	fn    func(args ...any) (any, error)
-	types []any
-}{
+var exprFuncs = append([]exprFunc{
 	{"len", fnLen, []any{new(func(any) float64)}},
 	{"count", fnCount, []any{new(func(any) float64)}},
 	{"sum", fnSum, []any{new(func(any) float64), new(func(any, string) float64)}},
@@ -53,6 +49,13 @@ var exprFuncs = []struct {
 	{"regex", fnRegex, []any{new(func(any, string) bool)}},
 	{"days", fnDays, []any{new(func(string) float64)}},
 	{"seconds", fnSeconds, []any{new(func(string) float64)}},
+}, odkFuncs...)
+
+// exprFunc is a function of the subset with its expr signatures.
+type exprFunc struct {
+	name  string
+	fn    func(args ...any) (any, error)
+	types []any
 }
 
 // funcMod implements the % operator: the remainder of a truncated division,
@@ -415,8 +418,8 @@ func newExprConfig() *conf.Config {
 }
 
 // compileExpr compiles a checked expression against a typed environment.
-func compileExpr(p *parsedExpr, env map[string]any, kind exprKind) (*vm.Program, error) {
-	opts := append(exprOptions(), expr.Env(env))
+func compileExpr(p *parsedExpr, env map[string]any, kind exprKind, extra ...expr.Option) (*vm.Program, error) {
+	opts := append(append(exprOptions(), extra...), expr.Env(env))
 	if kind != exprCalc {
 		opts = append(opts, expr.AsBool())
 	}

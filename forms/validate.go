@@ -886,7 +886,43 @@ func checkValue(f *Field, v any) (any, *Text) {
 			return fail(msgNotInteger)
 		}
 		return x, nil
-	case TypeDecimal:
+	case TypeBarcode:
+		s, ok := v.(string)
+		if !ok {
+			return fail(msgNotText)
+		}
+		return s, nil
+	case TypeAcknowledge:
+		s, ok := v.(string)
+		if !ok || (s != "" && s != "OK") {
+			return fail(msgNotAcknowledge)
+		}
+		return s, nil
+	case TypeGeotrace, TypeGeoshape:
+		l, ok := v.([]any)
+		msg, least := msgNotGeotrace, 2
+		if f.Type == TypeGeoshape {
+			msg, least = msgNotGeoshape, 3
+		}
+		if !ok {
+			return fail(msg)
+		}
+		if len(l) == 0 {
+			return []any{}, nil
+		}
+		if len(l) < least || len(l) > 10000 {
+			return fail(msg)
+		}
+		pts := make([]any, len(l))
+		for i, e := range l {
+			p, m := checkValue(&Field{Type: TypeGeopoint}, e)
+			if m != nil {
+				return fail(msg)
+			}
+			pts[i] = p
+		}
+		return pts, nil
+	case TypeDecimal, TypeRange:
 		if s, ok := v.(string); ok {
 			if s == "" {
 				return s, nil
@@ -935,7 +971,7 @@ func checkValue(f *Field, v any) (any, *Text) {
 			return fail(msgNotChoiceText)
 		}
 		return s, nil
-	case TypeSelectMultiple, TypeTextList, TypePhoto:
+	case TypeSelectMultiple, TypeTextList, TypePhoto, TypeAudio, TypeVideo, TypeFile, TypeRank:
 		var items []any
 		switch x := v.(type) {
 		case []any:
@@ -950,13 +986,13 @@ func checkValue(f *Field, v any) (any, *Text) {
 		for _, it := range items {
 			s, ok := it.(string)
 			if !ok || s == "" {
-				if f.Type == TypeSelectMultiple {
+				if f.Type == TypeSelectMultiple || f.Type == TypeRank {
 					return fail(msgNotChoiceText)
 				}
 				return fail(msgNotText)
 			}
 			format := f.Format
-			if f.Type == TypePhoto {
+			if attachmentType(f.Type) {
 				format = "uuid"
 			}
 			if msg := checkFormat(format, s); msg != nil {

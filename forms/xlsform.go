@@ -769,7 +769,7 @@ func (imp *importer) inferCalculateTypes(d *Definition) {
 			if err != nil {
 				continue
 			}
-			prog, err := compileExpr(p, c.envFor(n, exprCalc), exprCalc)
+			prog, err := compileExpr(p, c.envFor(n, exprCalc), exprCalc, definitionFuncs(d)...)
 			if err != nil {
 				continue
 			}
