@@ -73,8 +73,10 @@ var keywordNames = map[string]bool{
 
 // reservedNames may not be the keys of fields that expressions name
 // bare (top-level fields and the fields of repeat rows): they would shadow
-// functions, variables or keywords. Fields named with a path, such as
-// answers.today, may use them.
+// the variables of expressions. Fields named with a path, such as
+// answers.today, may use them. A field named like a function (max, date)
+// hides the function from the expressions of its scope, which Check then
+// reports as "not callable" where it is called.
 var reservedNames = map[string]bool{
 	nameSelf: true, nameToday: true, nameChoic: true, funcMod: true,
 	nameNow: true, namePosition: true, nameRandom: true, nameUUID: true,
@@ -83,9 +85,6 @@ var reservedNames = map[string]bool{
 func init() {
 	for k := range keywordNames {
 		reservedNames[k] = true
-	}
-	for _, f := range exprFuncs {
-		reservedNames[f.name] = true
 	}
 }
 
