@@ -242,7 +242,10 @@ func (imp *importer) survey(s *sheetRows, lists map[string][]Choice, listRows ma
 	return top
 }
 
-var keyInvalidRE = regexp.MustCompile(`[^A-Za-z0-9_]+`)
+var (
+	keyInvalidRE     = regexp.MustCompile(`[^A-Za-z0-9_]+`)
+	xlsPlaceholderRE = regexp.MustCompile(`\$\{[^}]+\}`)
+)
 
 // assignKeys gives every item a field key: its name when that is a valid
 // key, unique where the record stores it (the answers, or one repeat's
@@ -479,10 +482,41 @@ func (imp *importer) fields(items []*xlsItem, syms *xsymbols, path string, lists
 			}
 			imp.warn("survey", it.row, "label", textf("%q 没有标题：以提示或名称作标题", "%q has no label: its hint or name is shown instead", it.name))
 		}
+		ctx := xcontext{column: "label", item: it, syms: syms, imp: imp}
+		f.Label = imp.fillNames(ctx, "label", f.Label, p+".label")
+		f.Hint = imp.fillNames(ctx, "hint", f.Hint, p+".hint")
+		f.RequiredMessage = imp.fillNames(ctx, "required_message", f.RequiredMessage, p+".required_message")
+		for i := range f.Constraints {
+			f.Constraints[i].Message = imp.fillNames(ctx, "constraint_message", f.Constraints[i].Message, fmt.Sprintf("%s.constraints[%d].message", p, i))
+		}
 		f.Fields = imp.fields(it.children, syms, p+".fields", lists)
 		out = append(out, f)
 	}
 	return out
+}
+
+// fillNames rewrites the ${name} of a text (and of its translations) to
+// the names expressions use: ${age} becomes ${answers.age}.
+func (imp *importer) fillNames(ctx xcontext, column string, t Text, defPath string) Text {
+	fix := func(s string) string {
+		if !strings.Contains(s, "${") {
+			return s
+		}
+		return xlsPlaceholderRE.ReplaceAllStringFunc(s, func(m string) string {
+			p, err := ctx.ref(strings.TrimSpace(m[2 : len(m)-1]))
+			if err != nil {
+				imp.problem("survey", ctx.item.row, column, textf("无法显示 %s：%s", "cannot show %s: %s", m, err.Error()))
+				return m
+			}
+			return "${" + p + "}"
+		})
+	}
+	for _, texts := range imp.trans {
+		if s, ok := texts[defPath]; ok {
+			texts[defPath] = fix(s)
+		}
+	}
+	return Text{ZH: fix(t.ZH), EN: fix(t.EN)}
 }
 
 // dynamicDefault reports whether a default cell is an expression (ODK
