@@ -397,7 +397,7 @@ func (c *compiler) checkChoices() {
 	for _, name := range lists {
 		seen := map[string]int{}
 		for i, ch := range c.d.Choices[name] {
-			if j, dup := seen[ch.Value]; dup {
+			if j, dup := seen[ch.Value]; dup && !c.d.AllowChoiceDuplicates {
 				c.errs.add(fmt.Sprintf("choices.%s[%d].value", name, i), textf("选项值 %q 重复（第 %d 项）", "duplicate value %q (also item %d)", ch.Value, j))
 			} else {
 				seen[ch.Value] = i

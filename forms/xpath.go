@@ -3,6 +3,8 @@ package forms
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -565,7 +567,7 @@ func (ctx xcontext) call(name string, args [][]xtoken) (piece, error) {
 		if err != nil {
 			return piece{}, err
 		}
-		return piece{text: "regex(" + a + ", " + quote(pat) + ")", typ: "bool"}, nil
+		return piece{text: "regex(" + a + ", " + quote(portablePattern(pat)) + ")", typ: "bool"}, nil
 	case "substring":
 		if err := want(2, 3); err != nil {
 			return piece{}, err
@@ -733,6 +735,24 @@ func (ctx xcontext) repeatField(fn string, arg []xtoken) (rows, key string, err 
 		return "", "", fmt.Errorf("%s(): the repeat %s is inside the repeat %s: read it from a row of %s", fn, rep.name, outer.name, outer.name)
 	}
 	return ctx.syms.path(rep), key, nil
+}
+
+// uEscapeRE matches the \uXXXX escapes of Java and JavaScript patterns,
+// which Go's RE2 lacks.
+var uEscapeRE = regexp.MustCompile(`\\u([0-9A-Fa-f]{4})`)
+
+// portablePattern writes \uXXXX escapes (common in Chinese forms:
+// [\u4e00-\u9fa5]) as the characters themselves, which every engine reads
+// the same.
+func portablePattern(p string) string {
+	return uEscapeRE.ReplaceAllStringFunc(p, func(m string) string {
+		n, _ := strconv.ParseUint(m[2:], 16, 32)
+		r := rune(n)
+		if r < 0x20 || (r >= 0xD800 && r <= 0xDFFF) || strings.ContainsRune(`\^$.|?*+()[]{}-`, r) {
+			return m
+		}
+		return string(r)
+	})
 }
 
 func slicesContains(l []string, s string) bool {

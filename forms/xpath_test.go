@@ -20,7 +20,7 @@ func testSymbols() (*xsymbols, map[string]*xlsItem) {
 		"grp": grp, "inner": {kind: "text", name: "inner", parent: grp},
 		"kids": kids, "kid_age": {kind: "integer", name: "kid_age", parent: kids},
 		"kid_name": {kind: "text", name: "kid_name", parent: kids},
-		"toys": toys, "toy": {kind: "text", name: "toy", parent: toys}, "price": {kind: "decimal", name: "price", parent: toys},
+		"toys":     toys, "toy": {kind: "text", name: "toy", parent: toys}, "price": {kind: "decimal", name: "price", parent: toys},
 		"info": {kind: "note", name: "info"}, "dob": {kind: "date", name: "dob"}, "at": {kind: "datetime", name: "at"},
 	}
 	byName := map[string][]*xlsItem{}
