@@ -104,6 +104,7 @@ func runFeature(t *testing.T, tc featureCase) {
 	if tc.check != nil {
 		tc.check(t, res)
 	}
+	roundTrip(t, d, tc.opts)
 	if d.Version == 0 {
 		d.Version = 1 // given when published
 	}
@@ -134,6 +135,30 @@ func runFeature(t *testing.T, tc featureCase) {
 				}
 			}
 		})
+	}
+}
+
+// roundTrip exports d as a workbook and imports it again: the definition
+// must be the same.
+func roundTrip(t *testing.T, d *forms.Definition, opts forms.XLSFormOptions) {
+	t.Helper()
+	ex, err := forms.ExportXLSForm(d)
+	if err != nil {
+		t.Fatalf("ExportXLSForm: %v", err)
+	}
+	files := map[string][]byte{}
+	for k, v := range opts.Files {
+		files[k] = v
+	}
+	for k, v := range ex.Files {
+		files[k] = v
+	}
+	back, err := forms.ImportXLSFormFile(bytes.NewReader(ex.Workbook), forms.XLSFormOptions{Files: files})
+	if err != nil {
+		t.Fatalf("the exported workbook does not import: %v", err)
+	}
+	if got, want := jsonOf(back.Definition), jsonOf(d); got != want {
+		t.Errorf("round trip:\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -381,7 +406,7 @@ func TestImportXLSFormFeatures(t *testing.T) {
 					"file_towns_csv":              {{Value: "t1", Label: ZH("城关镇")}, {Value: "t2", Label: ZH("河口乡")}},
 					"file_schools_csv":            {{Value: "s1", Label: ZH("城关小学"), Props: map[string]string{"town": "t1", "code": "A01"}}, {Value: "s2", Label: ZH("河口中学"), Props: map[string]string{"town": "t2", "code": "B02"}}},
 					"file_subjects_xml":           {{Value: "math", Label: ZH("数学")}, {Value: "pe", Label: ZH("体育")}},
-					"file_schools_csv_code_label": {{Value: "A01", Label: ZH("城关小学"), Props: map[string]string{"name": "s1", "town": "t1"}}, {Value: "B02", Label: ZH("河口中学"), Props: map[string]string{"name": "s2", "town": "t2"}}},
+					"file_schools_csv_code_label": {{Value: "A01", Label: ZH("城关小学"), Props: map[string]string{"town": "t1"}}, {Value: "B02", Label: ZH("河口中学"), Props: map[string]string{"town": "t2"}}},
 				}
 				for name, list := range want {
 					if got := res.Definition.Choices[name]; !reflect.DeepEqual(got, list) {

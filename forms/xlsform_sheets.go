@@ -569,7 +569,9 @@ func (imp *importer) fromFile(file string, row int, params map[string]string) []
 			}
 		}
 		for i, col := range cols {
-			if i == vi || i == li || i >= len(rec) || !fieldKeyRE.MatchString(col) || rec[i] == "" {
+			// name and label, when other columns hold the value and label,
+			// are not properties: a choice filter's name is the value.
+			if i == vi || i == li || i >= len(rec) || !fieldKeyRE.MatchString(col) || rec[i] == "" || col == "name" || col == "label" || col == "list_name" {
 				continue
 			}
 			if c.Props == nil {
