@@ -36,6 +36,7 @@ type importer struct {
 	media     map[string]bool
 	tables    map[string]*Table
 	allowDup  bool // allow_choice_duplicates
+	plainSet  bool // the settings name the default language
 }
 
 func newImporter(opts XLSFormOptions) *importer {
@@ -249,8 +250,12 @@ func (imp *importer) text(sheet string, row int, cells map[string]string, base, 
 	if plain == "" {
 		return t
 	}
+	lang := imp.plain
+	if !imp.plainSet && hasHan(plain) {
+		lang = "zh" // without a default_language, Chinese text is Chinese
+	}
 	var slot *string
-	switch imp.plain {
+	switch lang {
 	case "zh":
 		slot = &t.ZH
 	case "en":
@@ -287,6 +292,7 @@ func (imp *importer) translate(lang, defPath, text string) {
 // settings' default_language, else Chinese when any plain label or hint
 // holds Chinese characters, else English.
 func (imp *importer) plainLanguage(def string, sheets ...*sheetRows) {
+	imp.plainSet = def != ""
 	if def != "" {
 		if code := language(def); code != "" {
 			imp.plain = code
