@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -41,12 +40,7 @@ const FlagRetiredForm = "retired_form"
 // version-7 layout whose bits come from a hash of the form id and version,
 // so every server and every retry computes the same id.
 func FormRecordID(formID string, version int) uuid.UUID {
-	sum := sha256.Sum256(fmt.Appendf(nil, "fieldsync form %s@%d", formID, version))
-	var id uuid.UUID
-	copy(id[:], sum[:16])
-	id[6] = id[6]&0x0f | 0x70 // version 7
-	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
-	return id
+	return forms.PublishedRecordID(formID, version)
 }
 
 // RecordReader reads a record's current state; SyncService is one.
