@@ -588,7 +588,7 @@ func (ex *exporter) xpath(toks []lexer.Token, column string) (string, error) {
 			if q := topLevel(inner, "?"); q >= 0 {
 				c := topLevel(inner[q+1:], ":")
 				if c < 0 {
-					return "", errors.New("? without :")
+					return "", errors.New("a ? without its : branch")
 				}
 				var args []string
 				for _, seg := range [][]lexer.Token{inner[:q], inner[q+1 : q+1+c], inner[q+2+c:]} {
