@@ -297,6 +297,9 @@ func (ctx xcontext) pieces(toks []xtoken) ([]piece, error) {
 					if _, ok := parseDecimal(x.lit); ok {
 						x.text, x.typ = x.lit, "num"
 					}
+				case "text", "prop":
+					// XPath's arithmetic reads numbers: a choice "5" is 5.
+					x.text, x.typ = "number("+x.text+")", "number"
 				}
 			}
 		case "==", "!=", "<", "<=", ">", ">=":
