@@ -263,7 +263,7 @@ func (ctx xcontext) pieces(toks []xtoken) ([]piece, error) {
 					ps = append(ps, piece{text: nameChoic + ".value", typ: "prop"})
 					continue
 				}
-				if ctx.column == "choice_filter" && fieldKeyRE.MatchString(t.text) {
+				if ctx.column == "choice_filter" && fieldKeyRE.MatchString(t.text) && !keywordNames[t.text] {
 					ps = append(ps, piece{text: nameChoic + "." + t.text, typ: "prop"})
 					continue
 				}
@@ -809,6 +809,8 @@ func splitArgs(toks []xtoken) [][]xtoken {
 
 // quote writes s as a single-quoted string of the expression subset.
 func quote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\t", `\t`)
+	// A carriage return becomes a line break: the expression lexer reads
+	// line ends as \n, and the subset has no escape for \r.
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\r\n", `\n`, "\r", `\n`, "\n", `\n`, "\t", `\t`)
 	return "'" + r.Replace(s) + "'"
 }

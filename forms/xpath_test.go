@@ -198,3 +198,45 @@ func TestQuestionnaireMetaMatchesBuiltins(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTranslateXPath translates random XLSForm expressions. Properties: no
+// panic; a translation that is in the subset translates back to XPath
+// (ExportXLSForm's way) and again to the very same text, so a published
+// form round-trips through its workbook.
+func FuzzTranslateXPath(f *testing.F) {
+	seeds := []string{
+		"${age} > 10 and selected(${likes}, 'tea')", "if(${age} > 17, 'adult', 'minor')", ". >= 0 and . <= 120",
+		"count-selected(${likes}) <= 2", "sum(${kid_age}) + count(${kids})", "concat(${name}, '-', today())",
+		"int((today() - ${dob}) div 365.25)", "${yn} = 1 or ${age} = '5'", "not(${name} = '')", "format-date(${at}, '%Y')",
+		"round(${age} div 3, 2)", "jr:choice-name(${yn}, '${yn}')", "once(now())", "position(..) mod 2 = 0",
+		"substring(${name}, 2, 3)", "max(${kid_age}) - min(${age}, 3)", "indexed-repeat(${kid_name}, ${kids}, 1)",
+		"district = ${yn}", "'it''s' != \"x\"", "-${age} * 2", "${likes} = 'a b'", "regex(., '[\\u4e00-\\u9fa5]+')",
+	}
+	for i, s := range seeds {
+		f.Add(s, uint8(i))
+	}
+	syms, items := testSymbols()
+	ex := &exporter{d: &Definition{}, byList: map[string]string{"yes_no": "yn", "drinks": "likes"}, repeats: map[string]bool{"kids": true, "toys": true}}
+	columns := []string{"relevant", "constraint", "calculation", "choice_filter", "required"}
+	rows := []string{"name", "age", "kid_name", "toy", "dob"}
+	f.Fuzz(func(t *testing.T, src string, where uint8) {
+		column := columns[int(where)%len(columns)]
+		item := items[rows[int(where/8)%len(rows)]]
+		ctx := xcontext{column: column, item: item, syms: syms}
+		out, err := translateXPath(src, ctx)
+		if err != nil {
+			return
+		}
+		if _, err := parseExpr(out); err != nil {
+			return // Check reports it with the row
+		}
+		back, err := toXPath(out, column, ex)
+		if err != nil {
+			t.Fatalf("%q → %q has no XPath spelling: %v", src, out, err)
+		}
+		again, err := translateXPath(back, ctx)
+		if err != nil || again != out {
+			t.Fatalf("%q → %q → XPath %q → %q (%v)", src, out, back, again, err)
+		}
+	})
+}
