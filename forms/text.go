@@ -8,8 +8,8 @@ import (
 // Labels, hints and messages may show the values of other fields: a
 // ${name} in their text, where name is what an expression of the field
 // would call the other field (answers.age, or sib_age in the same repeat
-// row), is replaced by its value as text. Check refuses names that do not
-// resolve.
+// row), is replaced by its value as text; so are ${today}, ${now} and,
+// in a repeat row, ${position}. Check refuses names that do not resolve.
 
 var placeholderRE = regexp.MustCompile(`\$\{([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\}`)
 
@@ -39,6 +39,9 @@ func (c *compiler) checkTexts(n *node) {
 	}
 	for _, x := range texts {
 		for _, name := range placeholders(x.t) {
+			if name == nameToday || name == nameNow || (name == namePosition && n.scope != nil) {
+				continue
+			}
 			if m := c.lookup(n.scope, name); m == nil || !m.hasValue() {
 				c.errs.add(n.key+"."+x.attr, textf("文本中的 ${%s} 不是可读取的字段", "${%s} in the text is not a field that can be shown", name))
 				break
