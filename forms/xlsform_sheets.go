@@ -154,7 +154,7 @@ func (imp *importer) parseSheet(sheet string, rows [][]string, known map[string]
 	}
 	cols := make([]col, len(rows[0]))
 	for j, h := range rows[0] {
-		header := strings.TrimSpace(h)
+		header := strings.TrimSpace(strings.ToValidUTF8(h, "\uFFFD"))
 		cols[j].header = header
 		if header == "" {
 			continue
@@ -199,7 +199,7 @@ func (imp *importer) parseSheet(sheet string, rows [][]string, known map[string]
 		rowNum := i + 2
 		var m map[string]string
 		for j, v := range cells {
-			v = strings.TrimSpace(v)
+			v = strings.TrimSpace(strings.ToValidUTF8(v, "\uFFFD"))
 			if v == "" {
 				continue
 			}
