@@ -605,6 +605,20 @@ func TestImportXLSFormFeatures(t *testing.T) {
 			},
 		},
 		{
+			name: "OtherLanguagesOnly",
+			wb: sheets{
+				"survey":   {{"type", "name", "label::Français (fr)", "label::Español (es)"}, {"text", "q", "Nom", "Nombre"}},
+				"settings": {{"form_id", "version", "default_language"}, {"fr_es", 1, "Español (es)"}},
+			},
+			answers: []forms.Field{{Key: "q", Type: forms.TypeText, Label: EN("Nombre")}},
+			check: func(t *testing.T, res *forms.XLSFormImport) {
+				want := map[string]map[string]string{"Français (fr)": {"fields[10].fields[0].label": "Nom"}, "Español (es)": {"fields[10].fields[0].label": "Nombre"}}
+				if !reflect.DeepEqual(res.Definition.Translations, want) {
+					t.Errorf("translations = %v", res.Definition.Translations)
+				}
+			},
+		},
+		{
 			name: "Functions",
 			wb: sheets{
 				"survey": {
@@ -680,6 +694,8 @@ func TestImportXLSFormRefusals(t *testing.T) {
 			"survey row 5, column type: KoboToolbox matrices (kobomatrix) are not XLSForm: write them as a group of select questions",
 			`survey row 6, column type: choice list "colours" is not on the choices sheet`,
 			`survey row 7, column type: the choice file "schools.csv" was not uploaded with the form`,
+			"survey row 8, column relevant: cannot translate the expression: instance() reads secondary instances, which fieldsync does not have: use select_one_from_file or pulldata()",
+			"survey row 9, column calculation: cannot translate the expression: digest() is not supported",
 			"survey row 10, column name: name is missing",
 			`survey row 11, column type: "end group" without a matching begin`,
 			`choices row 3, column name: duplicate choice "yes" (also row 2; set allow_choice_duplicates to yes in settings to allow it)`,
@@ -730,6 +746,14 @@ func TestImportXLSFormRefusals(t *testing.T) {
 			`survey row 6, column relevant: invalid expression: comparisons cannot be chained: join them with && or add parentheses before ">"`,
 			"survey row 7, column constraint: invalid expression: pattern: only (?:…) groups are portable; flags and named groups are not",
 			"survey row 8, column parameters: step must be above 0",
+		}, nil},
+		{"SearchAppearanceAndKoboBlocks", sheets{
+			"survey":   {{"type", "name", "label", "appearance"}, {"select_one fruits", "fruit", "Fruit", "quick search('fruits')"}, {"begin_score", "s", "Score"}},
+			"choices":  {{"list_name", "name", "label"}, {"fruits", "name_key", "name"}},
+			"settings": settings("x", 1),
+		}, forms.XLSFormOptions{}, []string{
+			"survey row 2, column appearance: the search() appearance loads choices from a CSV on the phone, which fieldsync does not do: use select_one_from_file",
+			"survey row 3, column type: KoboToolbox score blocks are not XLSForm: write them as select questions",
 		}, nil},
 		{"NoSurveySheet", sheets{"choices": ynChoice, "settings": settings("x", 1)}, forms.XLSFormOptions{}, []string{
 			"survey: the survey sheet is missing",

@@ -37,11 +37,14 @@ type importer struct {
 	tables    map[string]*Table
 	allowDup  bool // allow_choice_duplicates
 	plainSet  bool // the settings name the default language
+	// skipped are the names of rows refused before the form was built:
+	// expressions that name them are not reported again.
+	skipped map[string]bool
 }
 
 func newImporter(opts XLSFormOptions) *importer {
 	return &importer{opts: opts, warned: map[XLSFormProblem]bool{}, trans: map[string]map[string]string{}, langCols: map[string]bool{},
-		rowOf: map[string]int{}, choiceRow: map[string]int{}, media: map[string]bool{}, tables: map[string]*Table{}}
+		rowOf: map[string]int{}, choiceRow: map[string]int{}, media: map[string]bool{}, tables: map[string]*Table{}, skipped: map[string]bool{}}
 }
 
 // sheetRows is one sheet: its rows of cells keyed by normalized column
@@ -154,7 +157,7 @@ func (imp *importer) parseSheet(sheet string, rows [][]string, known map[string]
 	}
 	cols := make([]col, len(rows[0]))
 	for j, h := range rows[0] {
-		header := strings.TrimSpace(strings.ToValidUTF8(h, "\uFFFD"))
+		header := cleanCell(h)
 		cols[j].header = header
 		if header == "" {
 			continue
@@ -199,7 +202,7 @@ func (imp *importer) parseSheet(sheet string, rows [][]string, known map[string]
 		rowNum := i + 2
 		var m map[string]string
 		for j, v := range cells {
-			v = strings.TrimSpace(strings.ToValidUTF8(v, "\uFFFD"))
+			v = cleanCell(v)
 			if v == "" {
 				continue
 			}
@@ -218,6 +221,20 @@ func (imp *importer) parseSheet(sheet string, rows [][]string, known map[string]
 		out.rows = append(out.rows, m)
 	}
 	return out
+}
+
+// cleanCell trims a cell and drops what a workbook's XML cannot hold
+// (invalid UTF-8, control characters other than tab and line ends), so
+// rows given directly read as a saved workbook would.
+func cleanCell(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+			return -1
+		}
+		return r
+	}, s)
+	return strings.TrimSpace(s)
 }
 
 // ignoredColumn explains why a column is ignored.
@@ -248,7 +265,7 @@ func (imp *importer) text(sheet string, row int, cells map[string]string, base, 
 	}
 	plain := cells[base]
 	if plain == "" {
-		return t
+		return imp.fallback(t, defPath)
 	}
 	lang := imp.plain
 	if !imp.plainSet && hasHan(plain) {
@@ -277,6 +294,24 @@ func (imp *importer) text(sheet string, row int, cells map[string]string, base, 
 	case *slot != plain:
 		imp.translate("default", defPath, plain)
 		imp.warn(sheet, row, base, textf("%s 与同语言列的内容不同：原文保留为语言 default", "the plain %s differs from its language column: kept as the language \"default\"", base))
+	}
+	return t
+}
+
+// fallback shows a text written only in other languages where English
+// would be (the UI needs Chinese or English): the default language's, or
+// the first language's by name.
+func (imp *importer) fallback(t Text, defPath string) Text {
+	if !t.IsZero() || len(imp.trans) == 0 {
+		return t
+	}
+	if s := imp.trans[imp.plain][defPath]; s != "" {
+		return Text{EN: s}
+	}
+	for _, lang := range sortedKeys(imp.trans) {
+		if s := imp.trans[lang][defPath]; s != "" {
+			return Text{EN: s}
+		}
 	}
 	return t
 }

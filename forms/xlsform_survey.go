@@ -1,6 +1,7 @@
 package forms
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -113,6 +114,12 @@ var refusedKinds = map[string]Text{
 	"begin rank":          {ZH: "KoboToolbox 的排序块（begin rank）不是 XLSForm 标准：请改用 rank 题型", EN: "KoboToolbox rank blocks are not XLSForm: use the rank type"},
 }
 
+func init() {
+	for k, v := range refusedKinds {
+		refusedKinds[strings.ReplaceAll(k, " ", "_")] = v
+	}
+}
+
 // selectPrefixes are the spellings of select types, longest first.
 var selectPrefixes = []struct{ prefix, kind, source string }{
 	{"select_one_from_file", "select_one", "file"}, {"select_multiple_from_file", "select_multiple", "file"},
@@ -165,6 +172,14 @@ func (imp *importer) survey(s *sheetRows, lists map[string][]Choice, listRows ma
 			continue
 		}
 		it := &xlsItem{row: row, name: cells["name"], cells: cells, params: imp.parameters(row, cells["parameters"])}
+		if strings.Contains(cells["appearance"], "search(") {
+			imp.problem("survey", row, "appearance", Text{ZH: "search() 外观在手机上从 CSV 读取选项，fieldsync 不支持：请改用 select_one_from_file", EN: "the search() appearance loads choices from a CSV on the phone, which fieldsync does not do: use select_one_from_file"})
+		}
+		skip := func() {
+			if it.name != "" {
+				imp.skipped[it.name] = true
+			}
+		}
 		if k, list, source, orOther, ok := parseSelect(rawType); ok {
 			it.kind, it.list, it.orOther = k, list, orOther
 			switch source {
@@ -188,14 +203,13 @@ func (imp *importer) survey(s *sheetRows, lists map[string][]Choice, listRows ma
 			}
 		} else if msg, refused := refusedKinds[typ]; refused {
 			imp.problem("survey", row, "type", msg)
+			skip()
 			continue
 		} else if k, ok := surveyKinds[typ]; ok {
 			it.kind = k
-		} else if strings.HasPrefix(typ, "end ") || strings.HasPrefix(typ, "end_") {
-			imp.problem("survey", row, "type", textf("不支持的题型 %q", "unsupported type %q", rawType))
-			continue
 		} else {
 			imp.problem("survey", row, "type", textf("不支持的题型 %q", "unsupported type %q", rawType))
+			skip()
 			continue
 		}
 		switch it.kind {
@@ -390,6 +404,9 @@ func (imp *importer) fields(items []*xlsItem, syms *xsymbols, path string, lists
 				return ""
 			}
 			out, err := translateXPath(src, xcontext{column: column, item: it, syms: syms, imp: imp})
+			if errors.Is(err, errSkipped) {
+				return ""
+			}
 			if err != nil {
 				imp.problem("survey", it.row, column, textf("无法转换表达式：%s", "cannot translate the expression: %s", err.Error()))
 				return ""
@@ -468,7 +485,7 @@ func (imp *importer) fields(items []*xlsItem, syms *xsymbols, path string, lists
 		if it.kind == "calculate" || it.kind == "hidden" {
 			imp.calcs = append(imp.calcs, p)
 		}
-		needsLabel := f.Type == TypeNote || (!container && f.Calculation == "" && f.Meta == "" && !f.Hidden)
+		needsLabel := f.Type == TypeNote || (!container && f.Calculation == "" && f.Meta == "" && !f.Hidden && it.kind != "calculate")
 		if needsLabel && f.Label.IsZero() {
 			if !f.Hint.IsZero() {
 				f.Label, f.Hint = f.Hint, Text{}
@@ -504,6 +521,9 @@ func (imp *importer) fillNames(ctx xcontext, column string, t Text, defPath stri
 		}
 		return xlsPlaceholderRE.ReplaceAllStringFunc(s, func(m string) string {
 			p, err := ctx.ref(strings.TrimSpace(m[2 : len(m)-1]))
+			if errors.Is(err, errSkipped) {
+				return m
+			}
 			if err != nil {
 				imp.problem("survey", ctx.item.row, column, textf("无法显示 %s：%s", "cannot show %s: %s", m, err.Error()))
 				return m
@@ -654,11 +674,7 @@ func (imp *importer) run(raw map[string][][]string) *XLSFormImport {
 			imp.problem("choices", row, "list_name", textf("选项列表名 %q 只能用字母、数字、_ 和 -，并以字母开头", "the list name %q must use letters, digits, _ and -, starting with a letter", name))
 		}
 	}
-	before := len(imp.problems)
 	items := imp.survey(survey, lists, listRows)
-	if len(imp.problems) > before {
-		return nil // the rows do not make a form yet
-	}
 	syms := &xsymbols{byName: map[string][]*xlsItem{}, prefix: "answers."}
 	walkItems(items, func(it *xlsItem) { syms.byName[it.name] = append(syms.byName[it.name], it) })
 	meta := questionnaireMeta()
@@ -697,7 +713,7 @@ func (imp *importer) run(raw map[string][][]string) *XLSFormImport {
 		}
 	}
 	if len(imp.problems) > 0 {
-		return nil
+		return nil // the rows do not make a form yet: Check would only repeat them
 	}
 	if res.VersionDerived {
 		d.Version = 1 // for Check; the result has 0

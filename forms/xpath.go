@@ -303,21 +303,39 @@ func (ctx xcontext) pieces(toks []xtoken) ([]piece, error) {
 				}
 			}
 		case "==", "!=", "<", "<=", ">", ">=":
-			for _, pair := range [][2]*piece{{a, b}, {b, a}} {
+			// An operand next to an arithmetic operator is only part of
+			// its side: that side is a number, and only the other side
+			// may be converted.
+			arith := func(j int) bool {
+				return j >= 0 && j < len(ps) && ps[j].op && strings.Contains("+-*/%", ps[j].text)
+			}
+			type side struct {
+				p      *piece
+				simple bool
+				typ    string
+			}
+			l := side{a, !arith(i - 2), a.typ}
+			r := side{b, !arith(i + 2), b.typ}
+			for _, s := range []*side{&l, &r} {
+				if !s.simple {
+					s.typ = "number"
+				}
+			}
+			for _, pair := range [][2]*side{{&l, &r}, {&r, &l}} {
 				x, y := pair[0], pair[1]
 				switch {
-				case x.typ == "list" && y.typ == "str" && (p.text == "==" || p.text == "!="):
-					x.text, x.typ = "join(' ', "+x.text+")", "text"
-				case (x.typ == "text" || x.typ == "prop" || x.typ == "date" || x.typ == "datetime") && y.typ == "num":
-					y.text, y.typ = quote(y.lit), "str" // XLSForm writes ${choice} = 1 for the choice named "1"
-				case x.typ == "number" && y.typ == "str":
-					if _, ok := parseDecimal(y.lit); ok {
-						y.text, y.typ = y.lit, "num"
+				case x.typ == "list" && y.typ == "str" && x.simple && (p.text == "==" || p.text == "!="):
+					x.p.text, x.p.typ, x.typ = "join(' ', "+x.p.text+")", "text", "text"
+				case (x.typ == "text" || x.typ == "prop" || x.typ == "date" || x.typ == "datetime") && y.typ == "num" && y.simple:
+					y.p.text, y.p.typ, y.typ = quote(y.p.lit), "str", "str" // XLSForm writes ${choice} = 1 for the choice named "1"
+				case x.typ == "number" && y.typ == "str" && y.simple:
+					if _, ok := parseDecimal(y.p.lit); ok {
+						y.p.text, y.p.typ, y.typ = y.p.lit, "num", "num"
 					}
-				case x.typ == "prop" && y.typ == "number":
-					y.text, y.typ = "string("+y.text+")", "text"
-				case x.typ == "text" && y.typ == "number":
-					x.text, x.typ = "number("+x.text+")", "number"
+				case x.typ == "prop" && y.typ == "number" && y.simple:
+					y.p.text, y.p.typ, y.typ = "string("+y.p.text+")", "text", "text"
+				case (x.typ == "text" || x.typ == "prop") && y.typ == "number" && x.simple:
+					x.p.text, x.p.typ, x.typ = "number("+x.p.text+")", "number", "number"
 				}
 			}
 		}
@@ -355,10 +373,16 @@ func (ctx xcontext) operand(t xtoken) (piece, error) {
 	return piece{text: p, typ: it.valueType()}, err
 }
 
+// errSkipped is the error of a name whose row was refused: the row's
+// problem is already reported.
+var errSkipped = errors.New("the row of this name was refused")
+
 // lookup finds the row ${name} names.
 func (ctx xcontext) lookup(name string) (*xlsItem, error) {
 	its := ctx.syms.byName[name]
 	switch {
+	case len(its) == 0 && ctx.imp != nil && ctx.imp.skipped[name]:
+		return nil, errSkipped
 	case len(its) == 0:
 		return nil, fmt.Errorf("${%s} is not a field of this form", name)
 	case len(its) > 1:
