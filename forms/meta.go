@@ -2,7 +2,9 @@ package forms
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 )
@@ -25,6 +27,27 @@ const (
 	AuditStart = "form_start" // the record was created
 	AuditSave  = "form_save"  // the record was saved again
 )
+
+// PhoneComputes reports whether the phone must compute the definition's
+// values before saving a record: it has metadata, a title field or
+// calculations computed once (now, random(), uuid(), once, trigger),
+// which only the phone can compute. Forms imported from XLSForm mostly do;
+// the phone then stores what Compute gives, as ODK does.
+func (d *Definition) PhoneComputes() bool {
+	r := d.compile()
+	if r.f == nil {
+		return false
+	}
+	if d.TitleField != "" {
+		return true
+	}
+	for _, n := range r.f.all {
+		if n.f.Meta != "" || n.once {
+			return true
+		}
+	}
+	return false
+}
 
 // HasMeta reports whether the definition has metadata fields.
 func (d *Definition) HasMeta() bool {
@@ -56,8 +79,48 @@ func walkFields(fields []Field, fn func(*Field)) {
 //
 // Metadata fields may be at the top level, in groups or among the answers
 // of a questionnaire (layout answers); Check keeps them out of repeats.
+//
+// Values of once calculations (now, random(), uuid(), once, trigger) are
+// carried over from prev the same way, unless a field of their trigger
+// changed: then they are left empty, for Compute to compute again.
 func (d *Definition) FillMeta(values, prev map[string]any, m Meta) map[string]any {
-	return fillMeta(d.Fields, values, prev, m, prev == nil)
+	carry := map[*Field]bool{}
+	if r := d.compile(); r.f != nil && prev != nil {
+		for _, n := range r.f.all {
+			if !n.once || n.scope != nil {
+				continue
+			}
+			changed := false
+			for _, t := range n.f.Trigger {
+				changed = changed || jsonText(nameValue(values, t)) != jsonText(nameValue(prev, t))
+			}
+			carry[n.f] = !changed
+		}
+	}
+	return fillMeta(d.Fields, values, prev, m, prev == nil, carry)
+}
+
+// nameValue reads a value by the name expressions use: "answers.q1",
+// "feedback.to_name", "visit_date".
+func nameValue(values map[string]any, name string) any {
+	head, rest, more := strings.Cut(name, ".")
+	v := values[head]
+	if !more {
+		return v
+	}
+	if list, ok := v.([]any); ok {
+		_, answers := answerMap(list)
+		return nameValue(answers, rest)
+	}
+	if m, ok := v.(map[string]any); ok {
+		return nameValue(m, rest)
+	}
+	return nil
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // answerMap reads a list of answers into qid → value.
@@ -74,7 +137,7 @@ func answerMap(v any) ([]any, map[string]any) {
 	return list, answers
 }
 
-func fillMeta(fields []Field, values, prev map[string]any, m Meta, created bool) map[string]any {
+func fillMeta(fields []Field, values, prev map[string]any, m Meta, created bool, carry map[*Field]bool) map[string]any {
 	out := make(map[string]any, len(values))
 	for k, v := range values {
 		out[k] = v
@@ -83,14 +146,14 @@ func fillMeta(fields []Field, values, prev map[string]any, m Meta, created bool)
 		f := &fields[i]
 		switch {
 		case f.Type == TypeGroup && f.layout() == LayoutInline:
-			out = fillMeta(f.Fields, out, prev, m, created)
+			out = fillMeta(f.Fields, out, prev, m, created, carry)
 		case f.Type == TypeGroup && f.layout() == LayoutAnswers:
 			if !hasMetaField(f.Fields) {
 				continue
 			}
 			list, answers := answerMap(out[f.Key])
 			_, before := answerMap(prev[f.Key])
-			filled := fillMeta(f.Fields, answers, before, m, created)
+			filled := fillMeta(f.Fields, answers, before, m, created, carry)
 			out[f.Key] = answerList(list, filled, &node{stored: storedNodes(f.Fields)})
 		case f.Type == TypeGroup:
 			if !hasMetaField(f.Fields) {
@@ -98,7 +161,11 @@ func fillMeta(fields []Field, values, prev map[string]any, m Meta, created bool)
 			}
 			sub, _ := out[f.Key].(map[string]any)
 			before, _ := prev[f.Key].(map[string]any)
-			out[f.Key] = fillMeta(f.Fields, sub, before, m, created)
+			out[f.Key] = fillMeta(f.Fields, sub, before, m, created, carry)
+		case carry[f]:
+			if isEmpty(out[f.Key]) && !isEmpty(prev[f.Key]) {
+				out[f.Key] = prev[f.Key]
+			}
 		case f.Meta != "":
 			cur := out[f.Key]
 			if isEmpty(cur) && !isEmpty(prev[f.Key]) {
@@ -115,7 +182,7 @@ func fillMeta(fields []Field, values, prev map[string]any, m Meta, created bool)
 
 func hasMetaField(fields []Field) bool {
 	found := false
-	walkFields(fields, func(f *Field) { found = found || f.Meta != "" })
+	walkFields(fields, func(f *Field) { found = found || f.Meta != "" || f.Calculation != "" })
 	return found
 }
 

@@ -18,6 +18,8 @@ func TestFillMeta(t *testing.T) {
 		}},
 		{Key: "log", Type: forms.TypeTextList, Meta: forms.MetaAudit},
 		{Key: "note", Type: forms.TypeText, Label: forms.Text{EN: "note"}},
+		{Key: "other", Type: forms.TypeText, Label: forms.Text{EN: "other"}},
+		{Key: "stamp", Type: forms.TypeDateTime, Calculation: "now", Trigger: []string{"note"}},
 	}}
 	if !d.HasMeta() {
 		t.Fatal("HasMeta = false")
@@ -43,5 +45,42 @@ func TestFillMeta(t *testing.T) {
 	}
 	if got := first["note"]; got != "x" {
 		t.Errorf("FillMeta modified its input: %v", got)
+	}
+}
+
+// TestFillMetaTriggers: a once calculation keeps the phone's value when a
+// draft leaves it out, unless a field of its trigger changed.
+func TestFillMetaTriggers(t *testing.T) {
+	d := &forms.Definition{ID: "trig", Version: 1, Kind: forms.KindVisit, Status: forms.StatusDraft, Fields: []forms.Field{
+		{Key: "note", Type: forms.TypeText, Label: forms.Text{EN: "note"}},
+		{Key: "other", Type: forms.TypeText, Label: forms.Text{EN: "other"}},
+		{Key: "stamp", Type: forms.TypeDateTime, Calculation: "now", Trigger: []string{"note"}},
+	}}
+	prev := map[string]any{"note": "a", "other": "x", "stamp": "2024-10-15T09:00:00+08:00"}
+	m := forms.Meta{Now: "2024-10-15T10:00:00+08:00"}
+	tests := []struct {
+		name   string
+		values map[string]any
+		want   any
+	}{
+		{"OtherFieldChanged", map[string]any{"note": "a", "other": "y"}, "2024-10-15T09:00:00+08:00"},
+		{"TriggerChanged", map[string]any{"note": "b", "other": "x"}, nil},
+	}
+	for _, tt := range tests {
+		got := d.FillMeta(tt.values, prev, m)
+		if got["stamp"] != tt.want {
+			t.Errorf("%s: stamp = %v, want %v", tt.name, got["stamp"], tt.want)
+		}
+		computed, err := d.Compute(got, forms.Env{Now: m.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tt.want
+		if want == nil {
+			want = m.Now // computed again
+		}
+		if computed["stamp"] != want {
+			t.Errorf("%s: computed stamp = %v, want %v", tt.name, computed["stamp"], want)
+		}
 	}
 }

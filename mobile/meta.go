@@ -3,7 +3,10 @@ package mobile
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/forms"
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -28,14 +31,17 @@ func definition(tx *bolt.Tx, formID string, version int) *forms.Definition {
 	return d
 }
 
-// fillMeta returns the metadata fields (forms.Field.Meta: start, end,
-// today, deviceid, username, phonenumber, email, audit) that a save of r
-// with values changes, as canonical JSON: the phone fills them in itself
-// (forms.Definition.FillMeta). Forms the phone does not know, and forms
-// without metadata, get nothing.
+// fillMeta returns the fields that a save of r with values changes, as
+// canonical JSON, for forms whose values only the phone can compute
+// (forms.Definition.PhoneComputes, as XLSForm forms mostly are): the
+// metadata (forms.Definition.FillMeta: start, end, today, deviceid,
+// username, phonenumber, email, audit), then Compute's values (once
+// calculations with the phone's clock and randomness, the record's title,
+// the other calculations; values that do not apply removed, as null).
+// Forms the phone does not know, and the built-in forms, get nothing.
 func (e *Engine) fillMeta(tx *bolt.Tx, r *syncproto.Record, values map[string]json.RawMessage, created bool) (map[string]json.RawMessage, error) {
 	def := definition(tx, r.FormID, r.FormVersion)
-	if def == nil || !def.HasMeta() {
+	if def == nil || !def.PhoneComputes() {
 		return nil, nil
 	}
 	decode := func(into map[string]any, k string, raw json.RawMessage) {
@@ -64,8 +70,21 @@ func (e *Engine) fillMeta(tx *bolt.Tx, r *syncproto.Record, values map[string]js
 	now := e.now().In(chinaTime)
 	m := forms.Meta{Now: now.Format(time.RFC3339), Today: now.Format(time.DateOnly), DeviceID: device.String(),
 		Username: author, PhoneNumber: e.opts.PhoneNumber, Email: e.opts.Email}
+	filled := def.FillMeta(all, prev, m)
+	// Then the calculations only the phone can compute (once ones, the
+	// record's title) and the rest, as ODK stores a record: Compute's
+	// values, with what does not apply removed.
+	env := forms.Env{Today: m.Today, Now: m.Now, Random: rand.Float64, UUID: uuid.NewString}
+	if computed, err := def.Compute(filled, env); err == nil {
+		filled = computed
+	}
 	out := map[string]json.RawMessage{}
-	for k, v := range def.FillMeta(all, prev, m) {
+	for k := range all {
+		if _, kept := filled[k]; !kept {
+			out[k] = json.RawMessage("null") // removed: it does not apply
+		}
+	}
+	for k, v := range filled {
 		b, err := syncproto.Marshal(v)
 		if err != nil {
 			return nil, err

@@ -29,9 +29,11 @@ func metaForm() *forms.Definition {
 				{Key: "simserial", Type: forms.TypeText, Meta: forms.MetaSimSerial, Hidden: true},
 				{Key: "audit", Type: forms.TypeTextList, Meta: forms.MetaAudit, Hidden: true},
 				{Key: "clean", Type: forms.TypeText, Label: forms.Text{ZH: "卫生情况"}},
+				{Key: "ref", Type: forms.TypeText, Calculation: "concat('R-', uuid())"},
 			}},
 			{Key: "operator", Type: forms.TypeText, Meta: forms.MetaUsername, Hidden: true},
-		}}
+			{Key: "instance_name", Type: forms.TypeText, Hidden: true, Calculation: "concat(answers.clean, ' ', answers.today)"},
+		}, TitleField: "instance_name"}
 }
 
 // TestPhoneFillsMetadata: a form published by the office reaches the phone
@@ -76,13 +78,22 @@ func TestPhoneFillsMetadata(t *testing.T) {
 		map[string]any{"qid": "phonenumber", "value": "13800001234"},
 		map[string]any{"qid": "audit", "value": []any{created + " form_start"}},
 	}
-	answers := func(r *syncproto.Record) []any {
-		var got []any
-		if err := json.Unmarshal(r.Value("answers"), &got); err != nil {
-			t.Fatal(err)
+	// The once calculation got a random value; it is compared apart.
+	var ref string
+	for _, a := range answers0(t, r) {
+		if a.(map[string]any)["qid"] == "ref" {
+			ref, _ = a.(map[string]any)["value"].(string)
 		}
-		return got
 	}
+	if len(ref) != 38 || ref[:2] != "R-" {
+		t.Errorf("ref = %q, want R- and a UUID", ref)
+	}
+	want = append(want, map[string]any{"qid": "ref", "value": ref})
+	var title string
+	if json.Unmarshal(r.Value("instance_name"), &title); title != "良好 2026-11-03" {
+		t.Errorf("title = %q", title)
+	}
+	answers := func(r *syncproto.Record) []any { return answers0(t, r) }
 	if got := answers(r); !reflect.DeepEqual(got, want) {
 		t.Errorf("answers after the first save:\n got %v\nwant %v", got, want)
 	}
@@ -90,7 +101,7 @@ func TestPhoneFillsMetadata(t *testing.T) {
 	if json.Unmarshal(r.Value("operator"), &op); op != "user-chen" {
 		t.Errorf("operator = %q", op)
 	}
-	if vs := def.Validate(map[string]any{"answers": answers(r), "operator": op}, forms.Env{Today: "2026-11-03"}); len(vs) != 0 {
+	if vs := def.Validate(map[string]any{"answers": answers(r), "operator": op, "instance_name": title}, forms.Env{Today: "2026-11-03"}); len(vs) != 0 {
 		t.Errorf("the filled record does not validate: %v", vs)
 	}
 
@@ -100,6 +111,7 @@ func TestPhoneFillsMetadata(t *testing.T) {
 	want[0] = map[string]any{"qid": "clean", "value": "较差"}
 	want[2] = map[string]any{"qid": "end", "value": later}
 	want[7] = map[string]any{"qid": "audit", "value": []any{created + " form_start", later + " form_save"}}
+	// ref keeps its value: a once calculation is not computed again.
 	// The second draft sent only "clean": the filled answers keep their
 	// values, start and today are not rewritten.
 	got := answers(r)
@@ -120,4 +132,13 @@ func TestPhoneFillsMetadata(t *testing.T) {
 	if r.Rev != before {
 		t.Errorf("a save without changes wrote the record (rev %d → %d)", before, r.Rev)
 	}
+}
+
+func answers0(t *testing.T, r *syncproto.Record) []any {
+	t.Helper()
+	var got []any
+	if err := json.Unmarshal(r.Value("answers"), &got); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
