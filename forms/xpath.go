@@ -604,9 +604,9 @@ func (ctx xcontext) call(name string, args [][]xtoken) (piece, error) {
 			return piece{}, err
 		}
 		if len(a) == 2 {
-			return piece{text: "substr(" + a[0] + ", (" + a[1] + ") - 1)", typ: "text"}, nil
+			return piece{text: "substr(" + a[0] + ", number(" + a[1] + ") - 1)", typ: "text"}, nil
 		}
-		return piece{text: "substr(" + a[0] + ", (" + a[1] + ") - 1, (" + a[1] + ") - 1 + (" + a[2] + "))", typ: "text"}, nil
+		return piece{text: "substr(" + a[0] + ", number(" + a[1] + ") - 1, number(" + a[1] + ") - 1 + number(" + a[2] + "))", typ: "text"}, nil
 	case "choice-name":
 		if err := want(2, 2); err != nil {
 			return piece{}, err

@@ -94,7 +94,7 @@ func TestTranslateXPath(t *testing.T) {
 		{"position(..)", "calculation", "kid_name", "position"},
 		{"once(now())", "calculation", "name", "(now)"},
 		{"if(${age} > 1, 'a', 2)", "calculation", "name", "(answers.age > 1 ? 'a' : '2')"},
-		{"substring(${name}, 2, 3)", "calculation", "age", "substr(answers.name, (2) - 1, (2) - 1 + (3))"},
+		{"substring(${name}, 2, 3)", "calculation", "age", "substr(answers.name, number(2) - 1, number(2) - 1 + number(3))"},
 		{"round(${age} div 3, 2) + pow(2, 10) + abs(-1)", "calculation", "name", "round(answers.age / 3, 2) + pow(2, 10) + abs(- 1)"},
 		{"random() < 0.5", "calculation", "name", "random() < 0.5"},
 		{"concat('uuid:', uuid())", "calculation", "name", "concat('uuid:', uuid())"},
