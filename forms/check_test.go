@@ -38,8 +38,8 @@ func TestCheck(t *testing.T) {
 		break_ func(d *forms.Definition)
 		want   map[string]string // key → Chinese message
 	}{
-		{"UnknownType", func(d *forms.Definition) { d.Fields[2].Type = "range" },
-			map[string]string{"fields[2].type": "应为以下之一：text integer decimal date time datetime boolean select_one select_multiple text_list photo geopoint note group repeat"}},
+		{"UnknownType", func(d *forms.Definition) { d.Fields[2].Type = "slider" },
+			map[string]string{"fields[2].type": "应为以下之一：text integer decimal date time datetime boolean select_one select_multiple text_list photo geopoint note group repeat range rank geotrace geoshape audio video file barcode acknowledge"}},
 		{"MissingKeyAndBadID", func(d *forms.Definition) { d.Fields[0].Key = ""; d.ID = "Test Form"; d.Version = 0 },
 			map[string]string{
 				"fields[0].key": "此项必填",
@@ -115,12 +115,11 @@ func TestCheck(t *testing.T) {
 		}},
 		{"InvalidDefault", func(d *forms.Definition) { d.Fields[2].Default = "many"; d.Fields[1].Default = "c" },
 			map[string]string{"fields[2].default": "默认值无效：应为整数", "fields[1].default": "默认值无效：“c”不是可选项"}},
-		{"RepeatInRepeatAndUniqueOutside", func(d *forms.Definition) {
+		{"UniqueOutsideARepeat", func(d *forms.Definition) {
 			d.Fields[3].Fields = append(d.Fields[3].Fields, forms.Field{Key: "inner", Type: forms.TypeRepeat, Fields: []forms.Field{{Key: "w", Type: forms.TypeText, Label: forms.Text{EN: "w"}}}})
 			d.Fields[0].Unique = true
 		}, map[string]string{
-			"fields[3].fields[1].type": "不支持重复组嵌套",
-			"fields[0].unique":         "只有重复组里的直接字段可以设为不重复",
+			"fields[0].unique": "只有重复组里的直接字段可以设为不重复",
 		}},
 		{"AttributesOfOtherTypes", func(d *forms.Definition) {
 			d.Fields[0].MinCount = intp(1)
@@ -128,7 +127,7 @@ func TestCheck(t *testing.T) {
 			d.Fields[2].Layout = forms.LayoutInline
 			d.Fields[0].ChoiceFilter = "true"
 		}, map[string]string{
-			"fields[0].min_count":     "只有照片、多选、文本列表和重复组有数量限制",
+			"fields[0].min_count":     "只有照片、附件、多选、文本列表和重复组有数量限制",
 			"fields[2].format":        "只有文本字段有格式",
 			"fields[2].layout":        "只有分组有 layout",
 			"fields[0].choice_filter": "只有选择题有选项筛选",

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -43,10 +44,18 @@ type node struct {
 	requiredIf  *vm.Program
 	calc        *vm.Program
 	filter      *vm.Program
+	readOnlyIf  *vm.Program
+	repeatCount *vm.Program
+	once        bool      // the calculation is computed once (Field.Once, now, random(), uuid(), trigger)
+	rng         *rangeDef // the bounds of a range field
+	texts       bool      // the label or hint shows other fields' values
 	constraints []constraint
 	deps        []*node // fields read by relevant and calculation
 	refs        []string
 }
+
+// rangeDef is the parsed Parameters of a range field.
+type rangeDef struct{ start, end, step float64 }
 
 // constraint is a compiled Constraint.
 type constraint struct {
@@ -67,6 +76,7 @@ type compiler struct {
 	errs  Errors
 	names map[*node]map[string]*node // scope (nil = top level) → name → field
 	envs  map[*node]map[string]any   // scope → typed environment for the checker
+	funcs []expr.Option              // the functions that read the definition
 }
 
 func compileDefinition(d *Definition) *compileResult {
@@ -102,7 +112,7 @@ func (c *compiler) build(fields []Field, keyPrefix string, parent, scope *node, 
 		} else {
 			seen[f.Key] = n.key
 		}
-		if reservedNames[f.Key] {
+		if keywordNames[f.Key] || (reservedNames[f.Key] && n.rel == f.Key) {
 			c.errs.add(n.key+".key", textf("%q 是表达式的保留字，不能作名称", "%q is reserved in expressions and cannot be a key", f.Key))
 		}
 		c.f.all = append(c.f.all, n)
@@ -120,9 +130,6 @@ func (c *compiler) build(fields []Field, keyPrefix string, parent, scope *node, 
 			n.stored = c.build(f.Fields, n.key+".fields", n, scope, n.rel+".", map[string]string{})
 			stored = append(stored, n)
 		case f.Type == TypeRepeat:
-			if scope != nil && !n.server {
-				c.errs.add(n.key+".type", Text{ZH: "不支持重复组嵌套", EN: "a repeat cannot be inside another repeat"})
-			}
 			n.stored = c.build(f.Fields, n.key+".fields", n, n, "", map[string]string{})
 			stored = append(stored, n)
 		default:
@@ -136,9 +143,9 @@ func (c *compiler) build(fields []Field, keyPrefix string, parent, scope *node, 
 func (c *compiler) checkField(n *node) {
 	f, k := n.f, n.key
 	bad := func(attr string, zh, en string) { c.errs.add(k+"."+attr, Text{ZH: zh, EN: en}) }
-	isSelect := f.Type == TypeSelectOne || f.Type == TypeSelectMultiple
+	isSelect := f.Type == TypeSelectOne || f.Type == TypeSelectMultiple || f.Type == TypeRank
 	isText := f.Type == TypeText || f.Type == TypeTextList
-	counted := f.Type == TypePhoto || f.Type == TypeSelectMultiple || f.Type == TypeTextList || f.Type == TypeRepeat
+	counted := attachmentType(f.Type) || f.Type == TypeSelectMultiple || f.Type == TypeTextList || f.Type == TypeRepeat
 
 	if n.server {
 		if f.Required || f.RequiredIf != "" || f.Relevant != "" || f.Calculation != "" || len(f.Constraints) > 0 || f.ChoiceFilter != "" || f.Default != nil {
@@ -167,7 +174,7 @@ func (c *compiler) checkField(n *node) {
 			bad("type", "说明项没有值：不能必填、计算、约束或有默认值", "a note has no value: it cannot be required, calculated, constrained or have a default")
 		}
 	}
-	needsLabel := f.Type == TypeNote || (!f.container() && f.Calculation == "")
+	needsLabel := f.Type == TypeNote || (!f.container() && f.Calculation == "" && f.Meta == "" && !f.Hidden)
 	if needsLabel && f.Label.IsZero() {
 		bad("label", "需要标题（zh 或 en）", "needs a label (zh or en)")
 	}
@@ -186,11 +193,14 @@ func (c *compiler) checkField(n *node) {
 	if f.ChoiceFilter != "" && !isSelect {
 		bad("choice_filter", "只有选择题有选项筛选", "only select fields have a choice filter")
 	}
+	if f.OrOther && f.Type != TypeSelectOne && f.Type != TypeSelectMultiple {
+		bad("or_other", "只有单选和多选题可以有“其他”", "only select_one and select_multiple fields can have or_other")
+	}
 	if f.Format != "" && !isText {
 		bad("format", "只有文本字段有格式", "only text fields have a format")
 	}
 	if (f.MinCount != nil || f.MaxCount != nil) && !counted {
-		bad("min_count", "只有照片、多选、文本列表和重复组有数量限制", "only photo, select_multiple, text_list and repeat fields have counts")
+		bad("min_count", "只有照片、附件、多选、文本列表和重复组有数量限制", "only photo, audio, video, file, select_multiple, text_list and repeat fields have counts")
 	}
 	if f.MinCount != nil && f.MaxCount != nil && *f.MinCount > *f.MaxCount {
 		bad("min_count", "最少数量大于最多数量", "min_count is above max_count")
@@ -199,13 +209,33 @@ func (c *compiler) checkField(n *node) {
 		switch {
 		case n.scope == nil || n.parent != n.scope:
 			bad("unique", "只有重复组里的直接字段可以设为不重复", "only fields directly in a repeat row can be unique")
-		case f.container() || f.Type == TypeNote || f.Type == TypeGeopoint:
+		case f.container() || f.Type == TypeNote || f.Type == TypeGeopoint || f.Type == TypeGeotrace || f.Type == TypeGeoshape:
 			bad("unique", "此类型不能设为不重复", "this type cannot be unique")
 		}
 	}
+	if f.RepeatCount != "" && f.Type != TypeRepeat {
+		bad("repeat_count", "只有重复组有行数", "only a repeat has a repeat_count")
+	}
+	if f.Type == TypeRange {
+		c.checkRange(n)
+	}
+	if f.Meta != "" {
+		if want := metaTypes[f.Meta]; f.Type != want {
+			c.errs.add(k+".meta", textf("元数据 %s 的类型应为 %s", "metadata %s must have type %s", f.Meta, want))
+		}
+		if f.Calculation != "" || f.Required || f.RequiredIf != "" || f.Default != nil {
+			bad("meta", "元数据由手机填写：不能计算、必填或有默认值", "metadata is filled in by the phone: it cannot be calculated, required or have a default")
+		}
+		if n.scope != nil {
+			bad("meta", "元数据不能放在重复组里", "metadata cannot be inside a repeat")
+		}
+	}
+	if (f.Once || len(f.Trigger) > 0) && f.Calculation == "" {
+		bad("once", "只有计算字段可以设为只计算一次或有触发字段", "only a calculated field can be once or have a trigger")
+	}
 	if f.Calculation != "" {
 		switch f.Type {
-		case TypeText, TypeInteger, TypeDecimal, TypeDate, TypeTime, TypeDateTime, TypeBoolean, TypeSelectOne:
+		case TypeText, TypeInteger, TypeDecimal, TypeDate, TypeTime, TypeDateTime, TypeBoolean, TypeSelectOne, TypeBarcode:
 		default:
 			bad("calculation", "此类型不能计算", "this type cannot be calculated")
 		}
@@ -218,18 +248,83 @@ func (c *compiler) checkField(n *node) {
 	}
 	if f.Default != nil {
 		switch f.Type {
-		case TypeNote, TypeGroup, TypeRepeat, TypePhoto, TypeGeopoint:
+		case TypeNote, TypeGroup, TypeRepeat, TypeGeotrace, TypeGeoshape:
 			bad("default", "此类型不能有默认值", "this type cannot have a default")
 		default:
+			if attachmentType(f.Type) {
+				bad("default", "此类型不能有默认值", "this type cannot have a default")
+				break
+			}
 			norm, msg := checkValue(f, f.Default)
-			if msg == nil && f.ChoiceList != "" {
+			if msg == nil && f.ChoiceList != "" && f.Type != TypeRank {
 				msg = notInList(n.choices, norm)
+			}
+			if msg == nil && n.rng != nil {
+				msg = n.rng.check(norm)
 			}
 			if msg != nil {
 				c.errs.add(k+".default", Text{ZH: "默认值无效：" + msg.ZH, EN: "invalid default: " + msg.EN})
 			}
 		}
 	}
+}
+
+// metaTypes is the field type of each kind of metadata.
+var metaTypes = map[string]string{
+	MetaStart: TypeDateTime, MetaEnd: TypeDateTime, MetaToday: TypeDate, MetaDeviceID: TypeText,
+	MetaUsername: TypeText, MetaPhoneNumber: TypeText, MetaEmail: TypeText, MetaSimSerial: TypeText,
+	MetaSubscriberID: TypeText, MetaAudit: TypeTextList, MetaStartGeopoint: TypeGeopoint,
+}
+
+// attachmentType reports whether values of type t are lists of attachment
+// ids.
+func attachmentType(t string) bool {
+	return t == TypePhoto || t == TypeAudio || t == TypeVideo || t == TypeFile
+}
+
+// checkRange parses the start, end and step parameters of a range field.
+func (c *compiler) checkRange(n *node) {
+	r := &rangeDef{start: 0, end: 10, step: 1}
+	for _, p := range []struct {
+		name string
+		v    *float64
+	}{{"start", &r.start}, {"end", &r.end}, {"step", &r.step}} {
+		s, ok := n.f.Parameters[p.name]
+		if !ok {
+			continue
+		}
+		x, ok := parseDecimal(s)
+		if !ok {
+			c.errs.add(n.key+".parameters."+p.name, textf("应为数字，而不是 %q", "must be a number, not %q", s))
+			return
+		}
+		*p.v = x
+	}
+	if r.step <= 0 {
+		c.errs.add(n.key+".parameters.step", Text{ZH: "步长应大于 0", EN: "step must be above 0"})
+		return
+	}
+	if r.start == r.end {
+		c.errs.add(n.key+".parameters.end", Text{ZH: "起点和终点不能相同", EN: "start and end must differ"})
+		return
+	}
+	n.rng = r
+}
+
+// check reports a value of a range field that is out of bounds or
+// between steps.
+func (r *rangeDef) check(v any) *Text {
+	x, ok := asNumber(v)
+	if !ok {
+		return nil
+	}
+	lo, hi := min(r.start, r.end), max(r.start, r.end)
+	k := (x - r.start) / r.step
+	if x < lo || x > hi || math.Abs(k-math.Round(k)) > 1e-9 {
+		m := msgRangeStep(lo, hi, r.step)
+		return &m
+	}
+	return nil
 }
 
 // notInList explains a selected value that is not in choices.
@@ -302,7 +397,7 @@ func (c *compiler) checkChoices() {
 	for _, name := range lists {
 		seen := map[string]int{}
 		for i, ch := range c.d.Choices[name] {
-			if j, dup := seen[ch.Value]; dup {
+			if j, dup := seen[ch.Value]; dup && !c.d.AllowChoiceDuplicates {
 				c.errs.add(fmt.Sprintf("choices.%s[%d].value", name, i), textf("选项值 %q 重复（第 %d 项）", "duplicate value %q (also item %d)", ch.Value, j))
 			} else {
 				seen[ch.Value] = i
@@ -324,39 +419,58 @@ func (c *compiler) checkUniqueKey() {
 // n in the type checker's environment.
 func zeroValue(n *node) any {
 	switch n.f.Type {
-	case TypeInteger, TypeDecimal:
+	case TypeInteger, TypeDecimal, TypeRange:
 		return 0.0
 	case TypeBoolean:
 		return false
-	case TypeSelectMultiple, TypePhoto, TypeTextList:
+	case TypeSelectMultiple, TypePhoto, TypeAudio, TypeVideo, TypeFile, TypeTextList, TypeRank:
 		return []string{}
 	case TypeGeopoint, TypeGroup:
 		return map[string]any{}
-	case TypeRepeat:
+	case TypeRepeat, TypeGeotrace, TypeGeoshape:
 		return []any{}
 	}
 	return ""
 }
 
+// Names that the environment of every expression declares besides fields.
+const (
+	nameNow      = "now"      // Env.Now
+	namePosition = "position" // the 1-based index of the current repeat row
+	nameRandom   = "random"   // random(): Env.Random, once calculations only
+	nameUUID     = "uuid"     // uuid(): Env.UUID, once calculations only
+)
+
 // buildEnvs declares every readable field, per scope, for the checker.
+// The environment of a repeat row holds the top-level names, those of the
+// rows of every enclosing repeat, and its own, the innermost winning.
 func (c *compiler) buildEnvs() {
-	top := map[string]any{nameToday: ""}
+	top := map[string]any{nameToday: "", nameNow: "", nameRandom: func() float64 { return 0 }, nameUUID: func() string { return "" }}
 	for name, n := range c.names[nil] {
 		top[name] = zeroValue(n)
 	}
 	c.envs[nil] = top
-	for scope, names := range c.names {
-		if scope == nil {
-			continue
+	var chain func(scope *node) map[string]any
+	chain = func(scope *node) map[string]any {
+		if env, ok := c.envs[scope]; ok {
+			return env
 		}
-		env := make(map[string]any, len(top)+len(names))
-		for k, v := range top {
+		outer := chain(scope.scope)
+		env := make(map[string]any, len(outer)+len(c.names[scope])+1)
+		for k, v := range outer {
 			env[k] = v
 		}
-		for name, n := range names {
+		for name, n := range c.names[scope] {
 			env[name] = zeroValue(n)
 		}
+		env[namePosition] = 0.0
 		c.envs[scope] = env
+		return env
+	}
+	for _, n := range c.f.all {
+		if n.f.Type == TypeRepeat && !n.server {
+			chain(n)
+		}
 	}
 }
 
@@ -403,7 +517,10 @@ func (c *compiler) compileExprs(n *node) {
 		}
 		var prog *vm.Program
 		if err == nil {
-			prog, err = compileExpr(p, c.envFor(n, kind), kind)
+			if c.funcs == nil {
+				c.funcs = definitionFuncs(c.d)
+			}
+			prog, err = compileExpr(p, c.envFor(n, kind), kind, c.funcs...)
 		}
 		if err != nil {
 			c.errs.add(n.key+"."+attr, textf("表达式无效：%s", "invalid expression: %s", err.Error()))
@@ -417,10 +534,28 @@ func (c *compiler) compileExprs(n *node) {
 	n.requiredIf, _ = one("required_if", f.RequiredIf, exprBool)
 	n.calc, refs = one("calculation", f.Calculation, exprCalc)
 	n.refs = append(n.refs, refs...)
+	calcRefs := refs
 	if n.calc != nil && !calcTypeFits(f.Type, n.calc.Node().Type()) {
 		c.errs.add(n.key+".calculation", textf("计算结果类型（%s）与字段类型 %s 不符", "the calculation gives %s but the field is %s", typeName(n.calc.Node().Type()), f.Type))
 	}
 	n.filter, _ = one("choice_filter", f.ChoiceFilter, exprFilter)
+	n.readOnlyIf, _ = one("read_only_if", f.ReadOnlyIf, exprBool)
+	c.checkTexts(n)
+	n.repeatCount, _ = one("repeat_count", f.RepeatCount, exprCalc)
+	if n.repeatCount != nil && !calcTypeFits(TypeInteger, n.repeatCount.Node().Type()) {
+		c.errs.add(n.key+".repeat_count", textf("行数应为数字，而不是 %s", "the repeat_count gives %s, not a number", typeName(n.repeatCount.Node().Type())))
+	}
+	n.once = f.Once || len(f.Trigger) > 0
+	for i, t := range f.Trigger {
+		if c.lookup(n.scope, t) == nil {
+			c.errs.add(fmt.Sprintf("%s.trigger[%d]", n.key, i), textf("触发字段 %s 不存在", "the trigger %s is not a field", t))
+		}
+	}
+	for _, r := range calcRefs {
+		if r == nameNow || r == nameRandom || r == nameUUID {
+			n.once = true
+		}
+	}
 	for i := range f.Constraints {
 		cs := &f.Constraints[i]
 		prog, _ := one(fmt.Sprintf("constraints[%d].expr", i), cs.Expr, exprConstraint)
@@ -446,7 +581,7 @@ func (c *compiler) compileExprs(n *node) {
 }
 
 func (c *compiler) lookup(scope *node, name string) *node {
-	if scope != nil {
+	for ; scope != nil; scope = scope.scope {
 		if n := c.names[scope][name]; n != nil {
 			return n
 		}
@@ -459,7 +594,17 @@ func (c *compiler) lookup(scope *node, name string) *node {
 func (c *compiler) resolve(n *node, refs []string, kind exprKind) error {
 	for _, r := range refs {
 		switch {
-		case r == nameToday || r == "true" || r == "false" || r == "nil":
+		case r == nameToday || r == nameNow || r == "true" || r == "false" || r == "nil":
+			continue
+		case r == namePosition:
+			if n.scope == nil {
+				return fmt.Errorf("position is only defined inside a repeat")
+			}
+			continue
+		case r == nameRandom || r == nameUUID:
+			if kind != exprCalc {
+				return fmt.Errorf("%s() may only be used in a calculation", r)
+			}
 			continue
 		case r == nameSelf:
 			if kind != exprConstraint {

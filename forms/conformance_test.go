@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,12 +26,15 @@ type conformanceFile struct {
 		Version int    `json:"version"`
 	} `json:"builtin"`
 	Cases []struct {
-		Name     string                `json:"name"`
-		Today    string                `json:"today"`
-		Values   json.RawMessage       `json:"values"`
-		Errors   map[string]forms.Text `json:"errors"`
-		Relevant map[string]bool       `json:"relevant"`
-		Computed map[string]any        `json:"computed"`
+		Name     string                     `json:"name"`
+		Today    string                     `json:"today"`
+		Now      string                     `json:"now"`
+		Values   json.RawMessage            `json:"values"`
+		Texts    map[string]forms.FieldText `json:"texts"`
+		ReadOnly []string                   `json:"read_only"`
+		Errors   map[string]forms.Text      `json:"errors"`
+		Relevant map[string]bool            `json:"relevant"`
+		Computed map[string]any             `json:"computed"`
 	} `json:"cases"`
 	// Expressions lists expressions that Check must accept or reject.
 	Expressions []struct {
@@ -83,7 +87,7 @@ func TestConformance(t *testing.T) {
 								t.Fatal(err)
 							}
 						}
-						ev := d.Evaluate(values, forms.Env{Today: c.Today})
+						ev := d.Evaluate(values, forms.Env{Today: c.Today, Now: c.Now})
 						want := c.Errors
 						if want == nil {
 							want = forms.Errors{}
@@ -97,6 +101,21 @@ func TestConformance(t *testing.T) {
 								t.Errorf("relevant[%s] missing", path)
 							} else if got != want {
 								t.Errorf("relevant[%s] = %v, want %v", path, got, want)
+							}
+						}
+						for path, want := range c.Texts {
+							if got := ev.Texts[path]; got != want {
+								t.Errorf("texts[%s] = %+v, want %+v", path, got, want)
+							}
+						}
+						if c.ReadOnly != nil {
+							var got []string
+							for path := range ev.ReadOnly {
+								got = append(got, path)
+							}
+							sort.Strings(got)
+							if !reflect.DeepEqual(got, c.ReadOnly) {
+								t.Errorf("read only = %v, want %v", got, c.ReadOnly)
 							}
 						}
 						for path, want := range c.Computed {

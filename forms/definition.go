@@ -40,6 +40,31 @@ const (
 	TypeNote           = "note"            // text shown to the user; holds no value
 	TypeGroup          = "group"           // fields shown and stored together (see Layout)
 	TypeRepeat         = "repeat"          // an array of rows, each an object of the child fields
+
+	TypeRange       = "range"       // a number from Parameters start to end in steps of step (a slider)
+	TypeRank        = "rank"        // an array ordering every allowed value of a choice list
+	TypeGeotrace    = "geotrace"    // an array of at least 2 points {"lat", "lng", "accuracy_m"}
+	TypeGeoshape    = "geoshape"    // an array of at least 3 points, a ring (the first point may be repeated last)
+	TypeAudio       = "audio"       // an array of attachment ids (UUIDs), like photo
+	TypeVideo       = "video"       // an array of attachment ids (UUIDs), like photo
+	TypeFile        = "file"        // an array of attachment ids (UUIDs), like photo
+	TypeBarcode     = "barcode"     // a string read by the camera
+	TypeAcknowledge = "acknowledge" // "OK" once the person confirmed, otherwise empty
+)
+
+// Metadata a phone fills in by itself (Field.Meta); see FillMeta.
+const (
+	MetaStart         = "start"          // datetime: when the record was created on the phone
+	MetaEnd           = "end"            // datetime: when the record was last saved
+	MetaToday         = "today"          // date: the day the record was created
+	MetaDeviceID      = "deviceid"       // text: the phone's device id
+	MetaUsername      = "username"       // text: the user the phone is enrolled for
+	MetaPhoneNumber   = "phonenumber"    // text: the phone's number, when the app knows it
+	MetaEmail         = "email"          // text: the user's e-mail address, when the app knows it
+	MetaSimSerial     = "simserial"      // text: left empty (phones no longer reveal it)
+	MetaSubscriberID  = "subscriberid"   // text: left empty (phones no longer reveal it)
+	MetaAudit         = "audit"          // text_list: "<time> <event>" lines the phone appends
+	MetaStartGeopoint = "start-geopoint" // geopoint: where the record was created, when known
 )
 
 // Group layouts: how the values of a group's fields are stored.
@@ -110,7 +135,24 @@ type Definition struct {
 	UniqueKey []string `json:"unique_key,omitempty" validate:"omitempty,dive,required"`
 	Fields    []Field  `json:"fields" validate:"required,min=1,max=500,dive"`
 	// Choices maps a list name to its choices.
-	Choices map[string][]Choice `json:"choices,omitempty" validate:"omitempty,max=200,dive,keys,listname,endkeys,required,max=1000,dive"`
+	Choices map[string][]Choice `json:"choices,omitempty" validate:"omitempty,max=200,dive,keys,listname,endkeys,required,max=5000,dive"`
+	// AllowChoiceDuplicates lets a choice list hold one value twice, told
+	// apart by a choice filter (cascading selects).
+	AllowChoiceDuplicates bool `json:"allow_choice_duplicates,omitempty"`
+	// TitleField names a top-level calculated field whose value is a
+	// record's display title on the phone and in the office.
+	TitleField string `json:"title_field,omitempty" validate:"max=64"`
+	// Style is a UI hint for the whole form ("pages", "theme-grid").
+	Style string `json:"style,omitempty" validate:"max=100"`
+	// Translations hold texts in languages other than Chinese and English:
+	// language → definition path of the text ("title",
+	// "fields[10].fields[2].label", "choices.yes_no[0].label") → text.
+	// The language is written as the form's author wrote it, such as
+	// "Tibetan (bo)" or "default".
+	Translations map[string]map[string]string `json:"translations,omitempty" validate:"omitempty,max=20,dive,keys,max=100,endkeys,max=5000,dive,keys,max=300,endkeys,max=2000"`
+	// Tables are data published with the form for pulldata(): file name
+	// without extension → columns and rows.
+	Tables map[string]*Table `json:"tables,omitempty" validate:"omitempty,max=20,dive,keys,max=100,endkeys,required"`
 
 	compiled atomic.Pointer[compileResult]
 }
@@ -121,7 +163,7 @@ type Field struct {
 	// in the same object: letters, digits and underscores, starting with a
 	// letter.
 	Key  string `json:"key" validate:"required,max=64,fieldkey"`
-	Type string `json:"type" validate:"required,oneof=text integer decimal date time datetime boolean select_one select_multiple text_list photo geopoint note group repeat"`
+	Type string `json:"type" validate:"required,oneof=text integer decimal date time datetime boolean select_one select_multiple text_list photo geopoint note group repeat range rank geotrace geoshape audio video file barcode acknowledge"`
 	// Origin is OriginClient (the default when empty) or OriginServer.
 	Origin string `json:"origin,omitempty" validate:"omitempty,oneof=client server"`
 	Label  Text   `json:"label,omitzero"`
@@ -170,6 +212,37 @@ type Field struct {
 	Appearance string `json:"appearance,omitempty" validate:"max=200"`
 	// Fields are the children of a group or repeat.
 	Fields []Field `json:"fields,omitempty" validate:"max=500,dive"`
+
+	// ReadOnly asks the UI not to let people edit the value (it comes from
+	// a default, a calculation or the phone); ReadOnlyIf is the same as an
+	// expression. Validate does not enforce them.
+	ReadOnly   bool   `json:"read_only,omitempty"`
+	ReadOnlyIf string `json:"read_only_if,omitempty" validate:"max=2000"`
+	// Hidden fields are not shown to the person filling in the form.
+	Hidden bool `json:"hidden,omitempty"`
+	// Meta names the metadata the phone fills in by itself (MetaStart, …).
+	Meta string `json:"meta,omitempty" validate:"omitempty,oneof=start end today deviceid username phonenumber email simserial subscriberid audit start-geopoint"`
+	// Once makes a calculation a value set by the phone: it is computed
+	// when the field is empty and then kept, and Validate accepts any value
+	// of the field's type. Calculations that read now, random() or uuid()
+	// are always computed once.
+	Once bool `json:"once,omitempty"`
+	// Trigger names fields (as expressions name them) whose change makes
+	// the phone compute a once calculation again.
+	Trigger []string `json:"trigger,omitempty" validate:"max=20,dive,max=200"`
+	// RepeatCount is an expression giving the number of rows a repeat must
+	// have, evaluated outside the repeat.
+	RepeatCount string `json:"repeat_count,omitempty" validate:"max=2000"`
+	// OrOther, on a select field, asks the UI for a text when the choice
+	// "other" is picked; the text travels as the answer's other_text.
+	OrOther bool `json:"or_other,omitempty"`
+	// Parameters are the XLSForm parameters of the field: start, end and
+	// step of a range (required there), and hints for the UI passed
+	// through (max-pixels, randomize, seed, capture-accuracy…).
+	Parameters map[string]string `json:"parameters,omitempty" validate:"omitempty,max=20,dive,keys,max=64,endkeys,max=200"`
+	// Media names files shown with the label: "image", "audio", "video",
+	// "big-image", optionally with a language ("image::en").
+	Media map[string]string `json:"media,omitempty" validate:"omitempty,max=20,dive,keys,max=64,endkeys,max=200"`
 }
 
 // Constraint is one rule on a field's value. Exactly one kind is set: a
@@ -191,6 +264,12 @@ type Constraint struct {
 	Message Text   `json:"message,omitzero"`
 }
 
+// Table is a CSV file published with a form, read by pulldata().
+type Table struct {
+	Columns []string   `json:"columns" validate:"required,max=100,dive,max=100"`
+	Rows    [][]string `json:"rows" validate:"max=20000,dive,max=100,dive,max=2000"`
+}
+
 // Choice is one option of a choice list.
 type Choice struct {
 	// Value is what a record stores.
@@ -199,6 +278,8 @@ type Choice struct {
 	// Props are extra properties that a choice filter can test, for example
 	// {"stage": "junior"}.
 	Props map[string]string `json:"props,omitempty" validate:"omitempty,max=50,dive,keys,fieldkey,endkeys,max=200"`
+	// Media names files shown with the choice, as Field.Media.
+	Media map[string]string `json:"media,omitempty" validate:"omitempty,max=20,dive,keys,max=64,endkeys,max=200"`
 }
 
 // Env is what rules may need from outside the record.
@@ -207,6 +288,14 @@ type Env struct {
 	// date when the server validates, the phone's date on the phone. Rules
 	// read it as `today`; a rule that uses today fails when it is empty.
 	Today string
+	// Now is the local time, RFC 3339 with its offset: rules read it as
+	// `now`. Empty makes rules that use it fail.
+	Now string
+	// Random returns a number in [0, 1) for random(); UUID returns a new
+	// random UUID for uuid(). Both are used only by once calculations,
+	// on the phone. Nil makes those calculations empty.
+	Random func() float64
+	UUID   func() string
 }
 
 // client reports whether f is filled in by people rather than the server.

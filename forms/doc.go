@@ -25,7 +25,10 @@
 //
 // Built-in definitions (Builtin, BuiltinByID) are JSON files embedded from
 // builtin/, so that other implementations can read the same data.
-// ImportXLSForm turns an XLSForm workbook into a Definition.
+// ImportXLSFormFile turns an XLSForm workbook (with the files published
+// with it) into a Definition, and ExportXLSForm writes one back; XLSFORM.md
+// next to this file says what is supported. FillMeta fills in the metadata
+// a phone knows (start, end, deviceid…).
 //
 // The package is pure: it does no file or network I/O and never reads the
 // clock (a rule that needs today's date gets it from Env). It must not import

@@ -103,12 +103,35 @@ var (
 	msgAnswerDupQID  = Text{ZH: "同一题有多个答案", EN: "more than one answer to this question"}
 )
 
+var (
+	msgNotGeotrace    = Text{ZH: "轨迹应为至少 2 个位置 {lat, lng, accuracy_m} 的列表", EN: "must be a list of at least 2 locations {lat, lng, accuracy_m}"}
+	msgNotGeoshape    = Text{ZH: "区域应为至少 3 个位置 {lat, lng, accuracy_m} 的列表", EN: "must be a list of at least 3 locations {lat, lng, accuracy_m}"}
+	msgNotAcknowledge = Text{ZH: "确认项的值只能是 \"OK\"", EN: "must be \"OK\""}
+	msgRankIncomplete = Text{ZH: "排序应包含每个选项各一次", EN: "must order every choice exactly once"}
+)
+
+func msgRangeStep(lo, hi, step float64) Text {
+	return textf("应在 %s 到 %s 之间，步长 %s", "must be between %s and %s in steps of %s", formatNumber(lo), formatNumber(hi), formatNumber(step))
+}
+
+func msgRepeatCount(n int) Text {
+	return textf("应有 %d 行", "must have %d row(s)", n)
+}
+
 func msgNotChoice(v string) Text {
 	return textf("“%s”不是可选项", "%q is not one of the choices", v)
 }
 
 func msgDuplicateRow(first int) Text {
 	return textf("与第 %d 行重复", "duplicates row %d", first)
+}
+
+func msgCountMinFiles(n int) Text {
+	return textf("至少需要 %d 个文件", "needs at least %d file(s)", n)
+}
+
+func msgCountMaxFiles(n int) Text {
+	return textf("最多 %d 个文件", "at most %d file(s)", n)
 }
 
 func msgCountMin(n int, photo bool) Text {

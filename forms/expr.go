@@ -38,11 +38,7 @@ const (
 
 // exprFuncs are the functions of the subset, with their expr signatures.
 // Every number in an expression is a float64, as in JavaScript.
-var exprFuncs = []struct {
-	name  string
-	fn    func(args ...any) (any, error)
-	types []any
-}{
+var exprFuncs = append([]exprFunc{
 	{"len", fnLen, []any{new(func(any) float64)}},
 	{"count", fnCount, []any{new(func(any) float64)}},
 	{"sum", fnSum, []any{new(func(any) float64), new(func(any, string) float64)}},
@@ -53,25 +49,42 @@ var exprFuncs = []struct {
 	{"regex", fnRegex, []any{new(func(any, string) bool)}},
 	{"days", fnDays, []any{new(func(string) float64)}},
 	{"seconds", fnSeconds, []any{new(func(string) float64)}},
+}, odkFuncs...)
+
+// exprFunc is a function of the subset with its expr signatures.
+type exprFunc struct {
+	name  string
+	fn    func(args ...any) (any, error)
+	types []any
 }
 
 // funcMod implements the % operator: the remainder of a truncated division,
 // with the sign of the dividend (math.Mod, JavaScript's %).
 const funcMod = "mod"
 
-// reservedNames may not be field keys: they would shadow functions,
-// variables or keywords of expressions.
-var reservedNames = map[string]bool{
-	nameSelf: true, nameToday: true, nameChoic: true, funcMod: true,
+// keywordNames may never be field keys: the expression parser reads them
+// as operators or literals even after a dot.
+var keywordNames = map[string]bool{
 	"true": true, "false": true, "nil": true, "null": true,
 	"in": true, "not": true, "and": true, "or": true, "matches": true,
 	"contains": true, "startsWith": true, "endsWith": true, "let": true,
 	"if": true, "else": true,
 }
 
+// reservedNames may not be the keys of fields that expressions name
+// bare (top-level fields and the fields of repeat rows): they would shadow
+// the variables of expressions. Fields named with a path, such as
+// answers.today, may use them. A field named like a function (max, date)
+// hides the function from the expressions of its scope, which Check then
+// reports as "not callable" where it is called.
+var reservedNames = map[string]bool{
+	nameSelf: true, nameToday: true, nameChoic: true, funcMod: true,
+	nameNow: true, namePosition: true, nameRandom: true, nameUUID: true,
+}
+
 func init() {
-	for _, f := range exprFuncs {
-		reservedNames[f.name] = true
+	for k := range keywordNames {
+		reservedNames[k] = true
 	}
 }
 
@@ -275,6 +288,13 @@ func (p *parsedExpr) walk(n ast.Node, inList bool) error {
 		return nil
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)
+		if ok && !inList && (id.Value == nameRandom || id.Value == nameUUID) {
+			if len(n.Arguments) != 0 {
+				return fmt.Errorf("%s() takes no arguments", id.Value)
+			}
+			p.refs = append(p.refs, id.Value)
+			return nil
+		}
 		if !ok || inList || !isExprFunc(id.Value) {
 			return fmt.Errorf("unknown function: allowed are %s", exprFuncNames())
 		}
@@ -397,8 +417,8 @@ func newExprConfig() *conf.Config {
 }
 
 // compileExpr compiles a checked expression against a typed environment.
-func compileExpr(p *parsedExpr, env map[string]any, kind exprKind) (*vm.Program, error) {
-	opts := append(exprOptions(), expr.Env(env))
+func compileExpr(p *parsedExpr, env map[string]any, kind exprKind, extra ...expr.Option) (*vm.Program, error) {
+	opts := append(append(exprOptions(), extra...), expr.Env(env))
 	if kind != exprCalc {
 		opts = append(opts, expr.AsBool())
 	}

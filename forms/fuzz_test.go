@@ -272,13 +272,20 @@ func FuzzImportXLSForm(f *testing.F) {
 	f.Add([]byte("PK\x03\x04"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := forms.ImportXLSForm(bytes.NewReader(data))
+		res, err := forms.ImportXLSFormFile(bytes.NewReader(data), forms.XLSFormOptions{FileName: "fuzz.xlsx"})
 		if err != nil {
 			var xe *forms.XLSFormError
-			if !errors.As(err, &xe) || len(xe.Problems) == 0 || d != nil {
-				t.Fatalf("err = %v (%T), d = %v", err, err, d)
+			if !errors.As(err, &xe) || len(xe.Problems) == 0 || res != nil {
+				t.Fatalf("err = %v (%T), res = %v", err, err, res)
 			}
 			return
+		}
+		d := res.Definition
+		if res.VersionDerived != (d.Version == 0) {
+			t.Fatalf("version %d, derived %v", d.Version, res.VersionDerived)
+		}
+		if d.Version == 0 {
+			d.Version = 1
 		}
 		if err := d.Check(); err != nil {
 			t.Fatalf("an imported definition fails Check: %v", err)

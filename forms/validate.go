@@ -23,6 +23,19 @@ type Evaluation struct {
 	Relevant map[string]bool
 	// Errors holds what is wrong with the record as given.
 	Errors Errors
+	// Texts holds, by path like Relevant, the label and hint of every
+	// relevant field whose label or hint names other fields as ${name},
+	// with the names replaced by the values (see EXPRESSIONS.md).
+	Texts map[string]FieldText
+	// ReadOnly lists the paths of relevant fields the UI must not let
+	// people edit (Field.ReadOnly, or ReadOnlyIf true).
+	ReadOnly map[string]bool
+}
+
+// FieldText is a field's label and hint with their ${name} filled in.
+type FieldText struct {
+	Label Text `json:"label,omitzero"`
+	Hint  Text `json:"hint,omitzero"`
 }
 
 // Validate checks a record's values against the definition and returns the
@@ -65,9 +78,18 @@ func (d *Definition) Evaluate(values map[string]any, env Env) *Evaluation {
 	if values == nil {
 		values = map[string]any{}
 	}
-	s := &state{f: r.f, env: env, errs: Errors{}}
+	s := &state{f: r.f, env: env, errs: Errors{}, texts: map[string]FieldText{}, readOnly: map[string]bool{}}
 	s.top = newInst("", nil)
 	s.top.vals[nameToday] = env.Today
+	s.top.vals[nameNow] = env.Now
+	s.top.vals[nameRandom] = env.Random
+	if env.Random == nil {
+		s.top.vals[nameRandom] = func() float64 { panic("forms: Env.Random is not set") }
+	}
+	s.top.vals[nameUUID] = env.UUID
+	if env.UUID == nil {
+		s.top.vals[nameUUID] = func() string { panic("forms: Env.UUID is not set") }
+	}
 	s.load(values, r.f.top, s.top, "")
 	for _, n := range r.f.order {
 		for _, in := range s.instances(n) {
@@ -80,9 +102,16 @@ func (d *Definition) Evaluate(values map[string]any, env Env) *Evaluation {
 			continue
 		}
 		for _, in := range s.instances(n) {
-			rel[join(in.prefix, n.rel)] = in.rel[n]
+			path := join(in.prefix, n.rel)
+			rel[path] = in.rel[n]
 			if n.hasValue() {
 				s.check(n, in)
+			}
+			if in.rel[n] {
+				s.fieldTexts(n, in, path)
+				if n.f.ReadOnly || (n.readOnlyIf != nil && runBool(n.readOnlyIf, s.envOf(in))) {
+					s.readOnly[path] = true
+				}
 			}
 		}
 	}
@@ -91,16 +120,17 @@ func (d *Definition) Evaluate(values map[string]any, env Env) *Evaluation {
 			s.checkUnique(n)
 		}
 	}
-	return &Evaluation{Values: s.output(values, r.f.top, s.top), Relevant: rel, Errors: s.errs}
+	return &Evaluation{Values: s.output(values, r.f.top, s.top), Relevant: rel, Errors: s.errs, Texts: s.texts, ReadOnly: s.readOnly}
 }
 
 // state is one evaluation.
 type state struct {
-	f       *form
-	env     Env
-	errs    Errors
-	top     *inst
-	version int // counts changes of the record's values, for row environments
+	f        *form
+	env      Env
+	errs     Errors
+	top      *inst
+	texts    map[string]FieldText
+	readOnly map[string]bool
 }
 
 // inst holds the values of one scope: the record, or one repeat row.
@@ -113,9 +143,11 @@ type inst struct {
 	rel    map[*node]bool
 	comp   map[*node]any
 	rows   map[*node][]*inst
+	index  int // 1-based row number, for position
+	ver    int // counts changes of vals, for the environments of rows below
 
-	env        map[string]any // a row's expression environment, see envOf
-	envVersion int
+	env     map[string]any // a row's expression environment, see envOf
+	envVers []int          // the ver of each enclosing inst when env was built
 }
 
 func newInst(prefix string, up *inst) *inst {
@@ -130,28 +162,34 @@ func join(prefix, rel string) string {
 	return prefix + "." + rel
 }
 
-// instances returns the scopes in which n has a value.
+// instances returns the scopes in which n has a value: the record, or
+// every row of its repeat (of every row of the enclosing repeats).
 func (s *state) instances(n *node) []*inst {
-	if n.scope == nil {
+	return s.scopeInstances(n.scope)
+}
+
+func (s *state) scopeInstances(scope *node) []*inst {
+	if scope == nil {
 		return []*inst{s.top}
 	}
-	if n.scope.scope != nil { // a nested repeat: rejected by Check
-		return nil
+	var out []*inst
+	for _, in := range s.scopeInstances(scope.scope) {
+		out = append(out, in.rows[scope]...)
 	}
-	return s.top.rows[n.scope]
+	return out
 }
 
 // absent is what expressions read for a field without a value: "" for text
 // types, nil for numbers, false for booleans, empty lists.
 func absent(n *node) any {
 	switch n.f.Type {
-	case TypeInteger, TypeDecimal, TypeGeopoint, TypeGroup:
+	case TypeInteger, TypeDecimal, TypeRange, TypeGeopoint, TypeGroup:
 		return nil
 	case TypeBoolean:
 		return false
-	case TypeSelectMultiple, TypePhoto, TypeTextList:
+	case TypeSelectMultiple, TypePhoto, TypeAudio, TypeVideo, TypeFile, TypeTextList, TypeRank:
 		return []string{}
-	case TypeRepeat:
+	case TypeRepeat, TypeGeotrace, TypeGeoshape:
 		return []any{}
 	}
 	return ""
@@ -214,6 +252,8 @@ func (s *state) load(obj map[string]any, stored []*node, in *inst, objPath strin
 			rows := make([]any, 0, len(l))
 			for i, e := range l {
 				row := newInst(fmt.Sprintf("%s[%d]", path, i), in)
+				row.index = i + 1
+				row.vals[namePosition] = float64(i + 1)
 				m, ok := e.(map[string]any)
 				if !ok {
 					s.errs.add(row.prefix, msgNotObject)
@@ -289,23 +329,39 @@ func (s *state) answers(v any, n *node, in *inst, path string) (map[string]any, 
 }
 
 // envOf returns the expression environment of in: the record's values
-// and today, overlaid with a row's values. The record's environment is its
-// value map itself; a row's is rebuilt only when the record's values
-// changed since. Callers that add self or choice.* remove them afterwards.
+// and today, overlaid with the values of the enclosing rows and then the
+// row's own. The record's environment is its value map itself; a row's is
+// rebuilt only when the values of an enclosing scope changed since.
+// Callers that add self or choice.* remove them afterwards.
 func (s *state) envOf(in *inst) map[string]any {
 	if in == s.top {
 		return s.top.vals
 	}
-	if in.env == nil || in.envVersion != s.version {
-		top := s.top.vals
-		m := make(map[string]any, len(top)+len(in.vals)+2)
-		for k, v := range top {
-			m[k] = v
+	var chain []*inst
+	for p := in.up; p != nil; p = p.up {
+		chain = append(chain, p)
+	}
+	fresh := in.env != nil && len(in.envVers) == len(chain)
+	for i := 0; fresh && i < len(chain); i++ {
+		fresh = in.envVers[i] == chain[i].ver
+	}
+	if !fresh {
+		size := len(in.vals) + 2
+		for _, p := range chain {
+			size += len(p.vals)
+		}
+		m := make(map[string]any, size)
+		vers := make([]int, len(chain))
+		for i := len(chain) - 1; i >= 0; i-- {
+			for k, v := range chain[i].vals {
+				m[k] = v
+			}
+			vers[i] = chain[i].ver
 		}
 		for k, v := range in.vals {
 			m[k] = v
 		}
-		in.env, in.envVersion = m, s.version
+		in.env, in.envVers = m, vers
 	}
 	return in.env
 }
@@ -313,9 +369,8 @@ func (s *state) envOf(in *inst) map[string]any {
 // set changes the value expressions read for n in in.
 func (s *state) set(n *node, in *inst, v any) {
 	in.vals[n.rel] = v
-	if in == s.top {
-		s.version++
-	} else if in.env != nil {
+	in.ver++
+	if in.env != nil {
 		in.env[n.rel] = v
 	}
 }
@@ -331,6 +386,10 @@ func (s *state) eval(n *node, in *inst) {
 	case !rel:
 		s.set(n, in, absent(n))
 	case n.calc != nil:
+		if given, ok := in.given[n]; n.once && ok && !isEmpty(given) {
+			in.comp[n] = given // set by the phone before: kept
+			return
+		}
 		v, ok := run(n.calc, s.envOf(in))
 		v = coerce(n.f, v, ok)
 		in.comp[n] = v
@@ -456,7 +515,7 @@ func (s *state) check(n *node, in *inst) {
 		if n.f.Required || (n.requiredIf != nil && runBool(n.requiredIf, s.envOf(in))) {
 			msg := msgRequired
 			if !n.f.RequiredMessage.IsZero() {
-				msg = n.f.RequiredMessage
+				msg = s.render(n.f.RequiredMessage, in)
 			}
 			s.errs.add(path, msg)
 		}
@@ -466,13 +525,29 @@ func (s *state) check(n *node, in *inst) {
 		s.errs.add(path, *msg)
 		return
 	}
+	if n.repeatCount != nil {
+		if want, ok := run(n.repeatCount, s.envOf(in)); ok {
+			if x, isNum := asNumber(want); isNum && x == math.Trunc(x) && x >= 0 && x <= 10000 {
+				if l, _ := asList(given); len(l) != int(x) {
+					s.errs.add(path, msgRepeatCount(int(x)))
+					return
+				}
+			}
+		}
+	}
+	if n.rng != nil {
+		if msg := n.rng.check(given); msg != nil {
+			s.errs.add(path, *msg)
+			return
+		}
+	}
 	if msg := s.checkChoices(n, in, given); msg != nil {
 		s.errs.add(path, *msg)
 		return
 	}
 	for _, c := range n.constraints {
 		if ok := s.checkConstraint(n, in, c, given); !ok {
-			msg := c.c.Message
+			msg := s.render(c.c.Message, in)
 			if msg.IsZero() {
 				msg = defaultConstraintMessage(c.c)
 			}
@@ -488,12 +563,19 @@ func (s *state) checkCount(n *node, given any) *Text {
 		return nil
 	}
 	photo := n.f.Type == TypePhoto
+	files := attachmentType(n.f.Type) && !photo
 	if n.f.MinCount != nil && len(l) < *n.f.MinCount {
 		m := msgCountMin(*n.f.MinCount, photo)
+		if files {
+			m = msgCountMinFiles(*n.f.MinCount)
+		}
 		return &m
 	}
 	if n.f.MaxCount != nil && len(l) > *n.f.MaxCount {
 		m := msgCountMax(*n.f.MaxCount, photo)
+		if files {
+			m = msgCountMaxFiles(*n.f.MaxCount)
+		}
 		return &m
 	}
 	return nil
@@ -508,7 +590,7 @@ func (s *state) checkChoices(n *node, in *inst, given any) *Text {
 		}
 		picked = []string{x}
 	case []string:
-		if n.f.Type != TypeSelectMultiple {
+		if n.f.Type != TypeSelectMultiple && n.f.Type != TypeRank {
 			return nil
 		}
 		picked = x
@@ -519,6 +601,19 @@ func (s *state) checkChoices(n *node, in *inst, given any) *Text {
 		if !s.choiceAllowed(n, in, v) {
 			m := msgNotChoice(v)
 			return &m
+		}
+	}
+	if n.f.Type == TypeRank {
+		// Every allowed choice once: the values are distinct and allowed,
+		// so it is enough that none is missing.
+		allowed := map[string]bool{}
+		for _, ch := range n.choices {
+			if s.choiceAllowed(n, in, ch.Value) {
+				allowed[ch.Value] = true
+			}
+		}
+		if len(picked) != len(allowed) {
+			return &msgRankIncomplete
 		}
 	}
 	return nil
@@ -532,25 +627,32 @@ func (s *state) choiceAllowed(n *node, in *inst, v string) bool {
 		if n.filter == nil {
 			return true
 		}
-		env := s.envOf(in)
-		set := []string{nameChoic + ".value"}
-		env[nameChoic+".value"] = ch.Value
-		for _, c := range n.choices {
-			for p := range c.Props {
-				env[nameChoic+"."+p] = ""
-				set = append(set, nameChoic+"."+p)
-			}
+		if s.filterAllows(n, in, ch) {
+			return true // a duplicated value may pass with another choice
 		}
-		for p, pv := range ch.Props {
-			env[nameChoic+"."+p] = pv
-		}
-		ok := runBool(n.filter, env)
-		for _, k := range set {
-			delete(env, k)
-		}
-		return ok
 	}
 	return false
+}
+
+// filterAllows runs n's choice filter on one choice.
+func (s *state) filterAllows(n *node, in *inst, ch Choice) bool {
+	env := s.envOf(in)
+	set := []string{nameChoic + ".value"}
+	env[nameChoic+".value"] = ch.Value
+	for _, c := range n.choices {
+		for p := range c.Props {
+			env[nameChoic+"."+p] = ""
+			set = append(set, nameChoic+"."+p)
+		}
+	}
+	for p, pv := range ch.Props {
+		env[nameChoic+"."+p] = pv
+	}
+	ok := runBool(n.filter, env)
+	for _, k := range set {
+		delete(env, k)
+	}
+	return ok
 }
 
 func (s *state) checkConstraint(n *node, in *inst, c constraint, given any) bool {
@@ -614,19 +716,25 @@ func defaultConstraintMessage(c *Constraint) Text {
 }
 
 // checkUnique reports rows that repeat an earlier row's value of n.
+// Rows are compared within the same list of rows (the rows of a nested
+// repeat in one row of the enclosing repeat).
 func (s *state) checkUnique(n *node) {
-	first := map[string]int{}
-	for i, row := range s.instances(n) {
+	type key struct {
+		up *inst
+		v  string
+	}
+	first := map[key]int{}
+	for _, row := range s.instances(n) {
 		v, ok := row.given[n]
 		if !ok || isEmpty(v) || row.bad[n] || !row.rel[n] {
 			continue
 		}
-		k := fmt.Sprintf("%T:%v", v, v)
+		k := key{row.up, fmt.Sprintf("%T:%v", v, v)}
 		if j, dup := first[k]; dup {
-			s.errs.add(join(row.prefix, n.rel), msgDuplicateRow(j+1))
+			s.errs.add(join(row.prefix, n.rel), msgDuplicateRow(j))
 			continue
 		}
-		first[k] = i
+		first[k] = row.index
 	}
 }
 
@@ -778,7 +886,43 @@ func checkValue(f *Field, v any) (any, *Text) {
 			return fail(msgNotInteger)
 		}
 		return x, nil
-	case TypeDecimal:
+	case TypeBarcode:
+		s, ok := v.(string)
+		if !ok {
+			return fail(msgNotText)
+		}
+		return s, nil
+	case TypeAcknowledge:
+		s, ok := v.(string)
+		if !ok || (s != "" && s != "OK") {
+			return fail(msgNotAcknowledge)
+		}
+		return s, nil
+	case TypeGeotrace, TypeGeoshape:
+		l, ok := v.([]any)
+		msg, least := msgNotGeotrace, 2
+		if f.Type == TypeGeoshape {
+			msg, least = msgNotGeoshape, 3
+		}
+		if !ok {
+			return fail(msg)
+		}
+		if len(l) == 0 {
+			return []any{}, nil
+		}
+		if len(l) < least || len(l) > 10000 {
+			return fail(msg)
+		}
+		pts := make([]any, len(l))
+		for i, e := range l {
+			p, m := checkValue(&Field{Type: TypeGeopoint}, e)
+			if m != nil {
+				return fail(msg)
+			}
+			pts[i] = p
+		}
+		return pts, nil
+	case TypeDecimal, TypeRange:
 		if s, ok := v.(string); ok {
 			if s == "" {
 				return s, nil
@@ -827,7 +971,7 @@ func checkValue(f *Field, v any) (any, *Text) {
 			return fail(msgNotChoiceText)
 		}
 		return s, nil
-	case TypeSelectMultiple, TypeTextList, TypePhoto:
+	case TypeSelectMultiple, TypeTextList, TypePhoto, TypeAudio, TypeVideo, TypeFile, TypeRank:
 		var items []any
 		switch x := v.(type) {
 		case []any:
@@ -842,13 +986,13 @@ func checkValue(f *Field, v any) (any, *Text) {
 		for _, it := range items {
 			s, ok := it.(string)
 			if !ok || s == "" {
-				if f.Type == TypeSelectMultiple {
+				if f.Type == TypeSelectMultiple || f.Type == TypeRank {
 					return fail(msgNotChoiceText)
 				}
 				return fail(msgNotText)
 			}
 			format := f.Format
-			if f.Type == TypePhoto {
+			if attachmentType(f.Type) {
 				format = "uuid"
 			}
 			if msg := checkFormat(format, s); msg != nil {

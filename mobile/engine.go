@@ -56,6 +56,10 @@ type Options struct {
 	// Wrap, when set, wraps every transport the engine uses, the default
 	// HTTP one included: for metrics or fault injection.
 	Wrap func(Transport) Transport
+	// PhoneNumber and Email, when the app knows them, fill the
+	// phonenumber and email metadata of forms (forms.Field.Meta).
+	PhoneNumber string
+	Email       string
 }
 
 // Engine is one phone's local database and sync state. Its methods are
@@ -327,6 +331,18 @@ func (e *Engine) save(tx *bolt.Tx, d Draft) (*syncproto.Record, error) {
 	for k, v := range values {
 		if cur := r.Value(k); cur == nil || string(cur) != string(v) {
 			changed = append(changed, k)
+		}
+	}
+	if len(changed) > 0 || isNew {
+		meta, err := e.fillMeta(tx, r, values, isNew)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range meta {
+			values[k] = v
+			if !slices.Contains(changed, k) {
+				changed = append(changed, k)
+			}
 		}
 	}
 	slices.Sort(changed)

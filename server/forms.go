@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -41,12 +40,7 @@ const FlagRetiredForm = "retired_form"
 // version-7 layout whose bits come from a hash of the form id and version,
 // so every server and every retry computes the same id.
 func FormRecordID(formID string, version int) uuid.UUID {
-	sum := sha256.Sum256(fmt.Appendf(nil, "fieldsync form %s@%d", formID, version))
-	var id uuid.UUID
-	copy(id[:], sum[:16])
-	id[6] = id[6]&0x0f | 0x70 // version 7
-	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
-	return id
+	return forms.PublishedRecordID(formID, version)
 }
 
 // RecordReader reads a record's current state; SyncService is one.
@@ -267,53 +261,107 @@ func (f *Forms) writer(p Principal) *syncproto.Writer {
 	return &syncproto.Writer{Replica: f.Replica, Author: p.UserID, Clock: f.clock, Now: f.Now().UTC()}
 }
 
+// What publishing did (PublishResult.Outcome).
+const (
+	OutcomePublished = "published" // the version was written
+	OutcomeUnchanged = "unchanged" // the same content was already published
+	OutcomePreview   = "preview"   // a dry run: nothing was written
+)
+
+// PublishResult is a form version and what publishing it did.
+type PublishResult struct {
+	FormVersion
+	Outcome string `json:"outcome"`
+	// VersionDerived is true when the definition had no version (0) and
+	// the server gave it the next one: one above the latest published
+	// version of the form, or the latest itself when its content is the
+	// same.
+	VersionDerived bool `json:"version_derived,omitempty"`
+}
+
 // Publish checks a definition (forms.Definition.Check) and publishes it.
 // Publishing a version that is already published with the same content
 // changes nothing; with other content it fails with ECONFLICT: a
-// published version never changes, publish the next version instead.
-// Built-in form ids are reserved.
+// published version never changes, publish the next version instead. A
+// definition with version 0 gets the next version number (see
+// PublishResult.VersionDerived). Built-in form ids are reserved.
 func (f *Forms) Publish(ctx context.Context, p Principal, def *forms.Definition) (FormVersion, error) {
+	res, err := f.publish(ctx, p, def, false)
+	return res.FormVersion, err
+}
+
+// PublishResult is Publish that also says what it did.
+func (f *Forms) PublishResult(ctx context.Context, p Principal, def *forms.Definition) (PublishResult, error) {
+	return f.publish(ctx, p, def, false)
+}
+
+// Preview checks a definition and says what Publish would do with it,
+// without writing anything: the version it would get and whether it would
+// be new (OutcomePreview) or is already published (OutcomeUnchanged). It
+// fails as Publish would (ECONFLICT for other content under a published
+// version).
+func (f *Forms) Preview(ctx context.Context, p Principal, def *forms.Definition) (PublishResult, error) {
+	return f.publish(ctx, p, def, true)
+}
+
+func (f *Forms) publish(ctx context.Context, p Principal, def *forms.Definition, dryRun bool) (PublishResult, error) {
 	if err := mayPublish(p); err != nil {
-		return FormVersion{}, err
+		return PublishResult{}, err
 	}
 	for _, b := range forms.Builtin() {
 		if b.ID == def.ID {
-			return FormVersion{}, syncproto.FieldError("The form id is reserved.", map[string]string{"id": fmt.Sprintf("%s is a built-in form; choose another id", def.ID)})
+			return PublishResult{}, syncproto.FieldError("The form id is reserved.", map[string]string{"id": fmt.Sprintf("%s is a built-in form; choose another id", def.ID)})
 		}
 	}
 	def.Status = "published"
-	if err := def.Check(); err != nil {
-		return FormVersion{}, asProtoError(err)
-	}
-	raw, err := syncproto.Marshal(def)
-	if err != nil {
-		return FormVersion{}, err
-	}
-	canon, err := syncproto.CanonicalJSON(raw)
-	if err != nil {
-		return FormVersion{}, err
-	}
-	fv := FormVersion{ID: def.ID, Version: def.Version, Title: def.Title, Kind: def.Kind, Status: "published"}
-	id := FormRecordID(def.ID, def.Version)
 	// Read, compare and write under one lock: two publishes of one version
 	// that both found it unpublished would write it twice as this
 	// process's replica with equal version vectors, and the second would
 	// silently replace the first instead of being refused.
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	derived := def.Version == 0
+	if derived {
+		latest, err := f.latestVersion(ctx, p, def.ID)
+		if err != nil {
+			return PublishResult{}, err
+		}
+		def.Version = latest
+		if same, err := f.samePublished(ctx, def); err != nil || !same {
+			if err != nil {
+				return PublishResult{}, err
+			}
+			def.Version = latest + 1
+		}
+	}
+	if err := def.Check(); err != nil {
+		return PublishResult{}, asProtoError(err)
+	}
+	canon, err := canonicalDefinition(def)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	res := PublishResult{FormVersion: FormVersion{ID: def.ID, Version: def.Version, Title: def.Title, Kind: def.Kind, Status: "published"},
+		Outcome: OutcomePublished, VersionDerived: derived}
+	id := FormRecordID(def.ID, def.Version)
 	cur, err := f.Sync.Record(ctx, RefScope, id)
 	switch {
 	case err == nil:
 		if !bytes.Equal(cur.Value(formFieldDefinition), canon) {
-			return FormVersion{}, syncproto.Errorf(syncproto.ECONFLICT, "Form %s version %d is already published with other content; published versions never change. Publish version %d.", def.ID, def.Version, def.Version+1)
+			return PublishResult{}, syncproto.Errorf(syncproto.ECONFLICT, "Form %s version %d is already published with other content; published versions never change. Publish version %d.", def.ID, def.Version, def.Version+1)
 		}
 		_, retired, _ := decodeFormRecord(cur)
 		if retired {
-			fv.Status = "retired"
+			res.Status = "retired"
 		}
-		return fv, nil
+		res.Outcome = OutcomeUnchanged
+		return res, nil
 	case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
-		return FormVersion{}, err
+		return PublishResult{}, err
+	}
+	if dryRun {
+		res.Outcome = OutcomePreview
+		return res, nil
 	}
 	w := f.writer(p)
 	rec := &syncproto.Record{ID: id, Kind: FormKind, CreatedAt: w.Now, CreatedBy: p.UserID}
@@ -322,9 +370,84 @@ func (f *Forms) Publish(ctx context.Context, p Principal, def *forms.Definition)
 	delta.Fields[formFieldDefinition] = rec.Fields[formFieldDefinition]
 	f.clock = w.Clock
 	if err := f.write(ctx, p, delta); err != nil {
-		return FormVersion{}, err
+		return PublishResult{}, err
 	}
-	return fv, nil
+	return res, nil
+}
+
+// canonicalDefinition is the stored form of a definition.
+func canonicalDefinition(def *forms.Definition) ([]byte, error) {
+	raw, err := syncproto.Marshal(def)
+	if err != nil {
+		return nil, err
+	}
+	return syncproto.CanonicalJSON(raw)
+}
+
+// samePublished reports whether def's version is published with def's
+// content.
+func (f *Forms) samePublished(ctx context.Context, def *forms.Definition) (bool, error) {
+	if def.Version < 1 {
+		return false, nil
+	}
+	cur, err := f.Sync.Record(ctx, RefScope, FormRecordID(def.ID, def.Version))
+	switch {
+	case syncproto.ErrorCode(err) == syncproto.ENOTFOUND:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	canon, err := canonicalDefinition(def)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(cur.Value(formFieldDefinition), canon), nil
+}
+
+// latestVersion returns the highest published version of a form, or 0.
+func (f *Forms) latestVersion(ctx context.Context, p Principal, formID string) (int, error) {
+	recs, err := f.published(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	latest := 0
+	for _, r := range recs {
+		def, _, err := decodeFormRecord(r)
+		if err != nil {
+			return 0, err
+		}
+		if def.ID == formID && def.Version > latest {
+			latest = def.Version
+		}
+	}
+	return latest, nil
+}
+
+// published returns the latest state of every published form record,
+// read from the reference scope's change log, which holds only forms and
+// a few office records.
+func (f *Forms) published(ctx context.Context, p Principal) (map[uuid.UUID]*syncproto.Record, error) {
+	latest := map[uuid.UUID]*syncproto.Record{}
+	cur := syncproto.Cursor{}
+	for {
+		resp, err := f.Sync.Pull(ctx, p, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur.Encode(), Scope: []string{RefScope}}, cur)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp.Records {
+			if r.Kind == FormKind {
+				if old, ok := latest[r.ID]; !ok || r.Rev > old.Rev {
+					latest[r.ID] = r
+				}
+			}
+		}
+		if !resp.More {
+			return latest, nil
+		}
+		if cur, err = syncproto.DecodeCursor(resp.Cursor); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // Retire marks a published version retired: phones stop offering it, and
@@ -370,26 +493,9 @@ func (f *Forms) List(ctx context.Context, p Principal) ([]FormVersion, error) {
 	for _, d := range forms.Builtin() {
 		out = append(out, FormVersion{ID: d.ID, Version: d.Version, Title: d.Title, Kind: d.Kind, Status: d.Status, Builtin: true})
 	}
-	latest := map[uuid.UUID]*syncproto.Record{}
-	cur := syncproto.Cursor{}
-	for {
-		resp, err := f.Sync.Pull(ctx, p, syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur.Encode(), Scope: []string{RefScope}}, cur)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range resp.Records {
-			if r.Kind == FormKind {
-				if old, ok := latest[r.ID]; !ok || r.Rev > old.Rev {
-					latest[r.ID] = r
-				}
-			}
-		}
-		if !resp.More {
-			break
-		}
-		if cur, err = syncproto.DecodeCursor(resp.Cursor); err != nil {
-			return nil, err
-		}
+	latest, err := f.published(ctx, p)
+	if err != nil {
+		return nil, err
 	}
 	for _, r := range latest {
 		def, retired, err := decodeFormRecord(r)

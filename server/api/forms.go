@@ -1,15 +1,24 @@
 package api
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"maps"
+	"mime/multipart"
+	"path"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/fieldsync/fieldsync/forms"
+	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -21,7 +30,9 @@ func (s *Server) routesForms() {
 	s.app.Get("/v1/forms/:id/:version", s.authenticated, s.handleGetForm)
 	s.app.Post("/v1/admin/forms", s.adminOnly, s.handlePublishForm)
 	s.app.Post("/v1/admin/forms/xlsform", s.adminOnly, s.handlePublishXLSForm)
+	s.app.Post("/v1/admin/forms/xlsform/preview", s.adminOnly, s.handlePreviewXLSForm)
 	s.app.Post("/v1/admin/forms/:id/:version/retire", s.adminOnly, s.handleRetireForm)
+	s.app.Get("/v1/admin/forms/:id/:version/xlsform", s.adminOnly, s.handleExportXLSForm)
 }
 
 func formParams(c *fiber.Ctx) (string, int, error) {
@@ -76,22 +87,171 @@ func (s *Server) handlePublishForm(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(fv)
 }
 
-// handlePublishXLSForm handles "POST /v1/admin/forms/xlsform" with an
-// .xlsx workbook in the XLSForm convention as the body.
-//
-// The publish handlers read the raw body: fiber's Ctx.Body would inflate
-// a body sent with a Content-Encoding, without any size limit.
-func (s *Server) handlePublishXLSForm(c *fiber.Ctx) error {
-	def, err := forms.ImportXLSForm(bytes.NewReader(c.Request().Body()))
-	if err != nil {
-		return err
-	}
-	fv, err := s.deps.Forms.Publish(c.UserContext(), principalOf(c), def)
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(fv)
+// xlsformAnswer is the answer of the XLSForm routes: the form version
+// (as FormVersion, inline), what publishing did, and the import's
+// warnings; a preview also shows the definition.
+type xlsformAnswer struct {
+	server.PublishResult
+	Warnings   []forms.XLSFormProblem `json:"warnings"`
+	Media      map[string]bool        `json:"media,omitempty"`
+	Definition *forms.Definition      `json:"definition,omitempty"`
 }
+
+// xlsformRefusal is the 400 answer to a workbook with problems: the usual
+// error (fields keyed "survey[7].type"), and every problem and warning
+// with its sheet, row, column and message in Chinese and English.
+type xlsformRefusal struct {
+	Error    *syncproto.Error       `json:"error"`
+	Problems []forms.XLSFormProblem `json:"problems"`
+	Warnings []forms.XLSFormProblem `json:"warnings"`
+}
+
+// handlePublishXLSForm handles "POST /v1/admin/forms/xlsform": an .xlsx
+// workbook in the XLSForm convention as the body, or a multipart form
+// with the workbook (part "workbook") and the files published with it
+// (parts "files": CSV and XML choice lists, pulldata tables, media).
+func (s *Server) handlePublishXLSForm(c *fiber.Ctx) error { return s.xlsform(c, false) }
+
+// handlePreviewXLSForm handles "POST /v1/admin/forms/xlsform/preview":
+// what publishing the workbook would do, without writing anything.
+func (s *Server) handlePreviewXLSForm(c *fiber.Ctx) error { return s.xlsform(c, true) }
+
+func (s *Server) xlsform(c *fiber.Ctx, preview bool) error {
+	wb, opts, err := xlsformRequest(c)
+	if err != nil {
+		return err
+	}
+	res, err := forms.ImportXLSFormFile(bytes.NewReader(wb), opts)
+	if err != nil {
+		var xe *forms.XLSFormError
+		if errors.As(err, &xe) {
+			var pe *syncproto.Error
+			errors.As(err, &pe)
+			return c.Status(fiber.StatusBadRequest).JSON(xlsformRefusal{Error: pe, Problems: xe.Problems, Warnings: orEmpty(xe.Warnings)})
+		}
+		return err
+	}
+	ans := xlsformAnswer{Warnings: res.Warnings, Media: res.Media}
+	status := fiber.StatusCreated
+	if preview {
+		ans.PublishResult, err = s.deps.Forms.Preview(c.UserContext(), principalOf(c), res.Definition)
+		ans.Definition, status = res.Definition, fiber.StatusOK
+	} else {
+		ans.PublishResult, err = s.deps.Forms.PublishResult(c.UserContext(), principalOf(c), res.Definition)
+	}
+	if err != nil {
+		return err
+	}
+	return c.Status(status).JSON(ans)
+}
+
+func orEmpty(ps []forms.XLSFormProblem) []forms.XLSFormProblem {
+	if ps == nil {
+		return []forms.XLSFormProblem{}
+	}
+	return ps
+}
+
+// xlsformRequest reads the workbook and the files published with it. A
+// raw body is the workbook, named by the query parameter file_name (the
+// form id defaults from it).
+//
+// The raw body is read as it came: fiber's Ctx.Body would inflate a body
+// sent with a Content-Encoding, without any size limit.
+func xlsformRequest(c *fiber.Ctx) ([]byte, forms.XLSFormOptions, error) {
+	opts := forms.XLSFormOptions{FileName: utils.CopyString(c.Query("file_name"))}
+	if !strings.HasPrefix(strings.ToLower(c.Get(fiber.HeaderContentType)), fiber.MIMEMultipartForm) {
+		return c.Request().Body(), opts, nil
+	}
+	mf, err := c.MultipartForm()
+	if err != nil {
+		return nil, opts, syncproto.Errorf(syncproto.EINVALID, "The body is not a valid multipart form: %v.", err)
+	}
+	var wb []byte
+	opts.Files = map[string][]byte{}
+	for field, headers := range mf.File {
+		for _, h := range headers {
+			b, err := readPart(h)
+			if err != nil {
+				return nil, opts, err
+			}
+			name := path.Base(strings.ReplaceAll(h.Filename, "\\", "/"))
+			if field == "workbook" {
+				if wb != nil {
+					return nil, opts, syncproto.FieldError("The form has two workbooks.", map[string]string{"workbook": "send one workbook"})
+				}
+				wb, opts.FileName = b, name
+				continue
+			}
+			if _, dup := opts.Files[name]; dup {
+				return nil, opts, syncproto.FieldError("Two files have the same name.", map[string]string{"files": name + " is sent twice"})
+			}
+			opts.Files[name] = b
+		}
+	}
+	if wb == nil {
+		return nil, opts, syncproto.FieldError("The form has no workbook.", map[string]string{"workbook": "send the .xlsx workbook in the part \"workbook\""})
+	}
+	return wb, opts, nil
+}
+
+func readPart(h *multipart.FileHeader) ([]byte, error) {
+	f, err := h.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// handleExportXLSForm handles "GET /v1/admin/forms/:id/:version/xlsform":
+// a questionnaire version as an XLSForm workbook that imports to the same
+// definition; with the CSV files its pulldata() reads, a zip archive of
+// the workbook and the files.
+func (s *Server) handleExportXLSForm(c *fiber.Ctx) error {
+	id, v, err := formParams(c)
+	if err != nil {
+		return err
+	}
+	def, _, err := s.deps.Forms.Get(c.UserContext(), id, v)
+	if err != nil {
+		return err
+	}
+	ex, err := forms.ExportXLSForm(def)
+	if err != nil {
+		return syncproto.Errorf(syncproto.EINVALID, "Form %s version %d cannot be written as XLSForm: %v.", id, v, err)
+	}
+	name := fmt.Sprintf("%s-v%d.xlsx", id, v)
+	if len(ex.Files) == 0 {
+		c.Set(fiber.HeaderContentType, xlsxContentType)
+		c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
+		return c.Send(ex.Workbook)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	files := map[string][]byte{name: ex.Workbook}
+	for k, b := range ex.Files {
+		files[k] = b
+	}
+	for _, k := range slices.Sorted(maps.Keys(files)) {
+		w, err := zw.Create(k)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(files[k]); err != nil {
+			return err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "application/zip")
+	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s-v%d.zip"`, id, v))
+	return c.Send(buf.Bytes())
+}
+
+// xlsxContentType is the media type of .xlsx workbooks.
+const xlsxContentType = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 // handleRetireForm handles "POST /v1/admin/forms/:id/:version/retire".
 func (s *Server) handleRetireForm(c *fiber.Ctx) error {

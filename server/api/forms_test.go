@@ -1,8 +1,12 @@
 package api
 
 import (
+	"archive/zip"
 	"bytes"
+	"encoding/json"
+	"io"
 	"maps"
+	"mime/multipart"
 	"slices"
 	"strings"
 	"testing"
@@ -135,12 +139,12 @@ func TestPublishXLSFormProblems(t *testing.T) {
 			name: "RowNumberedProblems",
 			body: workbook(t, parentsSurvey(
 				[]any{"select_one yes_no", "eats_at_school", "孩子在学校吃午饭吗？", "Lunch at school?", "yes"},
-				[]any{"range", "satisfaction", "满意度", "Satisfaction", "yes"},
+				[]any{"osm", "satisfaction", "满意度", "Satisfaction", "yes"},
 				[]any{"text", "suggestion", "建议", "Suggestions", "no"},
 				[]any{"select_one colours", "colour", "颜色", "Colour"},
 			)),
 			token: stackAdminToken, status: 400, code: syncproto.EINVALID,
-			fields: map[string]string{"survey[3]": "range", "survey[5].type": "colours"},
+			fields: map[string]string{"survey[3].type": "OpenStreetMap", "survey[5].type": "colours"},
 		},
 		{
 			// The definition's own check runs once the rows import; its
@@ -151,7 +155,7 @@ func TestPublishXLSFormProblems(t *testing.T) {
 				[]any{"text", "suggestion", "建议", "Suggestions", "no", "${no_such_question} = 'yes'"},
 			)),
 			token: stackAdminToken, status: 400, code: syncproto.EINVALID,
-			fields: map[string]string{"survey[3].relevant": ""},
+			fields: map[string]string{"survey[3].relevant": "no_such_question"},
 		},
 		{
 			name:  "NotAWorkbook",
@@ -203,6 +207,132 @@ func TestPublishXLSFormProblems(t *testing.T) {
 		if !f.Builtin {
 			t.Errorf("refused workbooks published %+v", f)
 		}
+	}
+}
+
+// multipartBody builds a multipart form: the workbook and other files.
+func multipartBody(t *testing.T, wbName string, wb []byte, files map[string][]byte) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	part, err := w.CreateFormFile("workbook", wbName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part.Write(wb)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		part, err := w.CreateFormFile("files", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part.Write(files[name])
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), w.FormDataContentType()
+}
+
+// xlsformAnswerOf is the answer of the XLSForm routes as a client reads it.
+type xlsformAnswerOf struct {
+	server.FormVersion
+	Outcome        string
+	VersionDerived bool `json:"version_derived"`
+	Warnings       []forms.XLSFormProblem
+	Definition     *forms.Definition
+}
+
+// TestXLSFormVersionsPreviewAndExport: a workbook without settings gets
+// its id from the file name and the next version; the preview writes
+// nothing; files come in a multipart form; a published version exports to
+// a workbook that imports to the same definition.
+func TestXLSFormVersionsPreviewAndExport(t *testing.T) {
+	st := newStack(t, Config{})
+	sheets := parentsSurvey(
+		[]any{"select_one_from_file towns.csv", "town", "乡镇", "Town", "yes"},
+		[]any{"calculate", "town_code", "", "", "", "", "", "pulldata('codes', 'code', 'town', ${town})"},
+		[]any{"text", "suggestion", "建议", "Suggestions", "no"},
+	)
+	sheets["survey"][0] = append(sheets["survey"][0], "calculation")
+	delete(sheets, "settings")
+	files := map[string][]byte{"towns.csv": []byte("name,label\nt1,城关镇\nt2,河口乡\n"), "codes.csv": []byte("town,code\nt1,A\nt2,B\n")}
+	body, ctype := multipartBody(t, "家长问卷 Parents.xlsx", workbook(t, sheets), files)
+
+	var prev xlsformAnswerOf
+	st.mustDo(t, 200, request{method: "POST", path: "/v1/admin/forms/xlsform/preview", token: stackAdminToken, body: body, contentType: ctype}).decode(t, &prev)
+	if prev.ID != "parents" || prev.Version != 1 || prev.Outcome != server.OutcomePreview || !prev.VersionDerived || prev.Definition == nil {
+		t.Fatalf("preview = %+v", prev)
+	}
+	var warned []string
+	for _, w := range prev.Warnings {
+		warned = append(warned, w.String())
+	}
+	if want := `settings, column form_id: no form_id: the form id "parents" comes from the file name`; !slices.Contains(warned, want) {
+		t.Errorf("warnings %v, want %q among them", warned, want)
+	}
+	st.mustDo(t, 404, request{method: "GET", path: "/v1/forms/parents/1", token: stackAdminToken})
+
+	steps := []struct {
+		name    string
+		label   string
+		version int
+		outcome string
+	}{
+		{"First", "建议", 1, server.OutcomePublished},
+		{"Again", "建议", 1, server.OutcomeUnchanged},
+		{"Edited", "意见和建议", 2, server.OutcomePublished},
+	}
+	for _, step := range steps {
+		sheets["survey"][3][2] = step.label
+		body, ctype := multipartBody(t, "家长问卷 Parents.xlsx", workbook(t, sheets), files)
+		var got xlsformAnswerOf
+		st.mustDo(t, 201, request{method: "POST", path: "/v1/admin/forms/xlsform", token: stackAdminToken, body: body, contentType: ctype}).decode(t, &got)
+		if got.Version != step.version || got.Outcome != step.outcome || !got.VersionDerived {
+			t.Errorf("%s: version %d, outcome %q, derived %v; want %d, %q", step.name, got.Version, got.Outcome, got.VersionDerived, step.version, step.outcome)
+		}
+	}
+
+	r := st.mustDo(t, 200, request{method: "GET", path: "/v1/admin/forms/parents/2/xlsform", token: stackAdminToken})
+	zr, err := zip.NewReader(bytes.NewReader(r.body), int64(len(r.body)))
+	if err != nil {
+		t.Fatalf("export is not a zip: %v", err)
+	}
+	got := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		got[f.Name] = b
+	}
+	if names := slices.Sorted(maps.Keys(got)); !slices.Equal(names, []string{"codes.csv", "parents-v2.xlsx"}) {
+		t.Fatalf("zip holds %v", names)
+	}
+	back, err := forms.ImportXLSFormFile(bytes.NewReader(got["parents-v2.xlsx"]), forms.XLSFormOptions{Files: got})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub struct{ Definition forms.Definition }
+	st.mustDo(t, 200, request{method: "GET", path: "/v1/forms/parents/2", token: stackAdminToken}).decode(t, &pub)
+	back.Definition.Status = forms.StatusPublished
+	a, _ := json.Marshal(back.Definition)
+	b, _ := json.Marshal(&pub.Definition)
+	if !bytes.Equal(a, b) {
+		t.Errorf("exported workbook imports to\n%s\nwant\n%s", a, b)
+	}
+	st.mustDo(t, 400, request{method: "GET", path: "/v1/admin/forms/hazard.report/1/xlsform", token: stackAdminToken})
+
+	// A refusal lists every problem and the warnings, in both languages.
+	bad := parentsSurvey([]any{"osm", "building", "建筑", "Building"}, []any{"select_one colours", "c", "颜色", "Colour"})
+	bad["survey"][0] = append(bad["survey"][0], "$kuid")
+	var refusal struct {
+		Error    syncproto.Error
+		Problems []forms.XLSFormProblem
+		Warnings []forms.XLSFormProblem
+	}
+	st.mustDo(t, 400, request{method: "POST", path: "/v1/admin/forms/xlsform", token: stackAdminToken, body: workbook(t, bad), contentType: xlsxType}).decode(t, &refusal)
+	if len(refusal.Problems) != 2 || refusal.Problems[0].Row != 2 || refusal.Problems[0].Column != "type" || refusal.Problems[0].Message.ZH == "" || refusal.Problems[0].Message.EN == "" ||
+		len(refusal.Warnings) != 1 || refusal.Error.Code != syncproto.EINVALID || len(refusal.Error.Fields) != 2 {
+		t.Errorf("refusal = %+v", refusal)
 	}
 }
 

@@ -10,7 +10,11 @@
 //	fieldsyncctl revoke DEVICE_ID
 //	fieldsyncctl conflicts [open|resolved]
 //	fieldsyncctl resolve CONFLICT_ID JSON_VALUE
-//	fieldsyncctl publish FILE.json|FILE.xlsx           publish a form version
+//	fieldsyncctl publish [--dry-run] FILE.json|FILE.xlsx [FILE…]
+//	                                                   publish a form version; an XLSForm workbook
+//	                                                   with the CSV, XML and media files it names;
+//	                                                   --dry-run shows what would be published
+//	fieldsyncctl export FORM_ID VERSION [OUT.xlsx]     a questionnaire version as an XLSForm workbook
 //	fieldsyncctl retire FORM_ID VERSION
 //
 // It talks HTTP only: it imports no server package. The server and the
@@ -19,6 +23,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -26,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,7 +78,7 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 	c := &client{url: strings.TrimRight(*server, "/"), token: tok, http: &http.Client{Timeout: 60 * time.Second}}
 	a := fs.Args()
 	if len(a) == 0 {
-		return errors.New("usage: fieldsyncctl [-server URL] demo|inspector|assign|code|revoke|conflicts|resolve|publish|retire …")
+		return errors.New("usage: fieldsyncctl [-server URL] demo|inspector|assign|code|revoke|conflicts|resolve|publish|export|retire …")
 	}
 	need := func(n int) error {
 		if len(a)-1 < n {
@@ -116,8 +122,22 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 			err = c.do(ctx, "POST", "/v1/conflicts/"+a[1]+"/resolve", map[string]any{"value": json.RawMessage(a[2])}, &resp)
 		}
 	case "publish":
-		if err = need(1); err == nil {
-			err = c.publish(ctx, a[1], &resp)
+		dry := len(a) > 1 && (a[1] == "--dry-run" || a[1] == "-dry-run" || a[1] == "-n")
+		files := a[1:]
+		if dry {
+			files = a[2:]
+		}
+		if len(files) == 0 {
+			return errors.New("publish needs a file: fieldsyncctl publish [--dry-run] FILE.json|FILE.xlsx [FILE…]")
+		}
+		err = c.publish(ctx, files[0], files[1:], dry, &resp)
+	case "export":
+		if err = need(2); err == nil {
+			dest := ""
+			if len(a) > 3 {
+				dest = a[3]
+			}
+			return c.export(ctx, a[1], a[2], dest, out)
 		}
 	case "retire":
 		if err = need(2); err == nil {
@@ -168,6 +188,10 @@ func (c *client) send(ctx context.Context, method, path, ctype string, body io.R
 		return err
 	}
 	if resp.StatusCode >= 300 {
+		var re refusal
+		if json.Unmarshal(b, &re) == nil && len(re.Problems) > 0 {
+			return &re
+		}
 		var e syncproto.ErrorResponse
 		if json.Unmarshal(b, &e) == nil && e.Error != nil {
 			return fmt.Errorf("%s %s: %d: %w", method, path, resp.StatusCode, e.Error)
@@ -180,15 +204,166 @@ func (c *client) send(ctx context.Context, method, path, ctype string, body io.R
 	return nil
 }
 
-func (c *client) publish(ctx context.Context, file string, out any) error {
+// publish sends a form: JSON as it is, an XLSForm workbook in a
+// multipart form with the files published with it. A dry run asks the
+// preview route, which writes nothing.
+func (c *client) publish(ctx context.Context, file string, files []string, dryRun bool, out any) error {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	if strings.HasSuffix(strings.ToLower(file), ".xlsx") {
-		return c.send(ctx, "POST", "/v1/admin/forms/xlsform", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", bytes.NewReader(b), out)
+	if !strings.HasSuffix(strings.ToLower(file), ".xlsx") {
+		if dryRun || len(files) > 0 {
+			return errors.New("--dry-run and extra files are for XLSForm workbooks (.xlsx)")
+		}
+		return c.send(ctx, "POST", "/v1/admin/forms", "application/json", bytes.NewReader(b), out)
 	}
-	return c.send(ctx, "POST", "/v1/admin/forms", "application/json", bytes.NewReader(b), out)
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	parts := append([]string{file}, files...)
+	for i, name := range parts {
+		data := b
+		if i > 0 {
+			if data, err = os.ReadFile(name); err != nil {
+				return err
+			}
+		}
+		field := "files"
+		if i == 0 {
+			field = "workbook"
+		}
+		part, err := w.CreateFormFile(field, filepath.Base(name))
+		if err != nil {
+			return err
+		}
+		if _, err := part.Write(data); err != nil {
+			return err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	path := "/v1/admin/forms/xlsform"
+	if dryRun {
+		path += "/preview"
+	}
+	err = c.send(ctx, "POST", path, w.FormDataContentType(), &body, out)
+	var re *refusal
+	if errors.As(err, &re) {
+		return re
+	}
+	return err
+}
+
+// refusal is a workbook the server refused: every problem with its place.
+type refusal struct {
+	Problems []problem `json:"problems"`
+	Warnings []problem `json:"warnings"`
+}
+
+type problem struct {
+	Sheet   string `json:"sheet"`
+	Row     int    `json:"row"`
+	Column  string `json:"column"`
+	Message struct {
+		ZH string `json:"zh"`
+		EN string `json:"en"`
+	} `json:"message"`
+}
+
+func (p problem) String() string {
+	where := cmpOr(p.Sheet, "workbook")
+	if p.Row > 0 {
+		where += fmt.Sprintf(" 第 %d 行 row %d", p.Row, p.Row)
+	}
+	if p.Column != "" {
+		where += ", " + p.Column
+	}
+	return where + ": " + p.Message.ZH + " / " + p.Message.EN
+}
+
+func (r *refusal) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the workbook has %d problem(s) / 表格有 %d 处问题:", len(r.Problems), len(r.Problems))
+	for _, p := range r.Problems {
+		b.WriteString("\n  " + p.String())
+	}
+	if len(r.Warnings) > 0 {
+		fmt.Fprintf(&b, "\nwarnings / 提醒 (%d):", len(r.Warnings))
+		for _, p := range r.Warnings {
+			b.WriteString("\n  " + p.String())
+		}
+	}
+	return b.String()
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// export saves a questionnaire version as an XLSForm workbook (out, or
+// FORM_ID-vVERSION.xlsx); a form whose pulldata() reads CSV files comes as
+// a zip archive, whose files are written next to the workbook.
+func (c *client) export(ctx context.Context, id, version, out string, stdout io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.url+"/v1/admin/forms/"+id+"/"+version+"/xlsform", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e syncproto.ErrorResponse
+		if json.Unmarshal(b, &e) == nil && e.Error != nil {
+			return fmt.Errorf("export: %d: %w", resp.StatusCode, e.Error)
+		}
+		return fmt.Errorf("export: %d: %s", resp.StatusCode, b)
+	}
+	if out == "" {
+		out = fmt.Sprintf("%s-v%s.xlsx", id, version)
+	}
+	files := map[string][]byte{filepath.Base(out): b}
+	if resp.Header.Get("Content-Type") == "application/zip" {
+		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return err
+		}
+		files = map[string][]byte{}
+		for _, f := range zr.File {
+			rc, err := f.Open()
+			if err != nil {
+				return err
+			}
+			data, err := io.ReadAll(io.LimitReader(rc, 64<<20))
+			rc.Close()
+			if err != nil {
+				return err
+			}
+			name := filepath.Base(f.Name)
+			if strings.HasSuffix(name, ".xlsx") {
+				name = filepath.Base(out)
+			}
+			files[name] = data
+		}
+	}
+	dir := filepath.Dir(out)
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s (%d bytes)\n", filepath.Join(dir, name), len(data))
+	}
+	return nil
 }
 
 // The sample county's inspector, as in samples 04 and 05.
