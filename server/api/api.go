@@ -22,6 +22,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/media"
+	"github.com/fieldsync/fieldsync/server/metrics"
 )
 
 // Config holds the HTTP settings. Zero fields take the values of
@@ -94,6 +95,9 @@ type Deps struct {
 	Forms *server.Forms
 	// Media receives photos and hands out links to them.
 	Media *media.Service
+	// Metrics, when set, counts and times every request and is served at
+	// /metrics (metrics.go).
+	Metrics *metrics.Metrics
 }
 
 // Server is the HTTP server. Create it with NewServer.
@@ -103,6 +107,7 @@ type Server struct {
 	deps   Deps
 	logger *slog.Logger
 	ready  readiness
+	routeIndex
 }
 
 // NewServer returns a server with all routes registered.
@@ -124,6 +129,9 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 		DisableStartupMessage: true,
 	})
 
+	if deps.Metrics != nil {
+		s.app.Use(s.observe) // outermost: it sees the status sent
+	}
 	// Outermost first: the request id is set before the access line needs
 	// it; the access line turns the chain's error into the response; a
 	// panic below becomes an error; and handlers get a deadline.
@@ -147,6 +155,9 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	}
 	if deps.Media != nil {
 		s.routesMedia()
+	}
+	if deps.Metrics != nil {
+		s.routesMetrics()
 	}
 
 	return s

@@ -67,6 +67,7 @@ func (s *Server) handlePush(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.countPush(&resp)
 	return c.JSON(resp)
 }
 
@@ -87,6 +88,7 @@ func (s *Server) handlePull(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.deps.Metrics.Pulled(len(resp.Records))
 	return c.JSON(resp)
 }
 
