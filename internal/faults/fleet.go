@@ -65,6 +65,7 @@ type attempt struct {
 	pushed     int // changes sent
 	acked      int // changes answered (applied, merged, conflict, duplicate)
 	batches    int // push batches answered
+	photos     int // photos completed
 }
 
 func js(v any) json.RawMessage {
@@ -261,6 +262,7 @@ func (f *fleet) sync(ctx context.Context, p *phone) error {
 	a.end, a.err = time.Now(), err
 	a.pushed, a.batches = rep.Pushed, rep.Batches
 	a.acked = rep.Applied + rep.Merged + rep.Conflicts + rep.Duplicates
+	a.photos = rep.Photos
 	f.mu.Lock()
 	f.attempts = append(f.attempts, a)
 	f.mu.Unlock()
@@ -531,11 +533,16 @@ func (f *fleet) stats() (attempts, failed, batches, acked int) {
 // after down succeeded (0 if one succeeded before up: the phones were
 // served throughout), and false if none did.
 func (f *fleet) recovery(down, up time.Time) (time.Duration, bool) {
+	return f.recoveryOf(down, up, func(attempt) bool { return true })
+}
+
+// recoveryOf is recovery counting only the syncs that ok accepts.
+func (f *fleet) recoveryOf(down, up time.Time, ok func(attempt) bool) (time.Duration, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var first time.Time
 	for _, a := range f.attempts {
-		if a.err == nil && !a.start.Before(down) && (first.IsZero() || a.end.Before(first)) {
+		if a.err == nil && ok(a) && !a.start.Before(down) && (first.IsZero() || a.end.Before(first)) {
 			first = a.end
 		}
 	}

@@ -245,7 +245,8 @@ frontend in
 	default_backend servers
 backend servers
 	balance roundrobin
-	option httpchk GET %s
+	option httpchk
+	http-check send meth GET uri %s ver HTTP/1.1 hdr Host localhost
 	http-check expect status 200
 `, port, check)
 	for i, be := range backends {
@@ -262,18 +263,12 @@ backend servers
 	if err := p.start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return p
-		}
-		if time.Now().After(deadline) || p.pid() == 0 {
-			t.Fatalf("haproxy did not listen on %d:\n%s", port, p.tail())
-		}
-		time.Sleep(50 * time.Millisecond)
+	// Ready when the health check passes through the proxy: a server is
+	// up for it.
+	if err := waitHTTP(t.Context(), p, "http://127.0.0.1:"+strconv.Itoa(port)+check, 200, 30*time.Second); err != nil {
+		t.Fatalf("haproxy: %v\n%s", err, p.tail())
 	}
+	return p
 }
 
 // ---------------------------------------------------------------- the stack
