@@ -140,7 +140,7 @@ func (s *suite) finish(t *testing.T, f *fleet, row Row, recs []time.Duration) Ro
 			if err != nil {
 				row.Notes = append(row.Notes, err.Error())
 			}
-			row.Notes = append(row.Notes, fmt.Sprintf("%s the phones had not converged %s after the workload ended", failed, secs(time.Since(start))))
+			row.Notes = append(row.Notes, fmt.Sprintf("%sthe phones had not converged %s after the workload ended", failed, secs(time.Since(start))))
 			break
 		}
 		time.Sleep(5 * time.Second)
