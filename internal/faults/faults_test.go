@@ -325,11 +325,11 @@ func (s *suite) restartStore(t *testing.T, name, label string, off int) Row {
 	wg.Go(func() {
 		defer f.stop.Store(true)
 		f.waitRounds(ctx, 12)
-		down = time.Now()
 		if err := s.stack(ctx, "stop", name); err != nil {
 			f.fail("%v", err)
 			return
 		}
+		down = time.Now() // the server has exited
 		time.Sleep(5 * time.Second)
 		if err := s.stack(ctx, "start", name); err != nil {
 			f.fail("%v", err)
@@ -380,11 +380,11 @@ func (s *suite) minioStop(t *testing.T) Row {
 	wg.Go(func() {
 		defer f.stop.Store(true)
 		f.waitRounds(ctx, 8)
-		down = time.Now()
 		if err := s.stack(ctx, "stop", "minio"); err != nil {
 			f.fail("%v", err)
 			return
 		}
+		down = time.Now() // MinIO has exited
 		time.Sleep(s.cfg.outage)
 		if err := s.stack(ctx, "start", "minio"); err != nil {
 			f.fail("%v", err)

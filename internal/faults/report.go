@@ -89,7 +89,8 @@ func (r *Report) Table(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "recovery: from the repair (for a kill, the kill itself) to the end of the first sync that succeeded after it; phones back off 0.2–3 s between failed syncs.")
+	fmt.Fprintln(w, "recovery: from the repair (for a kill, the kill itself) to the end of the first sync that started once the fault was in place and succeeded")
+	fmt.Fprintln(w, "(for MinIO, the first that uploaded a photo); 0 when phones were served throughout. Phones back off 0.2–3 s between failed syncs.")
 	for _, x := range r.Rows {
 		for _, n := range x.Notes {
 			fmt.Fprintf(w, "%s: %s\n", x.Scenario, n)
