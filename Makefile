@@ -17,7 +17,7 @@ STACK      := deploy/stack.sh
 # integration tests fail instead of skip when a server is missing.
 REQUIRE    := env FIELDSYNC_REQUIRE_INTEGRATION=1
 
-.PHONY: help run demo test bench soak build app servers infra lint fmt ci
+.PHONY: help run demo test bench soak faults build app servers infra lint fmt ci
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,9 @@ SOAK ?= 5m
 soak: ## Concurrent pushes to one record, seed after seed, for SOAK (default 5m); SOAK_SEED= replays from a seed
 	set -o pipefail; $(STACK) exec --profile test -- $(REQUIRE) env FIELDSYNC_SOAK=$(SOAK) FIELDSYNC_SOAK_SEED=$(SOAK_SEED) \
 		$(GO) test -count=1 -timeout 0 -run '^TestConcurrentPushesSoak$$' -v ./server/mongo/ | grep -E '^(=== RUN|--- FAIL|\s+--- FAIL|FAIL|ok|PASS)|soak:|concurrent.go'
+
+faults: app ## The fault suite: kills, restarts, a full disk, against real servers; prints one table (deploy/faults.sh)
+	deploy/faults.sh
 
 build: app ## Build bin/fieldsyncd
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/fieldsyncd ./server/cmd/fieldsyncd

@@ -5,13 +5,15 @@
 #
 #   deploy/stack.sh build
 #       Build FerretDB and MinIO into .cache/infra-bin, if missing.
+#   deploy/stack.sh path ferretdb|minio
+#       Print the path of the pinned binary (built or not).
 #   deploy/stack.sh exec [--profile test|run] -- CMD [ARGS...]
 #       Start what is needed, export the FIELDSYNC_* variables, run CMD, then
 #       stop everything. Exits with CMD's status.
 #   deploy/stack.sh servers [--profile test|run]
 #       Start the servers, print their variables, keep them up until Ctrl-C.
 #   deploy/stack.sh stop [minio|ferretdb|postgres] [--dir DIR]
-#   deploy/stack.sh start minio|ferretdb [--dir DIR]
+#   deploy/stack.sh start minio|ferretdb|postgres [--dir DIR]
 #       Stop one server of a running stack, or start it again (for fault
 #       tests). DIR defaults to $FIELDSYNC_STACK_DIR, then data/. "stop"
 #       without a name stops every server of DIR (a leftover stack).
@@ -257,7 +259,7 @@ pg_prepare_dir() {
 }
 
 start_postgres() {
-	local pgdata pid tries
+	local pgdata pid
 	[[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 is not installed at $PG_BIN (Debian: apt-get install postgresql-15), or set FIELDSYNC_STACK_PG_BIN"
 	require_free_port PostgreSQL "$PG_PORT" FIELDSYNC_STACK_PG_PORT
 	pg_prepare_dir
@@ -282,20 +284,9 @@ start_postgres() {
 			fi
 		} >>"$pgdata/postgresql.conf"
 	fi
-	local runas=()
-	if ((EUID == 0)); then
-		runas=(setpriv --reuid=postgres --regid=postgres --init-groups --)
-	fi
-	(cd / && exec setsid "${runas[@]}" "$PG_BIN/postgres" -D "$pgdata" -p "$PG_PORT") \
-		>>"$STACK_DIR/postgres.log" 2>&1 </dev/null &
-	pid=$!
-	echo "$pid" >"$STACK_DIR/postgres.pid"
-	tries=$((READY_TIMEOUT * 10))
-	until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1; do
-		alive "$pid" || { tail -n 20 "$STACK_DIR/postgres.log" >&2; die "PostgreSQL exited at start (log: $STACK_DIR/postgres.log)"; }
-		((tries-- > 0)) || die "PostgreSQL was not ready after $READY_TIMEOUT s (log: $STACK_DIR/postgres.log)"
-		sleep 0.1
-	done
+	launch_postgres
+	await_postgres
+	pid=$(pidfile_pid "$STACK_DIR/postgres.pid")
 	if [[ -z $("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'") ]]; then
 		"$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres ferretdb
 	fi
@@ -305,6 +296,28 @@ start_postgres() {
 		-q -v ON_ERROR_STOP=1 -f "$ROOT/deploy/postgres/ferretdb-indexes.sql" >>"$STACK_DIR/postgres.log" 2>&1 ||
 		{ tail -n 20 "$STACK_DIR/postgres.log" >&2; die "deploy/postgres/ferretdb-indexes.sql failed"; }
 	log "PostgreSQL ready on 127.0.0.1:$PG_PORT (PID $pid)"
+}
+
+# launch_postgres starts PostgreSQL on the cluster in $PGDATA_DIR as a
+# child of this shell, without waiting (as launch_ferretdb).
+launch_postgres() {
+	local runas=()
+	if ((EUID == 0)); then
+		runas=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+	fi
+	(cd / && exec setsid "${runas[@]}" "$PG_BIN/postgres" -D "$PGDATA_DIR" -p "$PG_PORT") \
+		>>"$STACK_DIR/postgres.log" 2>&1 </dev/null &
+	echo "$!" >"$STACK_DIR/postgres.pid"
+}
+
+await_postgres() {
+	local pid tries=$((READY_TIMEOUT * 10))
+	pid=$(pidfile_pid "$STACK_DIR/postgres.pid")
+	until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1; do
+		alive "$pid" || { tail -n 20 "$STACK_DIR/postgres.log" >&2; die "PostgreSQL exited at start (log: $STACK_DIR/postgres.log)"; }
+		((tries-- > 0)) || die "PostgreSQL was not ready after $READY_TIMEOUT s (log: $STACK_DIR/postgres.log)"
+		sleep 0.1
+	done
 }
 
 # mongo_ping PORT: sends the MongoDB command {ping: 1, $db: "admin"} as an
@@ -507,6 +520,7 @@ on_restart() {
 	case $name in
 	minio) port=$MINIO_PORT ;;
 	ferretdb) port=$FERRETDB_PORT ;;
+	postgres) port=$PG_PORT ;;
 	*) name="" ;;
 	esac
 	if [[ -z $name ]]; then
@@ -728,7 +742,7 @@ cmd_control() {
 		stop_server "$name"
 		return
 	fi
-	[[ $name == minio || $name == ferretdb ]] || die "start: name minio or ferretdb"
+	[[ -n $name ]] || die "start: name minio, ferretdb or postgres"
 	owner=$(pidfile_pid "$STACK_DIR/stack.pid")
 	alive "$owner" || die "no running stack owns $STACK_DIR"
 	[[ -s $STACK_DIR/$name.pid ]] || die "$name is not run by the stack in $STACK_DIR"
@@ -755,6 +769,13 @@ main() {
 	build)
 		(($#)) || set -- ferretdb minio
 		build "$@"
+		;;
+	path)
+		case ${1:-} in
+		ferretdb) echo "$FERRETDB_BIN" ;;
+		minio) echo "$MINIO_BIN" ;;
+		*) die "path: name ferretdb or minio" ;;
+		esac
 		;;
 	exec) cmd_exec "$@" ;;
 	servers) cmd_exec --servers "$@" ;;

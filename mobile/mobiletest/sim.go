@@ -283,31 +283,44 @@ func (s *Sim) Settle() {
 func CheckConverged(tb testing.TB, want map[uuid.UUID]*syncproto.Record, phones ...*Phone) {
 	tb.Helper()
 	for _, p := range phones {
-		got, err := p.E.Records(mobile.Filter{Deleted: true})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if len(got) != len(want) {
-			tb.Errorf("%s holds %d records, want %d", p.Name, len(got), len(want))
-		}
-		for _, r := range got {
-			if w := want[r.ID]; w == nil || !w.Equal(r) {
-				a, _ := syncproto.Marshal(r)
-				b, _ := syncproto.Marshal(w)
-				tb.Errorf("%s: record %s differs:\nphone %s\nwant  %s", p.Name, r.ID, a, b)
-			}
-		}
-		st, err := p.E.Status()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if st.Outbox != 0 || st.Photos != 0 || st.Rejected != 0 {
-			tb.Errorf("%s after sync: outbox %d, photos left %d, rejected %d", p.Name, st.Outbox, st.Photos, st.Rejected)
-			if probs, _ := p.E.Problems(); len(probs) > 0 {
-				tb.Errorf("%s: first problem: %+v", p.Name, probs[0])
-			}
+		for _, d := range Divergence(tb, want, p) {
+			tb.Error(d)
 		}
 	}
+}
+
+// Divergence returns what keeps a phone from having converged on want:
+// records it lacks, holds in excess or holds differently, and changes or
+// photos not yet accepted by the server. It is empty for a phone that
+// converged.
+func Divergence(tb testing.TB, want map[uuid.UUID]*syncproto.Record, p *Phone) []string {
+	tb.Helper()
+	var out []string
+	got, err := p.E.Records(mobile.Filter{Deleted: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(got) != len(want) {
+		out = append(out, fmt.Sprintf("%s holds %d records, want %d", p.Name, len(got), len(want)))
+	}
+	for _, r := range got {
+		if w := want[r.ID]; w == nil || !w.Equal(r) {
+			a, _ := syncproto.Marshal(r)
+			b, _ := syncproto.Marshal(w)
+			out = append(out, fmt.Sprintf("%s: record %s differs:\nphone %s\nwant  %s", p.Name, r.ID, a, b))
+		}
+	}
+	st, err := p.E.Status()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if st.Outbox != 0 || st.Photos != 0 || st.Rejected != 0 {
+		out = append(out, fmt.Sprintf("%s after sync: outbox %d, photos left %d, rejected %d", p.Name, st.Outbox, st.Photos, st.Rejected))
+		if probs, _ := p.E.Problems(); len(probs) > 0 {
+			out = append(out, fmt.Sprintf("%s: first problem: %+v", p.Name, probs[0]))
+		}
+	}
+	return out
 }
 
 // CheckNoEditLost asserts that every field version written is still in
@@ -315,27 +328,42 @@ func CheckConverged(tb testing.TB, want map[uuid.UUID]*syncproto.Record, phones 
 // version whose writer had seen it; and that every event is present.
 func CheckNoEditLost(tb testing.TB, recs map[uuid.UUID]*syncproto.Record, edits []Edit, items map[uuid.UUID][]string) {
 	tb.Helper()
+	for _, l := range LostEdits(recs, edits, items) {
+		tb.Error(l)
+	}
+}
+
+// LostEdits is the oracle of CheckNoEditLost: it returns one line per
+// field version or event of edits and items that recs no longer hold (as
+// itself, in the conflict log, or under a version whose writer had seen
+// it). Given the records the server holds and every change it
+// acknowledged, an empty answer means no acknowledged write was lost.
+func LostEdits(recs map[uuid.UUID]*syncproto.Record, edits []Edit, items map[uuid.UUID][]string) []string {
+	var out []string
 	for _, e := range edits {
 		r := recs[e.Record]
 		if r == nil {
-			tb.Errorf("record %s lost", e.Record)
+			out = append(out, fmt.Sprintf("record %s lost", e.Record))
 			continue
 		}
 		if !editKept(r, e) {
-			tb.Errorf("edit lost: %s.%s = %s by %s", e.Record, e.Field, e.V.Value, e.V.HLC)
+			out = append(out, fmt.Sprintf("edit lost: %s.%s = %s by %s", e.Record, e.Field, e.V.Value, e.V.HLC))
 		}
 	}
 	for id, ids := range items {
 		have := map[string]bool{}
-		for _, it := range recs[id].Items["events"] {
-			have[it.ID] = true
+		if r := recs[id]; r != nil {
+			for _, it := range r.Items["events"] {
+				have[it.ID] = true
+			}
 		}
 		for _, want := range ids {
 			if !have[want] {
-				tb.Errorf("event %s of %s lost", want, id)
+				out = append(out, fmt.Sprintf("event %s of %s lost", want, id))
 			}
 		}
 	}
+	return out
 }
 
 func editKept(r *syncproto.Record, e Edit) bool {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/media"
+	"github.com/fieldsync/fieldsync/server/metrics"
 	"github.com/fieldsync/fieldsync/webapp"
 )
 
@@ -98,6 +99,9 @@ type Deps struct {
 	// App is the inspector's web app served at /app/ (webapp.Load());
 	// nil serves none.
 	App *webapp.Assets
+	// Metrics, when set, counts and times every request and is served at
+	// /metrics (metrics.go).
+	Metrics *metrics.Metrics
 }
 
 // Server is the HTTP server. Create it with NewServer.
@@ -107,6 +111,7 @@ type Server struct {
 	deps   Deps
 	logger *slog.Logger
 	ready  readiness
+	routeIndex
 }
 
 // NewServer returns a server with all routes registered.
@@ -128,6 +133,9 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 		DisableStartupMessage: true,
 	})
 
+	if deps.Metrics != nil {
+		s.app.Use(s.observe) // outermost: it sees the status sent
+	}
 	// Outermost first: the request id is set before the access line needs
 	// it; the access line turns the chain's error into the response; a
 	// panic below becomes an error; and handlers get a deadline.
@@ -154,6 +162,9 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	}
 	if deps.App != nil {
 		s.routesApp()
+	}
+	if deps.Metrics != nil {
+		s.routesMetrics()
 	}
 
 	return s

@@ -46,6 +46,7 @@ func (s *Server) handlePush(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.countPush(&resp)
 	return c.JSON(resp)
 }
 
@@ -60,6 +61,7 @@ func (s *Server) handlePull(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.deps.Metrics.Pulled(len(resp.Records))
 	return c.JSON(resp)
 }
 

@@ -81,9 +81,13 @@ func NewBlobs(cfg Config, opts BlobOptions) (*Blobs, error) {
 		return nil, errors.New("minio: blobs: endpoint and bucket are required")
 	}
 	creds := credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
+	tr, err := cfg.transport()
+	if err != nil {
+		return nil, fmt.Errorf("minio: blobs on %s: %w", cfg.Endpoint, err)
+	}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds: creds, Secure: cfg.Secure, Region: opts.Region,
-		TrailingHeaders: true, MaxRetries: opts.MaxRetries,
+		TrailingHeaders: true, MaxRetries: opts.MaxRetries, Transport: tr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("minio: blobs on %s: %w", cfg.Endpoint, err)
@@ -217,6 +221,11 @@ func (b *Blobs) PresignGet(ctx context.Context, key string, ttl time.Duration) (
 // unavailable is the message of EUNAVAILABLE errors: phones show it.
 const unavailable = "The photo store is unavailable; try again later."
 
+// full is the message when MinIO's disks are full (507
+// XMinioStorageFull): nothing was stored, and the phone keeps the photo
+// queued until the operators add space.
+const full = "The photo store is full; nothing was stored. Try again later."
+
 // translate turns minio-go's errors into syncproto codes at the edge of
 // the package, keeping the original text for the log.
 func translate(op, key string, err error) error {
@@ -232,6 +241,8 @@ func translate(op, key string, err error) error {
 	var ne net.Error
 	var ue *url.Error
 	switch {
+	case resp.Code == "XMinioStorageFull", resp.StatusCode == 507:
+		return fmt.Errorf("minio: %s %s: %v: %w", op, key, err, syncproto.Errorf(syncproto.EUNAVAILABLE, "%s", full))
 	case resp.Code == minio.NoSuchKey:
 		code = syncproto.ENOTFOUND
 	case resp.Code == "XAmzContentChecksumMismatch", resp.Code == "BadDigest", resp.Code == "XAmzContentSHA256Mismatch":

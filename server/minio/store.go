@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -39,6 +40,29 @@ type Config struct {
 	// Store.Key), so that several users can share one bucket: tests get a
 	// prefix each. It usually ends with "/".
 	Prefix string
+
+	// Instrument, if set, wraps the HTTP transport of every client made
+	// from this Config: fieldsyncd passes its metrics (server/metrics),
+	// which time MinIO's answers.
+	Instrument Instrument
+}
+
+// Instrument wraps an HTTP transport; store names the store ("minio").
+type Instrument interface {
+	RoundTripper(store string, next http.RoundTripper) http.RoundTripper
+}
+
+// transport returns the transport of a client: nil (minio-go's default)
+// unless the Config wraps it.
+func (cfg Config) transport() (http.RoundTripper, error) {
+	if cfg.Instrument == nil {
+		return nil, nil
+	}
+	t, err := minio.DefaultTransport(cfg.Secure)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Instrument.RoundTripper("minio", t), nil
 }
 
 // Store is a bucket on an S3-compatible server. It is safe for concurrent
@@ -65,9 +89,14 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	tr, err := cfg.transport()
+	if err != nil {
+		return nil, fmt.Errorf("minio: open %s: %w", cfg.Endpoint, err)
+	}
 	opts := minio.Options{
-		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure: cfg.Secure,
+		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:    cfg.Secure,
+		Transport: tr,
 	}
 	client, err := minio.New(cfg.Endpoint, &opts)
 	if err != nil {

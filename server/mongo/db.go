@@ -17,9 +17,12 @@ import (
 	"log/slog"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/fieldsync/fieldsync/server/metrics"
 )
 
 // OpenTimeout bounds Open's first round trip to the server.
@@ -38,9 +41,47 @@ type DB struct {
 	logger *slog.Logger
 }
 
+// Option changes how Open connects.
+type Option func(*options.ClientOptions)
+
+// WithMetrics times every command by name and follows the connection pool
+// (connections open and lent, checkout waits and failures, clears) through
+// the driver's command and pool monitors.
+func WithMetrics(m *metrics.Metrics) Option {
+	return func(o *options.ClientOptions) {
+		if m == nil {
+			return
+		}
+		o.SetMonitor(&event.CommandMonitor{
+			Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+				m.ObserveStore(metrics.StoreMongo, e.CommandName, e.Duration, false)
+			},
+			Failed: func(_ context.Context, e *event.CommandFailedEvent) {
+				m.ObserveStore(metrics.StoreMongo, e.CommandName, e.Duration, true)
+			},
+		})
+		o.SetPoolMonitor(&event.PoolMonitor{Event: func(e *event.PoolEvent) {
+			switch e.Type {
+			case event.ConnectionCreated:
+				m.Pool(metrics.PoolConnOpened, 0, "")
+			case event.ConnectionClosed:
+				m.Pool(metrics.PoolConnClosed, 0, "")
+			case event.ConnectionCheckedOut:
+				m.Pool(metrics.PoolCheckedOut, e.Duration, "")
+			case event.ConnectionCheckedIn:
+				m.Pool(metrics.PoolCheckedIn, 0, "")
+			case event.ConnectionCheckOutFailed:
+				m.Pool(metrics.PoolCheckoutFailed, e.Duration, e.Reason)
+			case event.ConnectionPoolCleared:
+				m.Pool(metrics.PoolCleared, 0, "")
+			}
+		}})
+	}
+}
+
 // Open connects to the server at uri, checks that it answers, and returns a
 // handle on the database dbName. The caller must Close it.
-func Open(ctx context.Context, uri, dbName string, logger *slog.Logger) (*DB, error) {
+func Open(ctx context.Context, uri, dbName string, logger *slog.Logger, more ...Option) (*DB, error) {
 	if uri == "" {
 		return nil, errors.New("mongo: open: empty URI")
 	}
@@ -54,6 +95,9 @@ func Open(ctx context.Context, uri, dbName string, logger *slog.Logger) (*DB, er
 		ApplyURI(uri).
 		SetAppName("fieldsyncd").
 		SetServerSelectionTimeout(serverSelectionTimeout)
+	for _, o := range more {
+		o(opts)
+	}
 	// Connect only parses the options and starts monitoring: no I/O yet.
 	client, err := mongo.Connect(opts)
 	if err != nil {

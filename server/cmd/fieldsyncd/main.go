@@ -21,6 +21,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/api"
+	"github.com/fieldsync/fieldsync/server/metrics"
 	serverminio "github.com/fieldsync/fieldsync/server/minio"
 	servermongo "github.com/fieldsync/fieldsync/server/mongo"
 	"github.com/fieldsync/fieldsync/webapp"
@@ -107,7 +108,11 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		"mongo_db", cfg.MongoDB, "minio_endpoint", cfg.Minio.Endpoint, "minio_bucket", cfg.Minio.Bucket,
 		"admin_api", cfg.AdminToken != "")
 
-	db, err := servermongo.Open(ctx, cfg.MongoURI, cfg.MongoDB, logger)
+	// Prometheus metrics of requests, sync outcomes and both stores, at
+	// /metrics.
+	mets := metrics.New(version)
+	cfg.Minio.Instrument = mets
+	db, err := servermongo.Open(ctx, cfg.MongoURI, cfg.MongoDB, logger, servermongo.WithMetrics(mets))
 	if err != nil {
 		return err
 	}
@@ -169,6 +174,7 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Media:   svc.media,
 		Forms:   svc.forms,
 		App:     app,
+		Metrics: mets,
 	}, logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
