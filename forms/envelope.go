@@ -1,5 +1,12 @@
 package forms
 
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
 // EnvelopeKeys are the keys of the sync envelope that every syncable record
 // carries (docs/domain.md §6.0) plus "entity", which names the record type in API
 // views. They are not form fields: strip them before Validate.
@@ -35,4 +42,21 @@ func (d *Definition) StripServerFields(values map[string]any) map[string]any {
 		}
 	}
 	return out
+}
+
+// DecodeValues decodes a record's field values, each JSON, as Validate
+// takes them (numbers as json.Number). A value that is not JSON is an
+// EINVALID error naming its field.
+func DecodeValues(values map[string]json.RawMessage) (map[string]any, error) {
+	vals := make(map[string]any, len(values))
+	for k, raw := range values {
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			return nil, syncproto.FieldError("The values are not valid JSON.", map[string]string{k: "is not valid JSON"})
+		}
+		vals[k] = v
+	}
+	return vals, nil
 }

@@ -406,7 +406,7 @@ func (e *Engine) enqueue(tx *bolt.Tx, delta *syncproto.Record, base syncproto.Ve
 			if err != nil {
 				return err
 			}
-			delta, base = m, mergeBase(base, p.Change.Base)
+			delta, base = m, base.Meet(p.Change.Base)
 			drop = append(drop, slices.Clone(k))
 		}
 		return nil
@@ -431,7 +431,7 @@ func (e *Engine) enqueue(tx *bolt.Tx, delta *syncproto.Record, base syncproto.Ve
 			if err != nil {
 				return err
 			}
-			ent.Delta, ent.Base = m, mergeBase(ent.Base, base)
+			ent.Delta, ent.Base = m, ent.Base.Meet(base)
 			return putJSON(out, key, ent)
 		}
 	}
@@ -448,18 +448,6 @@ func (e *Engine) enqueue(tx *bolt.Tx, delta *syncproto.Record, base syncproto.Ve
 		return err
 	}
 	return pend.Put(delta.ID[:], key)
-}
-
-// mergeBase returns the base of two folded changes: the element-wise
-// minimum, what the phone had certainly seen before the earlier of them.
-func mergeBase(a, b syncproto.Vector) syncproto.Vector {
-	var out syncproto.Vector
-	for _, c := range a.Counters {
-		if v := min(c.Value, b.Counter(c.Replica)); v > 0 {
-			out.Counters = append(out.Counters, syncproto.Counter{Replica: c.Replica, Value: v})
-		}
-	}
-	return out
 }
 
 // Append adds an item to one of a record's append-only collections (a

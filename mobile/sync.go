@@ -286,7 +286,7 @@ func (e *Engine) requeue(tx *bolt.Tx, key []byte, ent outboxEntry) error {
 			if err != nil {
 				return err
 			}
-			p.Delta, p.Base = m, mergeBase(p.Base, ent.Base)
+			p.Delta, p.Base = m, p.Base.Meet(ent.Base)
 			if err := putJSON(out, pk, p); err != nil {
 				return err
 			}
@@ -491,7 +491,7 @@ func (e *Engine) finishResync(rep *SyncReport) (bool, error) {
 			if hasRejection(tx, id) {
 				continue // not on the server because it was refused: the problem list has it
 			}
-			if !wroteTo(r, dev) {
+			if !r.WrittenBy(dev) {
 				if err := deleteLocal(tx, id); err != nil {
 					return err
 				}
@@ -522,28 +522,4 @@ func hasRejection(tx *bolt.Tx, id uuid.UUID) bool {
 		return nil
 	})
 	return found
-}
-
-// wroteTo reports whether the replica wrote any version or item of r.
-func wroteTo(r *syncproto.Record, dev uuid.UUID) bool {
-	for _, f := range r.Fields {
-		for _, v := range f {
-			if v.HLC.Replica == dev {
-				return true
-			}
-		}
-	}
-	for _, v := range r.Deleted {
-		if v.HLC.Replica == dev {
-			return true
-		}
-	}
-	for _, items := range r.Items {
-		for _, it := range items {
-			if it.HLC.Replica == dev {
-				return true
-			}
-		}
-	}
-	return false
 }

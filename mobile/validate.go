@@ -1,12 +1,10 @@
 package mobile
 
 import (
-	"bytes"
 	"encoding/json"
 	"time"
 
 	"github.com/fieldsync/fieldsync/forms"
-	"github.com/fieldsync/fieldsync/syncproto"
 )
 
 // FormsValidator returns the Validator the apps use: the built-in form
@@ -23,15 +21,9 @@ func FormsValidator(now func() time.Time) Validator {
 		if !ok {
 			return nil
 		}
-		vals := make(map[string]any, len(values))
-		for k, raw := range values {
-			d := json.NewDecoder(bytes.NewReader(raw))
-			d.UseNumber()
-			var v any
-			if err := d.Decode(&v); err != nil {
-				return syncproto.FieldError("The values are not valid JSON.", map[string]string{k: "is not valid JSON"})
-			}
-			vals[k] = v
+		vals, err := forms.DecodeValues(values)
+		if err != nil {
+			return err
 		}
 		env := forms.Env{Today: now().In(chinaTime).Format(time.DateOnly)}
 		return def.Validate(vals, env).Err()

@@ -95,6 +95,16 @@ func oracleMerge(a, b map[syncproto.ReplicaID]uint64) map[syncproto.ReplicaID]ui
 	return m
 }
 
+func oracleMeet(a, b map[syncproto.ReplicaID]uint64) map[syncproto.ReplicaID]uint64 {
+	m := map[syncproto.ReplicaID]uint64{}
+	for k, v := range a {
+		if w := min(v, b[k]); w > 0 {
+			m[k] = w
+		}
+	}
+	return m
+}
+
 func inverse(o syncproto.Ordering) syncproto.Ordering {
 	switch o {
 	case syncproto.Greater:
@@ -119,6 +129,19 @@ func checkVectorProperties(t testing.TB, a, b, c syncproto.Vector, now time.Time
 		if err := v.Validate(); err != nil {
 			t.Fatalf("test input %v not canonical: %v", v, err)
 		}
+	}
+
+	// Meet: oracle, a lower bound of both, commutative, idempotent, and
+	// the dual of Merge (absorption).
+	meet := a.Meet(b)
+	if err := meet.Validate(); err != nil {
+		t.Fatalf("%v.Meet(%v)=%v is not canonical: %v", a, b, meet, err)
+	}
+	if !same(meet, fromMap(oracleMeet(ma, mb))) {
+		t.Fatalf("%v.Meet(%v)=%v, oracle %v", a, b, meet, fromMap(oracleMeet(ma, mb)))
+	}
+	if !meet.LesserEqual(a) || !meet.LesserEqual(b) || !same(meet, b.Meet(a)) || !same(a.Meet(a), a) || !same(a.Meet(a.Merge(b)), a) {
+		t.Fatalf("meet laws fail for %v, %v: %v", a, b, meet)
 	}
 
 	// Compare: oracle, antisymmetry, reflexivity, helpers agree.

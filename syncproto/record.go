@@ -295,6 +295,31 @@ func (r *Record) Version() Vector {
 	return v.Merge(r.Deleted.Vector())
 }
 
+// WrittenBy reports whether the replica wrote any version, deletion or
+// item of r.
+func (r *Record) WrittenBy(replica ReplicaID) bool {
+	for _, f := range r.Fields {
+		for _, v := range f {
+			if v.HLC.Replica == replica {
+				return true
+			}
+		}
+	}
+	for _, v := range r.Deleted {
+		if v.HLC.Replica == replica {
+			return true
+		}
+	}
+	for _, items := range r.Items {
+		for _, it := range items {
+			if it.HLC.Replica == replica {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // IsDeleted reports whether the record is a tombstone: the latest write to
 // the deletion register says true and that write had seen every version of
 // every field and every item. A delete concurrent with an edit or an

@@ -175,6 +175,20 @@ func (v Vector) GreaterEqual(b Vector) bool {
 // Concurrent reports whether neither of v and b has seen the other.
 func (v Vector) Concurrent(b Vector) bool { return v.Compare(b) == Concurrent }
 
+// Meet returns the element-wise minimum of v and b: the largest version
+// that both have seen. (A phone folding two changes of one record into
+// one sends their meet as the base: what it had certainly seen before the
+// earlier of them.) The result is freshly allocated.
+func (v Vector) Meet(b Vector) Vector {
+	var out Vector
+	for _, c := range v.Counters {
+		if m := min(c.Value, b.Counter(c.Replica)); m > 0 {
+			out.Counters = append(out.Counters, Counter{Replica: c.Replica, Value: m})
+		}
+	}
+	return out
+}
+
 // Merge returns the element-wise maximum of v and b: the smallest version
 // that has seen both. The result is freshly allocated.
 func (v Vector) Merge(b Vector) Vector {

@@ -342,7 +342,7 @@ func validate(formID string, version int, def json.RawMessage, values map[string
 	if err != nil || d == nil {
 		return err
 	}
-	vals, err := decodeValues(values)
+	vals, err := forms.DecodeValues(values)
 	if err != nil {
 		return err
 	}
@@ -350,20 +350,6 @@ func validate(formID string, version int, def json.RawMessage, values map[string
 }
 
 func today(now time.Time) string { return now.In(syncproto.ChinaTime).Format(time.DateOnly) }
-
-func decodeValues(values map[string]json.RawMessage) (map[string]any, error) {
-	vals := make(map[string]any, len(values))
-	for k, raw := range values {
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		var v any
-		if err := d.Decode(&v); err != nil {
-			return nil, syncproto.FieldError("The values are not valid JSON.", map[string]string{k: "is not valid JSON"})
-		}
-		vals[k] = v
-	}
-	return vals, nil
-}
 
 // merge joins two states of a record (outbox folding, pulled states).
 func merge(req []byte) (any, error) {
@@ -386,25 +372,12 @@ func merge(req []byte) (any, error) {
 	return raw(m), nil
 }
 
-// MergeBase returns the base of two folded changes: the element-wise
-// minimum, what the phone had certainly seen before the earlier of them
-// (mobile's mergeBase).
-func MergeBase(a, b syncproto.Vector) syncproto.Vector {
-	var out syncproto.Vector
-	for _, c := range a.Counters {
-		if v := min(c.Value, b.Counter(c.Replica)); v > 0 {
-			out.Counters = append(out.Counters, syncproto.Counter{Replica: c.Replica, Value: v})
-		}
-	}
-	return out
-}
-
 func mergeBaseEntry(req []byte) (any, error) {
 	var in struct{ A, B syncproto.Vector }
 	if err := decode(req, &in); err != nil {
 		return nil, err
 	}
-	return MergeBase(in.A, in.B), nil
+	return in.A.Meet(in.B), nil
 }
 
 // PulledItem is one pulled record with the phone's two copies of it.
@@ -527,33 +500,6 @@ func pushBody(req []byte) (any, error) {
 	return out, nil
 }
 
-// WroteTo reports whether the replica wrote any version or item of r
-// (mobile's wroteTo): after a pull restarted from scratch, a record the
-// server did not send again is pushed again if this phone wrote to it,
-// and dropped otherwise.
-func WroteTo(r *syncproto.Record, dev uuid.UUID) bool {
-	for _, f := range r.Fields {
-		for _, v := range f {
-			if v.HLC.Replica == dev {
-				return true
-			}
-		}
-	}
-	for _, v := range r.Deleted {
-		if v.HLC.Replica == dev {
-			return true
-		}
-	}
-	for _, items := range r.Items {
-		for _, it := range items {
-			if it.HLC.Replica == dev {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func wroteToEntry(req []byte) (any, error) {
 	var in struct {
 		Record  Text      `json:"record"`
@@ -566,7 +512,7 @@ func wroteToEntry(req []byte) (any, error) {
 	if err != nil || r == nil {
 		return false, err
 	}
-	return WroteTo(r, in.Replica), nil
+	return r.WrittenBy(in.Replica), nil
 }
 
 // newID returns n new UUIDv7s (record, op, batch and item ids), from the
@@ -609,7 +555,7 @@ func evaluate(req []byte) (any, error) {
 	if d == nil {
 		return nil, syncproto.Errorf(syncproto.ENOTFOUND, "No form %s v%d on this phone.", in.FormID, in.FormVersion)
 	}
-	vals, err := decodeValues(in.Values)
+	vals, err := forms.DecodeValues(in.Values)
 	if err != nil {
 		return nil, err
 	}
