@@ -25,7 +25,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,8 +39,6 @@ import (
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/syncproto"
 	"github.com/google/uuid"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Root returns the repository's root folder.
@@ -54,105 +51,14 @@ func Root(tb testing.TB) string {
 	return strings.TrimSpace(string(out))
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds fieldsyncd once per test process.
-func binary(tb testing.TB) string {
-	tb.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "browsertest-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "fieldsyncd")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/fieldsync/fieldsync/server/cmd/fieldsyncd").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("build fieldsyncd: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		tb.Fatal(buildErr)
-	}
-	return binPath
-}
-
 // Server is a fieldsyncd process on its own database of the test stack.
-type Server struct {
-	URL        string
-	AdminToken string
-	DB         string
-}
+type Server struct{ *testenv.Server }
 
 // Start runs fieldsyncd on a database of its own (dropped when the test
 // ends) and the test MinIO bucket, and waits until it is ready.
 func Start(t *testing.T) *Server {
 	t.Helper()
-	mongoURI := testenv.MongoURI(t)
-	minio := testenv.Lookup(t, testenv.EnvMinioEndpoint)
-	bin := binary(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s := &Server{URL: "http://" + addr, AdminToken: "browser-" + uuid.NewString(), DB: testenv.Name(t, 60)}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "fieldsyncd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"FIELDSYNC_ADDR="+addr, "FIELDSYNC_MONGO_URI="+mongoURI, "FIELDSYNC_MONGO_DB="+s.DB,
-		"FIELDSYNC_MINIO_ENDPOINT="+minio, "FIELDSYNC_MINIO_BUCKET="+testenv.TestBucket,
-		"FIELDSYNC_ADMIN_TOKEN="+s.AdminToken, "FIELDSYNC_LOG_LEVEL=warn")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("fieldsyncd log:\n%s", b)
-		}
-		if os.Getenv(testenv.EnvKeep) != "" {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), testenv.CleanupTimeout)
-		defer cancel()
-		if c, err := mongo.Connect(options.Client().ApplyURI(mongoURI)); err == nil {
-			c.Database(s.DB).Drop(ctx)
-			c.Disconnect(ctx)
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(s.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("fieldsyncd not ready after 60 s:\n%s", b)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return &Server{testenv.Fieldsyncd(t, 1)[0]}
 }
 
 // Do calls the server's API with the admin token: in (when not nil) is

@@ -1,13 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -17,8 +12,6 @@ import (
 	"github.com/fieldsync/fieldsync/mobile"
 	"github.com/fieldsync/fieldsync/mobile/mobiletest"
 	"github.com/google/uuid"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 var (
@@ -28,103 +21,15 @@ var (
 )
 
 // server is a fieldsyncd subprocess on the test stack.
-type server struct {
-	URL, AdminToken string
-}
+type server = testenv.Server
 
-// startServer builds fieldsyncd and runs it on its own database of the
-// test FerretDB and the test MinIO bucket, until the test ends.
-func startServer(t *testing.T) *server {
-	t.Helper()
-	return startServers(t, 1)[0]
-}
+// startServer runs fieldsyncd on its own database of the test FerretDB and
+// the test MinIO bucket, until the test ends.
+func startServer(t *testing.T) *server { return testenv.Fieldsyncd(t, 1)[0] }
 
 // startServers runs n fieldsyncd processes on one database of their own,
 // as replicas behind a proxy would run, until the test ends.
-func startServers(t *testing.T, n int) []*server {
-	t.Helper()
-	mongoURI := testenv.MongoURI(t)
-	minioEndpoint := testenv.Lookup(t, testenv.EnvMinioEndpoint)
-	dir := t.TempDir()
-	gocmd := "go" // from PATH, as go test itself was found
-	const pkg = "github.com/fieldsync/fieldsync/server/cmd/fieldsyncd"
-	bin := filepath.Join(dir, "fieldsyncd")
-	build := exec.Command(gocmd, "build", "-o", bin, pkg)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build fieldsyncd: %v\n%s", err, out)
-	}
-	db := testenv.Name(t, 60)
-	token := "e2e-" + uuid.NewString()
-	// Registered first, so that it runs after the servers have stopped.
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testenv.CleanupTimeout)
-		defer cancel()
-		if c, err := mongo.Connect(options.Client().ApplyURI(mongoURI)); err == nil {
-			c.Database(db).Drop(ctx)
-			c.Disconnect(ctx)
-		}
-	})
-	var servers []*server
-	for i := range n {
-		servers = append(servers, runServer(t, bin, filepath.Join(dir, fmt.Sprintf("fieldsyncd-%d.log", i)), mongoURI, minioEndpoint, db, token))
-	}
-	return servers
-}
-
-// runServer starts one fieldsyncd process and waits until it is ready.
-func runServer(t *testing.T, bin, logPath, mongoURI, minioEndpoint, db, token string) *server {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s := &server{URL: "http://" + addr, AdminToken: token}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"FIELDSYNC_ADDR="+addr, "FIELDSYNC_MONGO_URI="+mongoURI, "FIELDSYNC_MONGO_DB="+db,
-		"FIELDSYNC_MINIO_ENDPOINT="+minioEndpoint, "FIELDSYNC_MINIO_BUCKET="+testenv.TestBucket,
-		"FIELDSYNC_ADMIN_TOKEN="+s.AdminToken, "FIELDSYNC_LOG_LEVEL=warn")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("fieldsyncd log (%s):\n%s", addr, b)
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(s.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("fieldsyncd not ready after 60 s:\n%s", b)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return s
-}
+func startServers(t *testing.T, n int) []*server { return testenv.Fieldsyncd(t, n) }
 
 // TestPhonesConvergeOnRealServer runs the multi-phone simulation of
 // mobiletest against fieldsyncd on FerretDB and MinIO: phones enroll
