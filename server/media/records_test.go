@@ -19,7 +19,12 @@ import (
 
 func principal(user string) server.Principal { return server.Principal{UserID: user} }
 
-var writer = &syncproto.Writer{Replica: syncproto.ReplicaID(uuid.New()), Author: "inspector-1", Now: time.Now()}
+// base is the phone that writes the test records; each write works on its
+// own copy, since parallel subtests share it (syncproto.Writer advances
+// its clock in place).
+var base = syncproto.Writer{Replica: syncproto.ReplicaID(uuid.New()), Author: "inspector-1", Now: time.Now()}
+
+func writer() *syncproto.Writer { w := base; return &w }
 
 // record returns a hazard record of school at revision rev whose "photos"
 // field refers to the given photos, as a phone writes it.
@@ -30,7 +35,7 @@ func record(t *testing.T, school string, rev int64, shas ...string) *syncproto.R
 		refs = append(refs, fmt.Sprintf(`{"sha256":%q,"size":1234,"content_type":"image/jpeg","taken_at":"2026-10-08T09:30:00+08:00"}`, s))
 	}
 	r := &syncproto.Record{ID: uuid.Must(uuid.NewV7()), Kind: "hazard", SchoolID: school, CreatedAt: time.Now().UTC().Truncate(time.Second)}
-	r, _ = syncproto.Set(r, "photos", []byte("["+strings.Join(refs, ",")+"]"), writer)
+	r, _ = syncproto.Set(r, "photos", []byte("["+strings.Join(refs, ",")+"]"), writer())
 	r.Rev = rev
 	return r
 }
@@ -42,7 +47,7 @@ func withPhotos(t *testing.T, r *syncproto.Record, rev int64, shas ...string) *s
 	for _, s := range shas {
 		refs = append(refs, fmt.Sprintf(`{"sha256":%q}`, s))
 	}
-	next, _ := syncproto.Set(r, "photos", []byte("["+strings.Join(refs, ",")+"]"), writer)
+	next, _ := syncproto.Set(r, "photos", []byte("["+strings.Join(refs, ",")+"]"), writer())
 	next.Rev = rev
 	return next
 }
@@ -110,7 +115,7 @@ func TestExpectAndMissing(t *testing.T) {
 		}
 
 		// A deleted record expects nothing.
-		del, _ := syncproto.Delete(rec2, writer)
+		del, _ := syncproto.Delete(rec2, writer())
 		del.Rev = 3
 		mediatest.Code(t, svc.Expect(ctx, del), "")
 		check("Deleted", []string{}, 0)

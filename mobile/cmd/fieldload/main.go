@@ -151,6 +151,7 @@ func run(ctx context.Context, c Config, log io.Writer) (*Result, error) {
 	mem := watchMemory(ctx, c.ServerPID)
 	start := time.Now()
 	var next, finished atomic.Int64
+	var progress sync.Mutex // the phones share log
 	var wg sync.WaitGroup
 	for range min(c.Concurrency, c.Phones) {
 		wg.Add(1)
@@ -170,7 +171,9 @@ func run(ctx context.Context, c Config, log io.Writer) (*Result, error) {
 					os.RemoveAll(ph.dir)
 				}
 				if n := finished.Add(1); n%max(1, int64(c.Phones)/20) == 0 || n == int64(c.Phones) {
+					progress.Lock()
 					fmt.Fprintf(log, "\rphones done %d/%d (%s)", n, c.Phones, time.Since(start).Round(time.Second))
+					progress.Unlock()
 				}
 			}
 		}()
