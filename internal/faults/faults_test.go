@@ -616,6 +616,9 @@ func (s *suite) diskFull(t *testing.T) Row {
 		row.Notes = append(row.Notes, failed+"the disk never refused an upload: the fault was not exercised")
 	case counter.get(http.StatusInternalServerError) > 0:
 		row.Notes = append(row.Notes, failed+"some uploads got 500 instead of 503/507")
+		if line := firstError(d.log); line != "" {
+			row.Notes = append(row.Notes, "fieldsyncd logged: "+line)
+		}
 	}
 	for _, h := range halfVisible {
 		row.Notes = append(row.Notes, failed+h)
@@ -624,4 +627,19 @@ func (s *suite) diskFull(t *testing.T) Row {
 		row.Result = "FAIL"
 	}
 	return row
+}
+
+// firstError returns the first line of a log file logged at level ERROR,
+// cut to 400 bytes, or "".
+func firstError(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(b)) {
+		if strings.Contains(line, "ERROR") {
+			return strings.TrimSpace(line[:min(len(line), 400)])
+		}
+	}
+	return ""
 }

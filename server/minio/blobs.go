@@ -241,7 +241,8 @@ func translate(op, key string, err error) error {
 	var ne net.Error
 	var ue *url.Error
 	switch {
-	case resp.Code == "XMinioStorageFull", resp.StatusCode == 507:
+	case resp.Code == "XMinioStorageFull", resp.StatusCode == 507,
+		strings.Contains(resp.Message, "no space left on device"), strings.Contains(resp.Message, "Storage backend has reached its minimum free drive threshold"):
 		return fmt.Errorf("minio: %s %s: %v: %w", op, key, err, syncproto.Errorf(syncproto.EUNAVAILABLE, "%s", full))
 	case resp.Code == minio.NoSuchKey:
 		code = syncproto.ENOTFOUND
@@ -251,7 +252,11 @@ func translate(op, key string, err error) error {
 		code = syncproto.ECONFLICT
 	case resp.StatusCode == 503, resp.Code == "SlowDown", resp.Code == "XMinioServerNotInitialized",
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		errors.As(err, &ne), errors.As(err, &ue):
+		errors.As(err, &ne), errors.As(err, &ue),
+		// Any other failure of MinIO itself (an InternalError while its
+		// disk fills, a restart under way) is a dependency that failed:
+		// the phone keeps the photo and retries, as for 503.
+		resp.StatusCode >= 500:
 		code = syncproto.EUNAVAILABLE
 	default:
 		return fmt.Errorf("minio: %s %s: %w", op, key, err)

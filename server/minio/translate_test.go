@@ -27,6 +27,10 @@ func TestTranslate(t *testing.T) {
 		{"not initialized", minio.ErrorResponse{Code: "XMinioServerNotInitialized", StatusCode: 503}, syncproto.EUNAVAILABLE, "unavailable"},
 		{"no such key", minio.ErrorResponse{Code: minio.NoSuchKey, StatusCode: 404}, syncproto.ENOTFOUND, "No such object"},
 		{"checksum", minio.ErrorResponse{Code: "XAmzContentChecksumMismatch", StatusCode: 400}, syncproto.EINVALID, "checksum"},
+		{"internal error on a full disk", minio.ErrorResponse{Code: "InternalError", StatusCode: 500, Message: "write /data/x: no space left on device"}, syncproto.EUNAVAILABLE, "full"},
+		{"below the free drive threshold", minio.ErrorResponse{Code: "XMinioAdminStorageFull", StatusCode: 400, Message: "Storage backend has reached its minimum free drive threshold. Please delete a few objects to proceed."}, syncproto.EUNAVAILABLE, "full"},
+		{"internal error", minio.ErrorResponse{Code: "InternalError", StatusCode: 500}, syncproto.EUNAVAILABLE, "unavailable"},
+		{"bad gateway", minio.ErrorResponse{StatusCode: 502}, syncproto.EUNAVAILABLE, "unavailable"},
 		{"other", errors.New("boom"), syncproto.EINTERNAL, "Internal error"},
 	}
 	for _, tt := range tests {
