@@ -630,7 +630,7 @@ func (s *suite) diskFull(t *testing.T) Row {
 }
 
 // firstError returns the first line of a log file logged at level ERROR,
-// cut to 400 bytes, or "".
+// from its error on, cut to 1500 bytes, or "".
 func firstError(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -638,7 +638,7 @@ func firstError(path string) string {
 	}
 	for line := range strings.Lines(string(b)) {
 		if strings.Contains(line, "ERROR") {
-			return strings.TrimSpace(line[:min(len(line), 400)])
+			return strings.TrimSpace(line[max(0, strings.Index(line, `"error"`)):min(len(line), 1500)])
 		}
 	}
 	return ""

@@ -256,7 +256,12 @@ func translate(op, key string, err error) error {
 		// Any other failure of MinIO itself (an InternalError while its
 		// disk fills, a restart under way) is a dependency that failed:
 		// the phone keeps the photo and retries, as for 503.
-		resp.StatusCode >= 500:
+		resp.StatusCode >= 500,
+		// MinIO refused a body that ended before its length: the bytes
+		// came from staged chunks read back from MinIO itself, which a
+		// filling disk can cut short. Nothing was stored; the phone
+		// retries, and the photo's sha256 is checked again then.
+		resp.Code == "IncompleteBody":
 		code = syncproto.EUNAVAILABLE
 	default:
 		return fmt.Errorf("minio: %s %s: %w", op, key, err)

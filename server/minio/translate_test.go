@@ -30,6 +30,7 @@ func TestTranslate(t *testing.T) {
 		{"internal error on a full disk", minio.ErrorResponse{Code: "InternalError", StatusCode: 500, Message: "write /data/x: no space left on device"}, syncproto.EUNAVAILABLE, "full"},
 		{"below the free drive threshold", minio.ErrorResponse{Code: "XMinioAdminStorageFull", StatusCode: 400, Message: "Storage backend has reached its minimum free drive threshold. Please delete a few objects to proceed."}, syncproto.EUNAVAILABLE, "full"},
 		{"internal error", minio.ErrorResponse{Code: "InternalError", StatusCode: 500}, syncproto.EUNAVAILABLE, "unavailable"},
+		{"incomplete body", minio.ErrorResponse{Code: "IncompleteBody", StatusCode: 400, Message: "You did not provide the number of bytes specified by the Content-Length HTTP header."}, syncproto.EUNAVAILABLE, "unavailable"},
 		{"bad gateway", minio.ErrorResponse{StatusCode: 502}, syncproto.EUNAVAILABLE, "unavailable"},
 		{"other", errors.New("boom"), syncproto.EINTERNAL, "Internal error"},
 	}
