@@ -37,9 +37,11 @@ h.main(async ({ input, browser }) => {
     const off = Number(route.request().url().split('/').pop());
     chunks.push(off);
     if (chunks.length <= 2) return route.continue();
-    // The third chunk never arrives: the inspector closes the app.
+    // The third chunk never arrives: the inspector closes the app. The
+    // request is aborted before the page starts closing: a route left
+    // unanswered when its page goes away may reach the server after all.
+    await route.abort().catch(() => {});
     closing = closing || page.close();
-    return route.abort().catch(() => {});
   });
   page.evaluate(() => globalThis.fieldsync.engine.sync()).catch(() => {});
   await page.waitForEvent('close', { timeout: 180000 });
