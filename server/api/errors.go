@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/syncproto"
 )
@@ -49,13 +50,24 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		c.Set(fiber.HeaderRetryAfter, retryAfter)
 	}
 	if requestIDOf(c) == "" {
-		// fasthttp rejected the request before any middleware ran (body
-		// too large, malformed request): log it here, as accessLog would.
+		// fasthttp rejected the request before any middleware ran
+		// (headers too large, a malformed request, a body that did not
+		// start in time): give it a request id and log it here, as
+		// requestID and accessLog would.
+		id := uuid.NewString()
+		c.Locals(localRequestID, id)
+		c.Set(HeaderRequestID, id)
+		// fasthttp closes the connection after this answer, perhaps
+		// with input unread: close lingering (body.go).
+		if lc, ok := c.Context().Conn().(*lingerConn); ok {
+			lc.linger.Store(true)
+		}
 		s.logger.LogAttrs(c.UserContext(), slog.LevelInfo, "request rejected",
 			slog.String(keyMethod, c.Method()),
 			slog.String(keyPath, c.Path()),
 			slog.Int(keyStatus, status),
 			slog.String(keyError, e.Message),
+			slog.String(keyRequestID, id),
 		)
 	}
 	return c.Status(status).JSON(errorBody{Error: e})
@@ -83,7 +95,9 @@ func (s *Server) classify(c *fiber.Ctx, err error) (int, *syncproto.Error) {
 		s.logError(c, slog.LevelError, "internal error", err)
 		return status, syncproto.Errorf(syncproto.EINTERNAL, internalMessage)
 	case syncproto.EUNAVAILABLE:
-		s.logError(c, slog.LevelWarn, "dependency unavailable", err)
+		if !errors.Is(err, errBodyBudget) {
+			s.logError(c, slog.LevelWarn, "dependency unavailable", err)
+		}
 	}
 	var pe *syncproto.Error
 	errors.As(err, &pe) // never false here: code is not EINTERNAL
@@ -113,6 +127,10 @@ func fiberError(c *fiber.Ctx, fe *fiber.Error, bodyLimit int) (int, *syncproto.E
 		return status, syncproto.Errorf(syncproto.EUNSUPPORTED, "%s", fe.Message)
 	case http.StatusServiceUnavailable:
 		return status, syncproto.Errorf(syncproto.EUNAVAILABLE, "The server is unavailable; try again later.")
+	case http.StatusRequestTimeout:
+		// A body cut off for arriving too slowly (body.go), or a request
+		// fasthttp gave up reading: the client should send it again.
+		return status, syncproto.Errorf(syncproto.EUNAVAILABLE, slowBodyMessage)
 	}
 	if status >= 500 {
 		return http.StatusInternalServerError, syncproto.Errorf(syncproto.EINTERNAL, internalMessage)
