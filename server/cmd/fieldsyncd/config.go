@@ -29,6 +29,9 @@ type Config struct {
 	MinioPublicSecure bool
 	ShutdownTimeout   time.Duration // FIELDSYNC_SHUTDOWN_TIMEOUT
 	BodyLimit         int           // FIELDSYNC_BODY_LIMIT, bytes
+	BodyBudget        int64         // FIELDSYNC_BODY_BUDGET, bytes
+	BodyMinRate       int64         // FIELDSYNC_BODY_MIN_RATE, bytes per second
+	BodyRateGrace     time.Duration // FIELDSYNC_BODY_RATE_GRACE
 	RequestTimeout    time.Duration // FIELDSYNC_REQUEST_TIMEOUT
 	AdminToken        string        // FIELDSYNC_ADMIN_TOKEN
 	LogLevel          slog.Level    // FIELDSYNC_LOG_LEVEL, -log-level
@@ -46,6 +49,9 @@ func DefaultConfig() Config {
 		Minio:           serverminio.Config{Bucket: "fieldsync"},
 		ShutdownTimeout: 20 * time.Second,
 		BodyLimit:       32 << 20,
+		BodyBudget:      64 << 20,
+		BodyMinRate:     500,
+		BodyRateGrace:   20 * time.Second,
 		RequestTimeout:  60 * time.Second,
 		LogLevel:        slog.LevelInfo,
 	}
@@ -63,7 +69,10 @@ var envVars = []struct{ Name, Default, Help string }{
 	{"FIELDSYNC_MINIO_SECURE", "false", "use https to reach MinIO"},
 	{"FIELDSYNC_MINIO_PUBLIC_ENDPOINT", "the endpoint", "host:port phones and browsers reach MinIO at, named in photo links; https:// prefix for TLS"},
 	{"FIELDSYNC_SHUTDOWN_TIMEOUT", "20s", "how long shutdown waits for requests in flight"},
-	{"FIELDSYNC_BODY_LIMIT", "32MiB", "largest request body (bytes, or with KiB/MiB/GiB)"},
+	{"FIELDSYNC_BODY_LIMIT", "32MiB", "largest push body, as sent and decompressed (bytes, or with KiB/MiB/GiB)"},
+	{"FIELDSYNC_BODY_BUDGET", "64MiB", "request-body bytes held in memory at once, all requests together; beyond it 503 (at least FIELDSYNC_BODY_LIMIT)"},
+	{"FIELDSYNC_BODY_MIN_RATE", "500", "slowest request body accepted after the grace, bytes per second (or with KiB/MiB)"},
+	{"FIELDSYNC_BODY_RATE_GRACE", "20s", "time a request body may take before FIELDSYNC_BODY_MIN_RATE applies"},
 	{"FIELDSYNC_REQUEST_TIMEOUT", "60s", "deadline of a request's work; also bounds reading a request and writing a response"},
 	{"FIELDSYNC_ADMIN_TOKEN", "none", "bearer token of the admin API (at least 16 characters); empty disables it"},
 	{"FIELDSYNC_LOG_LEVEL", "info", "debug, info, warn or error (flag -log-level)"},
@@ -143,6 +152,29 @@ func (c *Config) Load(args []string, getenv func(string) string) error {
 			c.BodyLimit = int(n)
 		}
 	}
+	if v := strings.TrimSpace(getenv("FIELDSYNC_BODY_BUDGET")); v != "" {
+		n, err := parseBytes(v)
+		switch {
+		case err != nil:
+			bad("FIELDSYNC_BODY_BUDGET", "%q is not a size (examples: 64MiB, 1GiB)", v)
+		case n < 1<<10 || n > 1<<40:
+			bad("FIELDSYNC_BODY_BUDGET", "%q must be between 1KiB and 1TiB", v)
+		default:
+			c.BodyBudget = n
+		}
+	}
+	if v := strings.TrimSpace(getenv("FIELDSYNC_BODY_MIN_RATE")); v != "" {
+		n, err := parseBytes(v)
+		switch {
+		case err != nil:
+			bad("FIELDSYNC_BODY_MIN_RATE", "%q is not a number of bytes per second (examples: 500, 2KiB)", v)
+		case n < 1 || n > 1<<30:
+			bad("FIELDSYNC_BODY_MIN_RATE", "%q must be between 1 and 1GiB (per second)", v)
+		default:
+			c.BodyMinRate = n
+		}
+	}
+	duration("FIELDSYNC_BODY_RATE_GRACE", &c.BodyRateGrace)
 	c.AdminToken = getenv("FIELDSYNC_ADMIN_TOKEN")
 	if v := strings.TrimSpace(getenv("FIELDSYNC_LOG_LEVEL")); v != "" {
 		logLevel("FIELDSYNC_LOG_LEVEL", v)
@@ -212,6 +244,9 @@ func (c *Config) validate() error {
 	}
 	if !validBucketName(c.Minio.Bucket) {
 		bad("FIELDSYNC_MINIO_BUCKET", "%q is not a bucket name (3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit)", c.Minio.Bucket)
+	}
+	if c.BodyBudget < int64(c.BodyLimit) {
+		bad("FIELDSYNC_BODY_BUDGET", "%d bytes is less than FIELDSYNC_BODY_LIMIT (%d bytes): one push would not fit", c.BodyBudget, c.BodyLimit)
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		bad("FIELDSYNC_ADMIN_TOKEN", "is too short: use at least 16 characters (make run generates one)")

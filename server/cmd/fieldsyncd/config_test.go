@@ -61,6 +61,9 @@ func TestConfigLoad(t *testing.T) {
 				"FIELDSYNC_MINIO_PUBLIC_ENDPOINT", "https://photos.example.cn:443",
 				"FIELDSYNC_SHUTDOWN_TIMEOUT", "5s",
 				"FIELDSYNC_BODY_LIMIT", "8MiB",
+				"FIELDSYNC_BODY_BUDGET", "256MiB",
+				"FIELDSYNC_BODY_MIN_RATE", "2KiB",
+				"FIELDSYNC_BODY_RATE_GRACE", "30s",
 				"FIELDSYNC_REQUEST_TIMEOUT", "2m",
 				"FIELDSYNC_ADMIN_TOKEN", "0123456789abcdef",
 				"FIELDSYNC_LOG_LEVEL", "debug",
@@ -73,6 +76,9 @@ func TestConfigLoad(t *testing.T) {
 				c.MinioPublic, c.MinioPublicSecure = "photos.example.cn:443", true
 				c.ShutdownTimeout = 5 * time.Second
 				c.BodyLimit = 8 << 20
+				c.BodyBudget = 256 << 20
+				c.BodyMinRate = 2 << 10
+				c.BodyRateGrace = 30 * time.Second
 				c.RequestTimeout = 2 * time.Minute
 				c.AdminToken = "0123456789abcdef"
 				c.LogLevel = slog.LevelDebug
@@ -106,6 +112,13 @@ func TestConfigLoad(t *testing.T) {
 		{name: "BadBodyLimit", getenv: env("FIELDSYNC_BODY_LIMIT", "32 parsecs"), wantErr: []string{"FIELDSYNC_BODY_LIMIT:", "not a size"}},
 		{name: "BodyLimitTooSmall", getenv: env("FIELDSYNC_BODY_LIMIT", "100"), wantErr: []string{"FIELDSYNC_BODY_LIMIT:", "between"}},
 		{name: "BodyLimitTooLarge", getenv: env("FIELDSYNC_BODY_LIMIT", "2GiB"), wantErr: []string{"FIELDSYNC_BODY_LIMIT:", "between"}},
+		{name: "BodyMinRateInBytes", getenv: env("FIELDSYNC_BODY_MIN_RATE", "100"), want: func(c *Config) { c.BodyMinRate = 100 }},
+		{name: "BadBodyBudget", getenv: env("FIELDSYNC_BODY_BUDGET", "lots"), wantErr: []string{"FIELDSYNC_BODY_BUDGET:", "not a size"}},
+		{name: "BodyBudgetBelowBodyLimit", getenv: env("FIELDSYNC_BODY_BUDGET", "16MiB"), wantErr: []string{"FIELDSYNC_BODY_BUDGET:", "FIELDSYNC_BODY_LIMIT"}},
+		{name: "BodyBudgetTooLarge", getenv: env("FIELDSYNC_BODY_BUDGET", "2048GiB"), wantErr: []string{"FIELDSYNC_BODY_BUDGET:", "between"}},
+		{name: "BadBodyMinRate", getenv: env("FIELDSYNC_BODY_MIN_RATE", "fast"), wantErr: []string{"FIELDSYNC_BODY_MIN_RATE:", "bytes per second"}},
+		{name: "ZeroBodyMinRate", getenv: env("FIELDSYNC_BODY_MIN_RATE", "0"), wantErr: []string{"FIELDSYNC_BODY_MIN_RATE:", "between"}},
+		{name: "BadBodyRateGrace", getenv: env("FIELDSYNC_BODY_RATE_GRACE", "20"), wantErr: []string{"FIELDSYNC_BODY_RATE_GRACE:", "not a duration"}},
 		{name: "BadAddr", getenv: env("FIELDSYNC_ADDR", "8080"), wantErr: []string{"FIELDSYNC_ADDR:"}},
 		{name: "BadAddrPort", getenv: env("FIELDSYNC_ADDR", "127.0.0.1:http-alt"), wantErr: []string{"FIELDSYNC_ADDR:", "port"}},
 		{name: "ShortAdminToken", getenv: env("FIELDSYNC_ADMIN_TOKEN", "secret"), wantErr: []string{"FIELDSYNC_ADMIN_TOKEN:", "16"}},
