@@ -37,9 +37,10 @@ type Config struct {
 	// see body.go.
 	BodyLimit int
 	// BodyBudget is the most request-body bytes the server holds in
-	// memory at once, over all requests. A request whose body does not fit
-	// gets 503 with Retry-After. It is at least the largest body a route
-	// accepts (smaller values are raised to it).
+	// memory at once, over all requests; one principal (a device, the
+	// admin) may hold half of it. A request whose body does not fit gets
+	// 503 with Retry-After. It is at least the largest body a route
+	// accepts, and so is the half (smaller values are raised to it).
 	BodyBudget int64
 	// MinBodyRate is the slowest a request body may arrive, in bytes per
 	// second, once BodyRateGrace has passed since the body began: the
@@ -144,7 +145,7 @@ type Server struct {
 	// budget holds the body bytes in memory (Config.BodyBudget), and
 	// largestBody is the largest body limit of a route registered in
 	// NewServer, which the budget must hold.
-	budget      budget
+	budget      *budget
 	largestBody int64
 	// chunkMax and blobMax are the body limits of the photo routes: the
 	// largest chunk and the largest photo the photo service accepts.
@@ -221,10 +222,11 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	if deps.Metrics != nil {
 		s.routesMetrics()
 	}
-	// Every body a route accepts fits in the budget (body.go holds one
-	// byte more than the limit while it reads).
+	// Every body a route accepts fits in the budget, and in one
+	// principal's share of it, half (body.go holds one byte more than the
+	// limit while it reads).
 	s.cfg.BodyBudget = max(s.cfg.BodyBudget, s.largestBody+1)
-	s.budget.size = s.cfg.BodyBudget
+	s.budget = newBudget(s.cfg.BodyBudget, max(s.cfg.BodyBudget/2, s.largestBody+1))
 
 	return s
 }

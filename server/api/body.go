@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -43,8 +45,10 @@ import (
 //     answers 415 to any other encoding;
 //   - grows its buffer as bytes arrive, never by the length announced;
 //   - holds the bytes it buffers against the server's budget of body bytes
-//     in memory (Config.BodyBudget) until the handler returns, and answers
-//     503 with Retry-After when the budget is spent;
+//     in memory (Config.BodyBudget) as its buffer grows, until the handler
+//     returns, and answers 503 with Retry-After when the budget, or the
+//     principal's share of it, is spent (a body that has not arrived holds
+//     almost nothing: a slow client cannot reserve what it announces);
 //   - answers 408 to a body that arrives more slowly than Config.MinBodyRate
 //     once Config.BodyRateGrace has passed, or is still arriving after
 //     Config.ReadTimeout.
@@ -101,27 +105,84 @@ var errBodyTooSlow = errors.New("request body too slow")
 // slowBodyMessage is the message of every 408 answer.
 const slowBodyMessage = "The request arrived too slowly; send it again, on a better connection if you can."
 
-// budget counts the body bytes held in memory against a size.
+// budget counts the body bytes held in memory, against a size for all
+// requests together and a share for each principal (a device, the admin,
+// the unauthenticated): one device sending large bodies at once fills its
+// share and gets 503s, while the others go on.
 type budget struct {
-	size int64
-	used atomic.Int64
+	size, share int64
+	mu          sync.Mutex
+	used        int64
+	by          map[string]int64
 }
 
-// take holds n bytes, or reports false when they do not fit.
-func (b *budget) take(n int64) bool {
-	for {
-		used := b.used.Load()
-		if used+n > b.size {
-			return false
-		}
-		if b.used.CompareAndSwap(used, used+n) {
-			return true
-		}
+// newBudget returns a budget of size bytes, of which one principal may
+// hold share.
+func newBudget(size, share int64) *budget {
+	return &budget{size: size, share: share, by: map[string]int64{}}
+}
+
+// take holds n more bytes for who, or reports false when they do not fit.
+func (b *budget) take(who string, n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.size || b.by[who]+n > b.share {
+		return false
+	}
+	b.used += n
+	b.by[who] += n
+	return true
+}
+
+// give returns n bytes who took.
+func (b *budget) give(who string, n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+	if b.by[who] -= n; b.by[who] == 0 {
+		delete(b.by, who)
 	}
 }
 
-// give returns n bytes taken before.
-func (b *budget) give(n int64) { b.used.Add(-n) }
+// inUse returns the bytes held.
+func (b *budget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// hold is what one request holds of the budget.
+type hold struct {
+	b   *budget
+	who string
+	n   int64
+}
+
+func (h *hold) grow(n int64) bool {
+	if !h.b.take(h.who, n) {
+		return false
+	}
+	h.n += n
+	return true
+}
+
+func (h *hold) release() { h.b.give(h.who, h.n); h.n = 0 }
+
+// holder names the principal a body is held for: its device, the admin,
+// or nobody (enrollment).
+func holder(c *fiber.Ctx) string {
+	p, ok := server.PrincipalFrom(c.UserContext())
+	switch {
+	case !ok:
+		return ""
+	case p.IsDevice():
+		return "device:" + p.DeviceID.String()
+	}
+	return "user:" + p.UserID
+}
 
 // body returns middleware that reads the request body of a route that
 // takes one, at most maxBytes as sent and as inflated; see the comment
@@ -130,14 +191,18 @@ func (s *Server) body(maxBytes int) fiber.Handler {
 	limit := int64(maxBytes)
 	s.largestBody = max(s.largestBody, limit)
 	return func(c *fiber.Ctx) error {
-		var held int64
-		defer func() { s.budget.give(held) }()
-		b, err := s.readBody(c, limit, &held)
+		h := &hold{b: s.budget, who: holder(c)}
+		defer h.release()
+		b, err := s.readBody(c, limit, h)
 		if err != nil {
 			return err
 		}
 		c.Locals(localBody, b)
 		c.Locals(localBodySize, len(b))
+		// fasthttp keeps a request's user values in its pooled context
+		// after truncating their list, so the body would stay reachable
+		// (and unbudgeted) until the context is reused: drop it here.
+		defer c.Locals(localBody, nil)
 		return c.Next()
 	}
 }
@@ -162,8 +227,8 @@ func requestBodySize(c *fiber.Ctx) int {
 }
 
 // readBody reads the request body within limit, holding budget for what
-// it buffers in *held (the caller releases it).
-func (s *Server) readBody(c *fiber.Ctx, limit int64, held *int64) ([]byte, error) {
+// it buffers in h (the caller releases it).
+func (s *Server) readBody(c *fiber.Ctx, limit int64, h *hold) ([]byte, error) {
 	req := c.Request()
 	// -1 is a chunked body of unknown length; a request with neither a
 	// length nor chunks has no body (fasthttp sets 0).
@@ -183,16 +248,6 @@ func (s *Server) readBody(c *fiber.Ctx, limit int64, held *int64) ([]byte, error
 		c.Locals(localBodyDone, true)
 		return []byte{}, nil
 	}
-	// An identity body of known length holds its budget before the first
-	// byte is read, so that a refusal wastes nothing; other bodies hold it
-	// as their buffer grows.
-	if !gzipped && announced > 0 {
-		if !s.budget.take(announced + 1) {
-			return nil, errBodyBudget
-		}
-		*held = announced + 1
-	}
-
 	var stream io.Reader = req.BodyStream()
 	if stream == nil { // a server without streaming: the body is in memory already
 		stream = bytes.NewReader(req.Body())
@@ -225,7 +280,7 @@ func (s *Server) readBody(c *fiber.Ctx, limit int64, held *int64) ([]byte, error
 	if !gzipped && announced > 0 {
 		bufMax = announced
 	}
-	b, err := s.readAll(src, bufMax, held)
+	b, err := readAll(src, bufMax, h)
 	switch {
 	case err != nil:
 		return nil, bodyReadError(wire, err, limit, gzipped)
@@ -239,11 +294,11 @@ func (s *Server) readBody(c *fiber.Ctx, limit int64, held *int64) ([]byte, error
 
 // readAll reads r to its end into a buffer that grows as bytes arrive,
 // never beyond limit+1 bytes (one more than limit tells the caller the
-// body is too large), and never sized by a length the client announced. The budget covers the buffer's capacity: *held is
-// raised before the buffer grows past it, and errBodyBudget returned when
-// the budget is spent.
-func (s *Server) readAll(r io.Reader, limit int64, held *int64) ([]byte, error) {
-	const first = 16 << 10
+// body is too large), and never sized by a length the client announced.
+// The budget covers the buffer's capacity: h grows before the buffer
+// does, and errBodyBudget is returned when the budget is spent.
+func readAll(r io.Reader, limit int64, h *hold) ([]byte, error) {
+	const first = 4 << 10
 	var buf []byte
 	for {
 		if len(buf) == cap(buf) {
@@ -251,11 +306,8 @@ func (s *Server) readAll(r io.Reader, limit int64, held *int64) ([]byte, error) 
 				return buf, nil
 			}
 			n := min(max(2*int64(cap(buf)), first), limit+1)
-			if extra := n - *held; extra > 0 {
-				if !s.budget.take(extra) {
-					return nil, errBodyBudget
-				}
-				*held += extra
+			if !h.grow(n - int64(cap(buf))) {
+				return nil, errBodyBudget
 			}
 			grown := make([]byte, len(buf), n)
 			copy(grown, buf)

@@ -345,60 +345,117 @@ func TestUnauthenticatedBodyIsNotRead(t *testing.T) {
 	}
 }
 
-// TestBodyBudget fills the budget of body bytes with two slow bodies: a
-// third is answered 503 with Retry-After, and once a body has arrived its
-// bytes are free again.
+// TestBodyBudget fills the budget of body bytes with slow bodies of two
+// principals (the admin and the unauthenticated): a body over one
+// principal's share, or over the whole budget, is answered 503 with
+// Retry-After, and once the bodies have arrived their bytes are free
+// again.
 func TestBodyBudget(t *testing.T) {
-	const limit = 4 << 10
-	const budget = 2*(limit+1) + limit/2 // two bodies of 4 KiB, not three
+	// A body buffer starts at 4 KiB and doubles (readAll); a body of
+	// 20 KiB takes it to 20 KiB + 1.
+	const limit = 20 << 10
+	const budget = 2*(limit+1) + 8<<10 // two bodies of 20 KiB, not three; a share is half
 	s, logs := newTestServer(t, Config{AdminToken: bodyTestToken, BodyBudget: budget}, Deps{})
+	s.app.Post("/anonymous", s.body(limit), func(c *fiber.Ctx) error { return c.JSON(echoAnswer{Bytes: len(requestBody(c))}) })
 	addr := serveBodies(t, s, limit)
 	if s.cfg.BodyBudget != budget {
 		t.Fatalf("budget %d, want %d", s.cfg.BodyBudget, budget)
 	}
 	full := bytes.Repeat([]byte("y"), limit)
-	headers := []string{bearerHeader, contentLength(limit)}
-
-	// Two bodies start and stall half-way, holding their bytes.
-	var slow []*rawConn
-	for range 2 {
+	admin := []string{bearerHeader, contentLength(limit)}
+	anonymous := []string{contentLength(limit)}
+	refused := func(path string, headers []string) {
+		t.Helper()
 		c := dialRaw(t, addr)
-		c.send(t, "POST", "/echo", headers, full[:limit/2])
-		slow = append(slow, c)
+		c.send(t, "POST", path, headers, full)
+		resp, body := c.answer(t)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("POST %s = %d %s, want 503", path, resp.StatusCode, body)
+		}
+		checkErrorAnswer(t, resp, body, syncproto.EUNAVAILABLE)
+		if resp.Header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+		if !resp.Close {
+			t.Error("503 before reading the body without Connection: close")
+		}
 	}
-	waitFor(t, "two bodies to hold the budget", func() bool { return s.budget.used.Load() == 2*(limit+1) })
 
-	c := dialRaw(t, addr)
-	c.send(t, "POST", "/echo", headers, full)
-	resp, body := c.answer(t)
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("a third body = %d %s, want 503", resp.StatusCode, body)
-	}
-	checkErrorAnswer(t, resp, body, syncproto.EUNAVAILABLE)
-	if resp.Header.Get("Retry-After") == "" {
-		t.Error("503 without Retry-After")
-	}
-	if !resp.Close {
-		t.Error("503 before reading the body without Connection: close")
-	}
+	// A body that has not arrived holds almost nothing: a stalled body
+	// holds the buffer for what it sent.
+	c0 := dialRaw(t, addr)
+	c0.send(t, "POST", "/echo", admin, full[:100])
+	waitFor(t, "the first buffer", func() bool { return s.budget.inUse() == 4<<10 })
+	c0.Close()
+	waitFor(t, "the budget to be free", func() bool { return s.budget.inUse() == 0 })
+
+	// The admin's body stalls after 18 KiB, holding 20 KiB + 1: the
+	// admin's share is spent, not the budget.
+	stalled := []*rawConn{dialRaw(t, addr), dialRaw(t, addr)}
+	stalled[0].send(t, "POST", "/echo", admin, full[:18<<10])
+	waitFor(t, "the admin's body to hold its buffer", func() bool { return s.budget.inUse() == limit+1 })
+	refused("/echo", admin)
+	// Another principal's body stalls too: now the budget is spent.
+	stalled[1].send(t, "POST", "/anonymous", anonymous, full[:18<<10])
+	waitFor(t, "two bodies to hold the budget", func() bool { return s.budget.inUse() == 2*(limit+1) })
+	refused("/anonymous", anonymous)
 	if lines := logs.lines(t, "dependency unavailable"); len(lines) != 0 {
 		t.Errorf("a full budget was logged as a dependency down: %v", lines)
 	}
 
 	// The stalled bodies arrive; their bytes are given back.
-	for _, c := range slow {
-		if _, err := c.Write(full[limit/2:]); err != nil {
+	for _, c := range stalled {
+		if _, err := c.Write(full[18<<10:]); err != nil {
 			t.Fatal(err)
 		}
 		if resp, body := c.answer(t); resp.StatusCode != 200 {
 			t.Fatalf("a stalled body, completed = %d %s", resp.StatusCode, body)
 		}
 	}
-	waitFor(t, "the budget to be free", func() bool { return s.budget.used.Load() == 0 })
-	c = dialRaw(t, addr)
-	c.send(t, "POST", "/echo", headers, full)
+	waitFor(t, "the budget to be free", func() bool { return s.budget.inUse() == 0 })
+	c := dialRaw(t, addr)
+	c.send(t, "POST", "/echo", admin, full)
 	if resp, body := c.answer(t); resp.StatusCode != 200 {
 		t.Fatalf("a body after the others = %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
+// TestBudgetShares checks the budget's arithmetic: the whole and each
+// principal's share.
+func TestBudgetShares(t *testing.T) {
+	b := newBudget(100, 60)
+	steps := []struct {
+		take    bool // take, or give
+		who     string
+		n       int64
+		ok      bool
+		inUse   int64
+		comment string
+	}{
+		{true, "a", 60, true, 60, "a principal may hold its share"},
+		{true, "a", 1, false, 60, "not more"},
+		{true, "b", 41, false, 60, "nor another principal beyond the whole"},
+		{true, "b", 40, true, 100, "up to the whole"},
+		{true, "c", 1, false, 100, "the whole is spent"},
+		{false, "a", 60, true, 40, "a gives back"},
+		{true, "c", 60, true, 100, "c takes what a gave"},
+		{false, "b", 40, true, 60, ""},
+		{false, "c", 60, true, 0, "all given back"},
+		{true, "b", 60, true, 60, "b's share is whole again"},
+	}
+	for i, st := range steps {
+		ok := true
+		if st.take {
+			ok = b.take(st.who, st.n)
+		} else {
+			b.give(st.who, st.n)
+		}
+		if ok != st.ok || b.inUse() != st.inUse {
+			t.Fatalf("step %d (%s): ok %v, in use %d; want %v, %d", i, st.comment, ok, b.inUse(), st.ok, st.inUse)
+		}
+	}
+	if len(b.by) != 1 {
+		t.Errorf("principals holding nothing are kept: %v", b.by)
 	}
 }
 
