@@ -253,8 +253,13 @@ type phoneStats struct {
 	firstErr string
 }
 
+// stalledAfter is how long a sync may have run when the attack ends
+// before it counts as failed: an unanswered sync is a failure too.
+const stalledAfter = 5 * time.Second
+
 // honestPhone saves a visit and syncs, every half second, until ctx is
-// done. A sync that ctx interrupts is not counted.
+// done. A sync that ctx interrupts counts as failed if it had run for
+// stalledAfter, and is not counted otherwise.
 func honestPhone(ctx context.Context, e *mobile.Engine, school, inspector string, st *phoneStats) {
 	for ctx.Err() == nil {
 		date := time.Now().In(chinaTime).Format(time.DateOnly)
@@ -269,6 +274,9 @@ func honestPhone(ctx context.Context, e *mobile.Engine, school, inspector string
 		start := time.Now()
 		_, err := e.Sync(ctx, nil)
 		if ctx.Err() != nil {
+			if took := time.Since(start); took >= stalledAfter {
+				st.fail(fmt.Errorf("a sync was still running after %s when the attack ended", took.Round(time.Second)))
+			}
 			return
 		}
 		if err != nil {
@@ -470,8 +478,12 @@ func printTable(w io.Writer, c Config, rows []Row) {
 		if len(answers) == 0 {
 			answers = []string{"-"}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d / %d\t%s / %s\n", r.Attack, r.Requests, strings.Join(answers, ", "), mb(r.PeakRSS),
-			r.Syncs, r.Failed, r.P50.Round(time.Millisecond), r.Max.Round(time.Millisecond))
+		lat := "-"
+		if r.Syncs > 0 {
+			lat = fmt.Sprintf("%s / %s", r.P50.Round(time.Millisecond), r.Max.Round(time.Millisecond))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d / %d\t%s\n", r.Attack, r.Requests, strings.Join(answers, ", "), mb(r.PeakRSS),
+			r.Syncs, r.Failed, lat)
 		worst = max(worst, r.PeakRSS)
 		failed += r.Failed
 	}
@@ -491,5 +503,7 @@ func printTable(w io.Writer, c Config, rows []Row) {
 	}
 	if failed == 0 {
 		fmt.Fprintln(w, "the honest phone's syncs all succeeded")
+	} else {
+		fmt.Fprintf(w, "the honest phone: %d syncs failed\n", failed)
 	}
 }
