@@ -601,3 +601,115 @@ func TestBodiesAreReadOnlyInBodyGo(t *testing.T) {
 		t.Fatalf("checked %d files", checked)
 	}
 }
+
+// TestEarlyRejectionsCarryRequestID sends requests fasthttp refuses before
+// any middleware runs: they are answered with the usual JSON error and an
+// X-Request-Id all the same.
+func TestEarlyRejectionsCarryRequestID(t *testing.T) {
+	s, logs := newTestServer(t, Config{AdminToken: bodyTestToken}, Deps{})
+	addr := serveBodies(t, s, 4<<10)
+	tests := []struct {
+		name    string
+		request string
+		status  int
+		code    string
+	}{
+		{"HeadersTooLarge", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + strings.Repeat("p", 8<<10) + "\r\n\r\n", 431, syncproto.ETOOLARGE},
+		{"MalformedRequest", "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n", 400, syncproto.EINVALID},
+		{"ConflictingLengths", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 400, syncproto.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			if _, err := io.WriteString(c, tt.request); err != nil {
+				t.Fatal(err)
+			}
+			resp, body := c.answer(t)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("answer %d %s, want %d", resp.StatusCode, body, tt.status)
+			}
+			checkErrorAnswer(t, resp, body, tt.code)
+		})
+	}
+	// Each was logged once, with its request id.
+	rejected := logs.lines(t, "request rejected")
+	if len(rejected) != len(tests) {
+		t.Fatalf("%d lines of rejected requests, want %d", len(rejected), len(tests))
+	}
+	for _, l := range rejected {
+		if id, _ := l["request_id"].(string); len(id) != 36 {
+			t.Errorf("rejected request logged without its request id: %v", l)
+		}
+	}
+}
+
+// FuzzBodies sends any body, plain or said to be gzip, to routes taking at
+// most 64, 1000 or 4096 bytes, and checks the answer against an oracle:
+// the body within the limit (inflated, for gzip), 413 beyond it, 400 for
+// a corrupt gzip body, never anything else.
+func FuzzBodies(f *testing.F) {
+	limits := []int{64, 1000, 4096}
+	s, _ := newTestServer(&testing.T{}, Config{AdminToken: bodyTestToken}, Deps{})
+	for _, n := range limits {
+		s.app.Post(fmt.Sprintf("/echo/%d", n), s.authenticated, s.body(n), func(c *fiber.Ctx) error {
+			return c.Send(requestBody(c))
+		})
+	}
+	f.Add([]byte(`{"protocol":1}`), false, uint8(0))
+	f.Add(gzipBytes(f, []byte(`{"protocol":1}`)), true, uint8(1))
+	f.Add(gzipBytes(f, make([]byte, 5000)), true, uint8(2))
+	f.Add(bytes.Repeat(gzipBytes(f, []byte("ab")), 3), true, uint8(0))
+	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 1, 2, 3}, true, uint8(1))
+	f.Add(make([]byte, 65), false, uint8(0))
+	f.Add([]byte{}, true, uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, gzipped bool, which uint8) {
+		limit := limits[int(which)%len(limits)]
+		req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("/echo/%d", limit), bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+bodyTestToken)
+		if gzipped {
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		resp, err := s.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+
+		// The oracle: the standard library, without limits, on a body the
+		// fuzzer keeps small.
+		want, wantStatus := data, http.StatusOK
+		switch {
+		case len(data) > limit:
+			wantStatus = http.StatusRequestEntityTooLarge
+		case gzipped && len(data) > 0: // an empty body is empty, whatever its encoding
+			var err error
+			want, err = inflateAtMost(data, limit+1)
+			switch {
+			case len(want) > limit:
+				wantStatus = http.StatusRequestEntityTooLarge
+			case err != nil:
+				wantStatus = http.StatusBadRequest
+			}
+		}
+		if resp.StatusCode != wantStatus {
+			t.Fatalf("%d bytes (gzip %v) to a route of %d: %d %s, want %d", len(data), gzipped, limit, resp.StatusCode, got, wantStatus)
+		}
+		if wantStatus == http.StatusOK && !bytes.Equal(got, want) {
+			t.Fatalf("the route got %q, want %q", got, want)
+		}
+	})
+}
+
+// inflateAtMost inflates a gzip body (of one member or more) up to n
+// bytes.
+func inflateAtMost(data []byte, n int) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(zr, int64(n)))
+}
