@@ -304,9 +304,11 @@ func TestBodies(t *testing.T) {
 }
 
 // TestUnauthenticatedBodyIsNotRead sends, without a token, a request that
-// announces 32 MiB and a gzip body that inflates to 32 MiB: each is
-// answered 401 although the client never sends the rest, and the server
-// allocates a small fraction of what the bodies announce.
+// announces 32 MiB and a gzip body that inflates to 32 MiB, to a route
+// that takes a body and to /healthz, which takes none: each is answered
+// (401, or 200 for /healthz) although the client never sends the rest,
+// and the server allocates a small fraction of what the bodies announce:
+// neither is read nor inflated.
 func TestUnauthenticatedBodyIsNotRead(t *testing.T) {
 	s, _ := newTestServer(t, Config{AdminToken: bodyTestToken}, Deps{})
 	addr := serveBodies(t, s, 32<<20)
@@ -314,25 +316,33 @@ func TestUnauthenticatedBodyIsNotRead(t *testing.T) {
 	start := make([]byte, 16<<10)
 
 	tests := []struct {
-		name    string
-		headers []string
-		body    []byte
+		name         string
+		method, path string
+		headers      []string
+		body         []byte
+		status       int
 	}{
-		{"Announces32MiB", []string{contentLength(32 << 20)}, start},
-		{"GzipInflatingTo32MiB", []string{"Content-Encoding: gzip", contentLength(len(bomb))}, bomb},
+		{"Announces32MiB", "POST", "/echo", []string{contentLength(32 << 20)}, start, http.StatusUnauthorized},
+		{"GzipInflatingTo32MiB", "POST", "/echo", []string{"Content-Encoding: gzip", contentLength(len(bomb))}, bomb, http.StatusUnauthorized},
+		{"HealthzAnnounces32MiB", "GET", "/healthz", []string{contentLength(32 << 20)}, start, http.StatusOK},
+		{"HealthzGzipInflatingTo32MiB", "GET", "/healthz", []string{"Content-Encoding: gzip", contentLength(len(bomb))}, bomb, http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, addr)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			c.send(t, "POST", "/echo", tt.headers, tt.body)
+			c.send(t, tt.method, tt.path, tt.headers, tt.body)
 			resp, body := c.answer(t)
 			runtime.ReadMemStats(&after)
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Fatalf("POST /echo without a token = %d %s, want 401", resp.StatusCode, body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("%s %s without a token = %d %s, want %d", tt.method, tt.path, resp.StatusCode, body, tt.status)
 			}
-			checkErrorAnswer(t, resp, body, syncproto.EUNAUTHORIZED)
+			if tt.status == http.StatusUnauthorized {
+				checkErrorAnswer(t, resp, body, syncproto.EUNAUTHORIZED)
+			} else if id := resp.Header.Get(HeaderRequestID); len(id) != 36 {
+				t.Errorf("X-Request-Id = %q, want a generated UUID", id)
+			}
 			// The client and the server share this process: the
 			// allocations of both are counted, and still they are far
 			// below the 32 MiB a server reading the body would allocate.
