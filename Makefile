@@ -51,7 +51,7 @@ soak: ## Concurrent pushes to one record, seed after seed, for SOAK (default 5m)
 faults: app ## The fault suite: kills, restarts, a full disk, against real servers; prints one table (deploy/faults.sh)
 	deploy/faults.sh
 
-budget: ## Attack fieldsyncd on throwaway servers (slow bodies, gzip bombs) and print its peak RSS per attack
+budget: ## Attack fieldsyncd on throwaway servers (slow bodies, gzip bombs) and print its peak RSS per attack; BEFORE=rev also attacks that build
 	mobile/cmd/fieldbudget/bench.sh
 
 build: app ## Build bin/fieldsyncd

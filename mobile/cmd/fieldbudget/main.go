@@ -2,7 +2,8 @@
 // server. It runs attacks one after the other, each for a while, while an
 // honest phone keeps saving records and syncing (push and pull), and
 // prints for each attack the server's answers, its peak resident memory
-// during the attack, and how the phone fared:
+// during the attack (also as a ratio to its peak with the phone alone,
+// measured first in the same run), and how the phone fared:
 //
 //	fieldbudget --server http://127.0.0.1:8080 --admin-token $FIELDSYNC_ADMIN_TOKEN \
 //	    --server-pid $(pgrep -n fieldsyncd)
@@ -74,7 +75,8 @@ type Config struct {
 	BombSize   int64         // what a gzip body inflates to
 	SlowRate   int64         // bytes per second of attack 1
 	Fake       bool
-	GoalMB     int // the peak RSS to stay under, in MB
+	GoalMB     int    // the peak RSS to stay under, in MB
+	Label      string // names the server build in the output
 }
 
 // Main is the program, as a value tests can run.
@@ -103,6 +105,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&rate, "slow-rate", "64KiB", "bytes per second the attackers of attack 1 send")
 	fs.BoolVar(&c.Fake, "fake", false, "run against an in-process fake server")
 	fs.IntVar(&c.GoalMB, "goal-mb", 300, "peak RSS the server should stay under, MB")
+	fs.StringVar(&c.Label, "label", "", "what server build this is, printed above the table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

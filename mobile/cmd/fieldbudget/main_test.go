@@ -35,7 +35,7 @@ func TestFieldbudgetFake(t *testing.T) {
 			t.Errorf("%s: no peak RSS read", r.Attack)
 		}
 	}
-	for _, want := range []string{"server peak RSS", "every peak under 300 MB", "401 ×"} {
+	for _, want := range []string{"server peak RSS", "every peak under 300 MB", "401 ×", "vs idle", "×1.00"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

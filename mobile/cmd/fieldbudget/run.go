@@ -463,10 +463,27 @@ func mb(n int64) string {
 	return fmt.Sprintf("%.0f MB", float64(n)/1e6)
 }
 
+// ratio returns peak ÷ idle as "×1.2", or "-" when either is unknown.
+func ratio(peak, idle int64) string {
+	if peak == 0 || idle == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("×%.2f", float64(peak)/float64(idle))
+}
+
 // printTable writes the rows and whether every peak stayed under the goal.
+// Each peak is also given as a ratio to the first row's, the server with
+// only the honest phone, measured in the same run.
 func printTable(w io.Writer, c Config, rows []Row) {
+	if c.Label != "" {
+		fmt.Fprintf(w, "fieldsyncd: %s\n", c.Label)
+	}
+	var idle int64
+	if len(rows) > 0 {
+		idle = rows[0].PeakRSS
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "attack\trequests\tanswers\tserver peak RSS\tphone syncs ok / failed\tsync p50 / max")
+	fmt.Fprintln(tw, "attack\trequests\tanswers\tserver peak RSS\tvs idle\tphone syncs ok / failed\tsync p50 / max")
 	worst := int64(0)
 	failed := 0
 	for _, r := range rows {
@@ -482,8 +499,8 @@ func printTable(w io.Writer, c Config, rows []Row) {
 		if r.Syncs > 0 {
 			lat = fmt.Sprintf("%s / %s", r.P50.Round(time.Millisecond), r.Max.Round(time.Millisecond))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d / %d\t%s\n", r.Attack, r.Requests, strings.Join(answers, ", "), mb(r.PeakRSS),
-			r.Syncs, r.Failed, lat)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d / %d\t%s\n", r.Attack, r.Requests, strings.Join(answers, ", "), mb(r.PeakRSS),
+			ratio(r.PeakRSS, idle), r.Syncs, r.Failed, lat)
 		worst = max(worst, r.PeakRSS)
 		failed += r.Failed
 	}
