@@ -39,7 +39,8 @@ type Config struct {
 	// BodyBudget is the most request-body bytes the server holds in
 	// memory at once, over all requests; one principal (a device, the
 	// admin) may hold half of it. A request whose body does not fit gets
-	// 503 with Retry-After. It is at least the largest body a route
+	// 503 with Retry-After, or 429 with Retry-After when its principal's
+	// half is spent (both with code unavailable). It is at least the largest body a route
 	// accepts, and so is the half (smaller values are raised to it).
 	BodyBudget int64
 	// MinBodyRate is the slowest a request body may arrive, in bytes per

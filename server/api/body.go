@@ -46,9 +46,10 @@ import (
 //   - grows its buffer as bytes arrive, never by the length announced;
 //   - holds the bytes it buffers against the server's budget of body bytes
 //     in memory (Config.BodyBudget) as its buffer grows, until the handler
-//     returns, and answers 503 with Retry-After when the budget, or the
-//     principal's share of it, is spent (a body that has not arrived holds
-//     almost nothing: a slow client cannot reserve what it announces);
+//     returns, and answers 503 with Retry-After when the budget is spent,
+//     429 with Retry-After when the principal's share of it is (both with
+//     code unavailable; a body that has not arrived holds almost nothing:
+//     a slow client cannot reserve what it announces);
 //   - answers 408 to a body that arrives more slowly than Config.MinBodyRate
 //     once Config.BodyRateGrace has passed, or is still arriving after
 //     Config.ReadTimeout.
@@ -95,9 +96,14 @@ const (
 )
 
 // errBodyBudget answers a request whose body does not fit in the budget
-// of body bytes in memory. It is not logged as an error: the access line
-// shows the 503.
-var errBodyBudget = syncproto.Errorf(syncproto.EUNAVAILABLE, "The server is receiving too many request bodies at once; try again in a few seconds.")
+// of body bytes in memory (503), and errBodyShare one whose principal
+// holds its share of it already (429: the client itself is sending too
+// much at once). Neither is logged as an error: the access line shows the
+// status.
+var (
+	errBodyBudget = syncproto.Errorf(syncproto.EUNAVAILABLE, "The server is receiving too many request bodies at once; try again in a few seconds.")
+	errBodyShare  = syncproto.Errorf(syncproto.EUNAVAILABLE, "This device is sending too many request bodies at once; wait for the others to finish, then try again.")
+)
 
 // errBodyTooSlow is the error of a body cut off for arriving too slowly.
 var errBodyTooSlow = errors.New("request body too slow")
@@ -122,16 +128,20 @@ func newBudget(size, share int64) *budget {
 	return &budget{size: size, share: share, by: map[string]int64{}}
 }
 
-// take holds n more bytes for who, or reports false when they do not fit.
-func (b *budget) take(who string, n int64) bool {
+// take holds n more bytes for who. It returns errBodyShare when they do
+// not fit in who's share, errBodyBudget when they do not fit in the whole.
+func (b *budget) take(who string, n int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n > b.size || b.by[who]+n > b.share {
-		return false
+	switch {
+	case b.by[who]+n > b.share:
+		return errBodyShare
+	case b.used+n > b.size:
+		return errBodyBudget
 	}
 	b.used += n
 	b.by[who] += n
-	return true
+	return nil
 }
 
 // give returns n bytes who took.
@@ -161,12 +171,12 @@ type hold struct {
 	n   int64
 }
 
-func (h *hold) grow(n int64) bool {
-	if !h.b.take(h.who, n) {
-		return false
+func (h *hold) grow(n int64) error {
+	if err := h.b.take(h.who, n); err != nil {
+		return err
 	}
 	h.n += n
-	return true
+	return nil
 }
 
 func (h *hold) release() { h.b.give(h.who, h.n); h.n = 0 }
@@ -296,7 +306,8 @@ func (s *Server) readBody(c *fiber.Ctx, limit int64, h *hold) ([]byte, error) {
 // never beyond limit+1 bytes (one more than limit tells the caller the
 // body is too large), and never sized by a length the client announced.
 // The budget covers the buffer's capacity: h grows before the buffer
-// does, and errBodyBudget is returned when the budget is spent.
+// does, and errBodyBudget or errBodyShare is returned when the budget or
+// the principal's share is spent.
 func readAll(r io.Reader, limit int64, h *hold) ([]byte, error) {
 	const first = 4 << 10
 	var buf []byte
@@ -306,8 +317,8 @@ func readAll(r io.Reader, limit int64, h *hold) ([]byte, error) {
 				return buf, nil
 			}
 			n := min(max(2*int64(cap(buf)), first), limit+1)
-			if !h.grow(n - int64(cap(buf))) {
-				return nil, errBodyBudget
+			if err := h.grow(n - int64(cap(buf))); err != nil {
+				return nil, err
 			}
 			grown := make([]byte, len(buf), n)
 			copy(grown, buf)
@@ -327,7 +338,7 @@ func readAll(r io.Reader, limit int64, h *hold) ([]byte, error) {
 // bodyReadError turns an error met while reading a body into the answer.
 func bodyReadError(wire *wireReader, err error, limit int64, gzipped bool) error {
 	switch {
-	case errors.Is(err, errBodyBudget):
+	case errors.Is(err, errBodyBudget), errors.Is(err, errBodyShare):
 		return err
 	case errors.Is(err, errBodyTooSlow):
 		return fiber.NewError(http.StatusRequestTimeout, slowBodyMessage)

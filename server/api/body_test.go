@@ -23,6 +23,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -357,9 +358,9 @@ func TestUnauthenticatedBodyIsNotRead(t *testing.T) {
 
 // TestBodyBudget fills the budget of body bytes with slow bodies of two
 // principals (the admin and the unauthenticated): a body over one
-// principal's share, or over the whole budget, is answered 503 with
-// Retry-After, and once the bodies have arrived their bytes are free
-// again.
+// principal's share is answered 429, one over the whole budget 503, both
+// with code unavailable and Retry-After, and once the bodies have arrived
+// their bytes are free again.
 func TestBodyBudget(t *testing.T) {
 	// A body buffer starts at 4 KiB and doubles (readAll); a body of
 	// 20 KiB takes it to 20 KiB + 1.
@@ -367,6 +368,12 @@ func TestBodyBudget(t *testing.T) {
 	const budget = 2*(limit+1) + 8<<10 // two bodies of 20 KiB, not three; a share is half
 	s, logs := newTestServer(t, Config{AdminToken: bodyTestToken, BodyBudget: budget}, Deps{})
 	s.app.Post("/anonymous", s.body(limit), func(c *fiber.Ctx) error { return c.JSON(echoAnswer{Bytes: len(requestBody(c))}) })
+	// A third principal, holding nothing when the budget is spent.
+	office := func(c *fiber.Ctx) error {
+		c.SetUserContext(server.WithPrincipal(c.UserContext(), server.Principal{UserID: "office-1"}))
+		return c.Next()
+	}
+	s.app.Post("/office", office, s.body(limit), func(c *fiber.Ctx) error { return c.JSON(echoAnswer{Bytes: len(requestBody(c))}) })
 	addr := serveBodies(t, s, limit)
 	if s.cfg.BodyBudget != budget {
 		t.Fatalf("budget %d, want %d", s.cfg.BodyBudget, budget)
@@ -374,20 +381,20 @@ func TestBodyBudget(t *testing.T) {
 	full := bytes.Repeat([]byte("y"), limit)
 	admin := []string{bearerHeader, contentLength(limit)}
 	anonymous := []string{contentLength(limit)}
-	refused := func(path string, headers []string) {
+	refused := func(path string, headers []string, status int) {
 		t.Helper()
 		c := dialRaw(t, addr)
 		c.send(t, "POST", path, headers, full)
 		resp, body := c.answer(t)
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			t.Fatalf("POST %s = %d %s, want 503", path, resp.StatusCode, body)
+		if resp.StatusCode != status {
+			t.Fatalf("POST %s = %d %s, want %d", path, resp.StatusCode, body, status)
 		}
 		checkErrorAnswer(t, resp, body, syncproto.EUNAVAILABLE)
 		if resp.Header.Get("Retry-After") == "" {
-			t.Error("503 without Retry-After")
+			t.Errorf("%d without Retry-After", status)
 		}
 		if !resp.Close {
-			t.Error("503 before reading the body without Connection: close")
+			t.Errorf("%d before reading the body without Connection: close", status)
 		}
 	}
 
@@ -404,11 +411,12 @@ func TestBodyBudget(t *testing.T) {
 	stalled := []*rawConn{dialRaw(t, addr), dialRaw(t, addr)}
 	stalled[0].send(t, "POST", "/echo", admin, full[:18<<10])
 	waitFor(t, "the admin's body to hold its buffer", func() bool { return s.budget.inUse() == limit+1 })
-	refused("/echo", admin)
+	refused("/echo", admin, http.StatusTooManyRequests)
 	// Another principal's body stalls too: now the budget is spent.
 	stalled[1].send(t, "POST", "/anonymous", anonymous, full[:18<<10])
 	waitFor(t, "two bodies to hold the budget", func() bool { return s.budget.inUse() == 2*(limit+1) })
-	refused("/anonymous", anonymous)
+	refused("/office", []string{contentLength(limit)}, http.StatusServiceUnavailable)
+	refused("/anonymous", anonymous, http.StatusTooManyRequests)
 	if lines := logs.lines(t, "dependency unavailable"); len(lines) != 0 {
 		t.Errorf("a full budget was logged as a dependency down: %v", lines)
 	}
@@ -438,30 +446,31 @@ func TestBudgetShares(t *testing.T) {
 		take    bool // take, or give
 		who     string
 		n       int64
-		ok      bool
+		err     error
 		inUse   int64
 		comment string
 	}{
-		{true, "a", 60, true, 60, "a principal may hold its share"},
-		{true, "a", 1, false, 60, "not more"},
-		{true, "b", 41, false, 60, "nor another principal beyond the whole"},
-		{true, "b", 40, true, 100, "up to the whole"},
-		{true, "c", 1, false, 100, "the whole is spent"},
-		{false, "a", 60, true, 40, "a gives back"},
-		{true, "c", 60, true, 100, "c takes what a gave"},
-		{false, "b", 40, true, 60, ""},
-		{false, "c", 60, true, 0, "all given back"},
-		{true, "b", 60, true, 60, "b's share is whole again"},
+		{true, "a", 60, nil, 60, "a principal may hold its share"},
+		{true, "a", 1, errBodyShare, 60, "not more"},
+		{true, "b", 41, errBodyBudget, 60, "nor another principal beyond the whole"},
+		{true, "b", 40, nil, 100, "up to the whole"},
+		{true, "c", 1, errBodyBudget, 100, "the whole is spent"},
+		{true, "b", 21, errBodyShare, 100, "beyond both: the share is named"},
+		{false, "a", 60, nil, 40, "a gives back"},
+		{true, "c", 60, nil, 100, "c takes what a gave"},
+		{false, "b", 40, nil, 60, ""},
+		{false, "c", 60, nil, 0, "all given back"},
+		{true, "b", 60, nil, 60, "b's share is whole again"},
 	}
 	for i, st := range steps {
-		ok := true
+		var err error
 		if st.take {
-			ok = b.take(st.who, st.n)
+			err = b.take(st.who, st.n)
 		} else {
 			b.give(st.who, st.n)
 		}
-		if ok != st.ok || b.inUse() != st.inUse {
-			t.Fatalf("step %d (%s): ok %v, in use %d; want %v, %d", i, st.comment, ok, b.inUse(), st.ok, st.inUse)
+		if err != st.err || b.inUse() != st.inUse {
+			t.Fatalf("step %d (%s): %v, in use %d; want %v, %d", i, st.comment, err, b.inUse(), st.err, st.inUse)
 		}
 	}
 	if len(b.by) != 1 {

@@ -30,7 +30,7 @@ var codeStatus = map[string]int{
 	syncproto.EPROTOCOL:     http.StatusBadRequest,
 }
 
-// retryAfter is the Retry-After of 503 answers, in seconds.
+// retryAfter is the Retry-After of 503 and 429 answers, in seconds.
 const retryAfter = "5"
 
 const internalMessage = "Internal error."
@@ -46,7 +46,7 @@ type errorBody struct {
 // with their detail; the client sees only "Internal error.".
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	status, e := s.classify(c, err)
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		c.Set(fiber.HeaderRetryAfter, retryAfter)
 	}
 	if requestIDOf(c) == "" {
@@ -95,7 +95,12 @@ func (s *Server) classify(c *fiber.Ctx, err error) (int, *syncproto.Error) {
 		s.logError(c, slog.LevelError, "internal error", err)
 		return status, syncproto.Errorf(syncproto.EINTERNAL, internalMessage)
 	case syncproto.EUNAVAILABLE:
-		if !errors.Is(err, errBodyBudget) {
+		switch {
+		case errors.Is(err, errBodyShare):
+			// One principal sending more bodies at once than its share
+			// of the budget: the same code (retry later), its own status.
+			status = http.StatusTooManyRequests
+		case !errors.Is(err, errBodyBudget):
 			s.logError(c, slog.LevelWarn, "dependency unavailable", err)
 		}
 	}
