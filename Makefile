@@ -17,7 +17,7 @@ STACK      := deploy/stack.sh
 # integration tests fail instead of skip when a server is missing.
 REQUIRE    := env FIELDSYNC_REQUIRE_INTEGRATION=1
 
-.PHONY: help run demo test bench soak faults build app servers infra lint fmt ci
+.PHONY: help run demo test bench soak faults budget build app servers infra lint fmt ci
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,8 @@ bench: ## Run the benchmarks against throwaway servers
 	fi
 	@# mobile: 1,000 simulated phones against fieldsyncd on the test stack (PHONES=, CONCURRENCY= to change)
 	mobile/cmd/fieldload/bench.sh
+	@# hostile traffic against fieldsyncd: peak RSS per attack while a phone syncs
+	mobile/cmd/fieldbudget/bench.sh
 	$(MAKE) soak
 
 SOAK ?= 5m
@@ -48,6 +50,9 @@ soak: ## Concurrent pushes to one record, seed after seed, for SOAK (default 5m)
 
 faults: app ## The fault suite: kills, restarts, a full disk, against real servers; prints one table (deploy/faults.sh)
 	deploy/faults.sh
+
+budget: ## Attack fieldsyncd on throwaway servers (slow bodies, gzip bombs) and print its peak RSS per attack; BEFORE=rev also attacks that build
+	mobile/cmd/fieldbudget/bench.sh
 
 build: app ## Build bin/fieldsyncd
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/fieldsyncd ./server/cmd/fieldsyncd

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/fieldsync/fieldsync/syncproto"
 	"github.com/google/uuid"
@@ -83,6 +85,11 @@ type DeviceStore interface {
 	// ClaimEnrollment marks an unused code used at now, atomically, and
 	// returns it. ENOTFOUND when the code is unknown or already used.
 	ClaimEnrollment(ctx context.Context, codeHash string, now time.Time) (Enrollment, error)
+	// ReleaseEnrollment undoes the claim ClaimEnrollment made at claimedAt,
+	// when the enrollment it was for failed: the code can be used again.
+	// A claim made at another time is left alone; releasing a code that is
+	// not claimed is not an error.
+	ReleaseEnrollment(ctx context.Context, codeHash string, claimedAt time.Time) error
 	// CreateDevice stores an enrolled device; ECONFLICT if the device id is taken.
 	CreateDevice(ctx context.Context, d Device) error
 	// DeviceByToken returns ENOTFOUND when no device has the token hash.
@@ -141,6 +148,11 @@ func (d *Devices) PutInspector(ctx context.Context, p Principal, in Inspector) e
 	}
 	if strings.TrimSpace(in.Name) == "" {
 		bad["name"] = "is required"
+	}
+	checkText(bad, "name", in.Name, maxNameRunes)
+	checkText(bad, "phone", in.Phone, maxNameRunes)
+	for i, r := range in.Roles {
+		checkText(bad, fmt.Sprintf("roles[%d]", i), r, maxNameRunes)
 	}
 	if len(bad) > 0 {
 		return syncproto.FieldError("The inspector is not valid.", bad)
@@ -227,9 +239,18 @@ func normalizeCode(c string) string {
 // random bits) is returned once and stored only as a hash. Unknown, used
 // and expired codes all get EUNAUTHORIZED with the same message, so the
 // answer tells an attacker nothing.
+//
+// A refused enrollment keeps its code: the request is checked before the
+// code is claimed, and a claim whose device cannot be stored (its id is
+// taken, the store fails) is released.
 func (d *Devices) Enroll(ctx context.Context, code string, deviceID uuid.UUID, name string) (string, Device, error) {
+	bad := map[string]string{}
 	if deviceID == uuid.Nil {
-		return "", Device{}, syncproto.FieldError("The enrollment is not valid.", map[string]string{"device_id": "is required"})
+		bad["device_id"] = "is required"
+	}
+	checkText(bad, "device_name", name, maxNameRunes)
+	if len(bad) > 0 {
+		return "", Device{}, syncproto.FieldError("The enrollment is not valid.", bad)
 	}
 	now := d.Now()
 	e, err := d.Store.ClaimEnrollment(ctx, HashSecret(normalizeCode(code)), now)
@@ -242,6 +263,19 @@ func (d *Devices) Enroll(ctx context.Context, code string, deviceID uuid.UUID, n
 	if now.After(e.ExpiresAt) {
 		return "", Device{}, syncproto.Errorf(syncproto.EUNAUTHORIZED, "This enrollment code is not valid. Ask the office for a new one.")
 	}
+	token, dev, err := d.enroll(ctx, e, deviceID, name, now)
+	if err != nil {
+		// The release must happen even when the request was cancelled.
+		if rerr := d.Store.ReleaseEnrollment(context.WithoutCancel(ctx), e.CodeHash, now); rerr != nil {
+			return "", Device{}, fmt.Errorf("enroll: release the code after %v: %w", err, rerr)
+		}
+		return "", Device{}, err
+	}
+	return token, dev, nil
+}
+
+// enroll makes and stores the device of a claimed enrollment.
+func (d *Devices) enroll(ctx context.Context, e Enrollment, deviceID uuid.UUID, name string, now time.Time) (string, Device, error) {
 	in, err := d.Store.Inspector(ctx, e.InspectorID)
 	if err != nil {
 		return "", Device{}, err
@@ -259,6 +293,34 @@ func (d *Devices) Enroll(ctx context.Context, code string, deviceID uuid.UUID, n
 		return "", Device{}, err
 	}
 	return token, dev, nil
+}
+
+// maxNameRunes bounds the names and other short texts the devices store
+// keeps: a person's or a device's name, a phone number, a role.
+const maxNameRunes = 200
+
+// checkText adds to bad, under field, why value cannot be kept as a short
+// text: too long, or holding a control character. U+0000 in particular
+// cannot be stored at all (FerretDB keeps documents in PostgreSQL, whose
+// text cannot hold it), and no name needs a control character. Checking
+// before anything is written keeps a refused request from leaving half of
+// itself behind.
+func checkText(bad map[string]string, field, value string, maxRunes int) {
+	if !utf8.ValidString(value) {
+		bad[field] = "must be valid UTF-8 text"
+		return
+	}
+	if strings.ContainsRune(value, 0) {
+		bad[field] = "must not contain the character U+0000"
+		return
+	}
+	if strings.IndexFunc(value, unicode.IsControl) >= 0 {
+		bad[field] = "must not contain control characters"
+		return
+	}
+	if utf8.RuneCountInString(value) > maxRunes {
+		bad[field] = fmt.Sprintf("must be at most %d characters", maxRunes)
+	}
 }
 
 // Authenticate returns the principal of a device token. Unknown and

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -31,8 +32,9 @@ type MaintenanceStore interface {
 //
 // How long a phone may stay offline, and what happens after:
 //
-//   - Up to JournalRetention (90 days by default), a batch a phone sends
-//     again gets its first answer and writes nothing (exactly once).
+//   - Up to JournalRetention (90 days by default, never less than
+//     MaxOffline), a batch a phone sends again gets its first answer and
+//     writes nothing (exactly once).
 //   - Later, the journal has forgotten it: the batch is applied again.
 //     That writes nothing new either (a change is a join: what the record
 //     holds stays, arrival times included), but it is answered as if new,
@@ -58,12 +60,39 @@ type Maintenance struct {
 	Logger *slog.Logger
 }
 
+// MaxOffline is how long a phone may stay offline and still have every
+// batch it sends again answered exactly once: a phone that sent a batch,
+// lost the answer and came back within MaxOffline gets that answer. The
+// journal's retention may not be shorter (Maintenance.Check).
+const MaxOffline = 90 * 24 * time.Hour
+
+// Defaults and bounds of the maintenance settings. A run is cheap when
+// nothing was written, but each claims a key; runs further apart than
+// MaxMaintenancePeriod let the journal and superseded revisions pile up
+// between them.
+const (
+	DefaultJournalRetention   = MaxOffline
+	DefaultTombstoneRetention = 2 * MaxOffline
+	DefaultMaintenancePeriod  = 6 * time.Hour
+	MinMaintenancePeriod      = time.Minute
+	MaxMaintenancePeriod      = 7 * 24 * time.Hour
+)
+
 // NewMaintenance returns the maintenance of store with the default
-// retentions, every 6 hours.
+// retentions and period.
 func NewMaintenance(store MaintenanceStore) *Maintenance {
-	return &Maintenance{Store: store, JournalRetention: 90 * 24 * time.Hour, TombstoneRetention: 180 * 24 * time.Hour,
-		Every: 6 * time.Hour, Now: time.Now, Logger: slog.New(slog.DiscardHandler)}
+	return &Maintenance{Store: store, JournalRetention: DefaultJournalRetention, TombstoneRetention: DefaultTombstoneRetention,
+		Every: DefaultMaintenancePeriod, Now: time.Now, Logger: slog.New(slog.DiscardHandler)}
 }
+
+// SettingError is a maintenance setting Check refuses. Setting is the
+// name of the Maintenance field.
+type SettingError struct {
+	Setting string
+	Reason  string
+}
+
+func (e *SettingError) Error() string { return e.Setting + ": " + e.Reason }
 
 // MaintenanceReport says what one run did.
 type MaintenanceReport struct {
@@ -74,17 +103,31 @@ type MaintenanceReport struct {
 	Tombstones int   `json:"tombstones"` // deleted records forgotten
 }
 
-// Check validates the settings.
+// Check validates the settings: every problem, each a *SettingError.
 func (m *Maintenance) Check() error {
-	switch {
-	case m.Every <= 0:
-		return fmt.Errorf("maintenance period must be positive")
-	case m.JournalRetention < 24*time.Hour:
-		return fmt.Errorf("journal retention must be at least a day")
-	case m.TombstoneRetention <= m.JournalRetention:
-		return fmt.Errorf("tombstone retention (%s) must exceed journal retention (%s): a batch sent again must never recreate a forgotten record", m.TombstoneRetention, m.JournalRetention)
+	var errs []error
+	bad := func(setting, format string, a ...any) {
+		errs = append(errs, &SettingError{Setting: setting, Reason: fmt.Sprintf(format, a...)})
 	}
-	return nil
+	if m.Every < MinMaintenancePeriod || m.Every > MaxMaintenancePeriod {
+		bad("Every", "%s is not between %s and %s", FormatDays(m.Every), FormatDays(MinMaintenancePeriod), FormatDays(MaxMaintenancePeriod))
+	}
+	if m.JournalRetention < MaxOffline {
+		bad("JournalRetention", "%s is shorter than the %s a phone may stay offline (server.MaxOffline): a batch sent again after that would no longer be answered exactly once", FormatDays(m.JournalRetention), FormatDays(MaxOffline))
+	}
+	if m.TombstoneRetention <= m.JournalRetention {
+		bad("TombstoneRetention", "%s must exceed the journal retention (%s): a batch sent again must never recreate a forgotten record", FormatDays(m.TombstoneRetention), FormatDays(m.JournalRetention))
+	}
+	return errors.Join(errs...)
+}
+
+// FormatDays formats d in whole days when it is a number of days ("90d"), as
+// time.Duration does otherwise.
+func FormatDays(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // Once runs the maintenance of the current period, unless another process

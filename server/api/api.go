@@ -29,12 +29,31 @@ import (
 // Config holds the HTTP settings. Zero fields take the values of
 // DefaultConfig.
 type Config struct {
-	// BodyLimit is the largest request body accepted, in bytes. Larger
-	// bodies get 413 with code too_large.
+	// BodyLimit is the largest body of a push and of the other routes
+	// that take large documents (publishing forms, resolving a conflict),
+	// in bytes, as sent and after gzip decompression. Larger bodies get
+	// 413 with code too_large. The routes with small bodies (enrollment,
+	// the admin routes, pull) and the photo routes have their own limits;
+	// see body.go.
 	BodyLimit int
+	// BodyBudget is the most request-body bytes the server holds in
+	// memory at once, over all requests; one principal (a device, the
+	// admin) may hold half of it. A request whose body does not fit gets
+	// 503 with Retry-After, or 429 with Retry-After when its principal's
+	// half is spent (both with code unavailable). It is at least the largest body a route
+	// accepts, and so is the half (smaller values are raised to it).
+	BodyBudget int64
+	// MinBodyRate is the slowest a request body may arrive, in bytes per
+	// second, once BodyRateGrace has passed since the body began: the
+	// n-th byte must have arrived by BodyRateGrace + n/MinBodyRate. A
+	// slower body is cut off with 408. The default is Apache's
+	// mod_reqtimeout's (20 s, then 500 bytes/s).
+	MinBodyRate   int64
+	BodyRateGrace time.Duration
 	// RequestTimeout is the deadline of each handler's context.
 	RequestTimeout time.Duration
-	// ReadTimeout bounds reading a whole request, body included, and
+	// ReadTimeout bounds reading a whole request, body included (however
+	// fast it arrives), and
 	// WriteTimeout writing a response.
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
@@ -52,6 +71,9 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		BodyLimit:      32 << 20,
+		BodyBudget:     64 << 20,
+		MinBodyRate:    500,
+		BodyRateGrace:  20 * time.Second,
 		RequestTimeout: 60 * time.Second,
 		ReadTimeout:    60 * time.Second,
 		WriteTimeout:   60 * time.Second,
@@ -64,6 +86,15 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = d.BodyLimit
+	}
+	if c.BodyBudget <= 0 {
+		c.BodyBudget = d.BodyBudget
+	}
+	if c.MinBodyRate <= 0 {
+		c.MinBodyRate = d.MinBodyRate
+	}
+	if c.BodyRateGrace <= 0 {
+		c.BodyRateGrace = d.BodyRateGrace
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = d.RequestTimeout
@@ -112,6 +143,14 @@ type Server struct {
 	logger *slog.Logger
 	ready  readiness
 	routeIndex
+	// budget holds the body bytes in memory (Config.BodyBudget), and
+	// largestBody is the largest body limit of a route registered in
+	// NewServer, which the budget must hold.
+	budget      *budget
+	largestBody int64
+	// chunkMax and blobMax are the body limits of the photo routes: the
+	// largest chunk and the largest photo the photo service accepts.
+	chunkMax, blobMax int
 }
 
 // NewServer returns a server with all routes registered.
@@ -120,26 +159,44 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:    cfg.withDefaults(),
-		deps:   deps,
-		logger: logger,
+		cfg:      cfg.withDefaults(),
+		deps:     deps,
+		logger:   logger,
+		chunkMax: media.DefaultMaxChunkBytes,
+		blobMax:  media.DefaultMaxBlobSize,
+	}
+	if deps.Media != nil {
+		if chunk, blob := deps.Media.UploadLimits(); chunk > 0 && blob > 0 {
+			s.chunkMax, s.blobMax = int(chunk), int(blob)
+		}
 	}
 	s.app = fiber.New(fiber.Config{
-		ErrorHandler:          s.handleError,
-		BodyLimit:             s.cfg.BodyLimit,
-		ReadTimeout:           s.cfg.ReadTimeout,
-		WriteTimeout:          s.cfg.WriteTimeout,
-		IdleTimeout:           s.cfg.IdleTimeout,
-		DisableStartupMessage: true,
+		ErrorHandler: s.handleError,
+		// Bodies are read by the routes that take one, after
+		// authentication, within their limits (body.go).
+		StreamRequestBody: true,
+		// Otherwise fasthttp reads a multipart body whole, to memory and
+		// temporary files, before any handler runs.
+		DisablePreParseMultipartForm: true,
+		BodyLimit:                    s.cfg.BodyLimit,
+		ReadTimeout:                  s.cfg.ReadTimeout,
+		WriteTimeout:                 s.cfg.WriteTimeout,
+		IdleTimeout:                  s.cfg.IdleTimeout,
+		DisableStartupMessage:        true,
 	})
+	s.app.Server().HeaderReceived = s.headerReceived
 
 	if deps.Metrics != nil {
 		s.app.Use(s.observe) // outermost: it sees the status sent
 	}
 	// Outermost first: the request id is set before the access line needs
 	// it; the access line turns the chain's error into the response; a
-	// panic below becomes an error; and handlers get a deadline.
-	s.app.Use(s.requestID, s.accessLog, s.recoverPanic, s.deadline, s.decodeBody)
+	// panic below becomes an error; handlers get a deadline; and a body
+	// left unread closes the connection after the answer.
+	//
+	// Routes declare their body in their registration (s.body, after
+	// their authentication); no middleware here reads or inflates one.
+	s.app.Use(s.requestID, s.accessLog, s.recoverPanic, s.deadline, s.closeUnreadBody)
 	// Responses are gzipped for clients that ask (phones pulling hundreds
 	// of records over a weak signal); the fastest level, because the
 	// server's CPU is shared by every phone.
@@ -166,6 +223,11 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	if deps.Metrics != nil {
 		s.routesMetrics()
 	}
+	// Every body a route accepts fits in the budget, and in one
+	// principal's share of it, half (body.go holds one byte more than the
+	// limit while it reads).
+	s.cfg.BodyBudget = max(s.cfg.BodyBudget, s.largestBody+1)
+	s.budget = newBudget(s.cfg.BodyBudget, max(s.cfg.BodyBudget/2, s.largestBody+1))
 
 	return s
 }
@@ -183,7 +245,7 @@ func (s *Server) Listen(addr string) error {
 // in a goroutine reports listen errors synchronously, and lets tests bind
 // port 0 and learn the address.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.app.Listener(ln)
+	return s.app.Listener(lingerListener{ln})
 }
 
 // Shutdown stops accepting connections and waits for requests in flight to

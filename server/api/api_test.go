@@ -295,43 +295,6 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// TestBodyLimit runs over a real connection: fiber's App.Test reports an
-// oversized body as its own error instead of returning the response.
-func TestBodyLimit(t *testing.T) {
-	const limit = 4096
-	s, logs := newTestServer(t, Config{BodyLimit: limit}, Deps{})
-	s.app.Post("/upload", func(c *fiber.Ctx) error { return c.SendStatus(http.StatusNoContent) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(func() { _ = s.Shutdown(time.Second) })
-	url := "http://" + ln.Addr().String() + "/upload"
-
-	for _, tt := range []struct {
-		size   int
-		status int
-		body   string
-	}{
-		{limit, 204, ""},
-		{limit + 1, 413, `{"error":{"code":"too_large","message":"The request body is larger than the limit of 4 KiB."}}`},
-	} {
-		resp, err := http.Post(url, "application/octet-stream", strings.NewReader(strings.Repeat("x", tt.size)))
-		if err != nil {
-			t.Fatalf("POST %d bytes: %v", tt.size, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tt.status || string(body) != tt.body {
-			t.Errorf("POST %d bytes = %d %s, want %d %s", tt.size, resp.StatusCode, body, tt.status, tt.body)
-		}
-	}
-	if rejected := logs.lines(t, "request rejected"); len(rejected) != 1 || rejected[0]["status"] != float64(413) {
-		t.Errorf("rejected lines = %v, want one with status 413", rejected)
-	}
-}
-
 func TestPanicBecomesInternalError(t *testing.T) {
 	s, logs := newTestServer(t, Config{}, Deps{})
 	s.app.Get("/panic", func(c *fiber.Ctx) error { panic("nil map write in handler") })

@@ -79,14 +79,11 @@ func principalOf(c *fiber.Ctx) server.Principal {
 	return p
 }
 
-// decodeJSON decodes a JSON request body into v, refusing anything that is
-// not JSON with a clear EINVALID.
-//
-// It reads the raw request body (decodeBody has decompressed it, within
-// the body limit), never fiber's c.Body() or BodyParser, which would
-// decompress again and without a limit.
+// decodeJSON decodes the JSON request body (requestBody: the route
+// declares its body) into v, refusing anything that is not JSON with a
+// clear EINVALID.
 func decodeJSON(c *fiber.Ctx, v any) error {
-	if err := json.Unmarshal(c.Request().Body(), v); err != nil {
+	if err := json.Unmarshal(requestBody(c), v); err != nil {
 		return syncproto.Errorf(syncproto.EINVALID, "The body must be JSON: %v.", err)
 	}
 	return nil

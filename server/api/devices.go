@@ -14,12 +14,14 @@ import (
 // routesDevices registers enrollment and the administration of
 // inspectors, assignments and devices.
 func (s *Server) routesDevices() {
-	s.app.Post("/v1/devices/enroll", s.handleEnroll)
+	s.app.Post("/v1/devices/enroll", s.body(enrollBodyMax), s.handleEnroll)
 	admin := s.app.Group("/v1/admin", s.adminOnly)
-	admin.Put("/inspectors/:id", s.handlePutInspector)
-	admin.Put("/assignments/:id", s.handlePutAssignment)
-	admin.Post("/inspectors/:id/enrollment-codes", s.handleNewEnrollmentCode)
-	admin.Post("/devices/:id/revoke", s.handleRevokeDevice)
+	admin.Put("/inspectors/:id", s.body(smallBodyMax), s.handlePutInspector)
+	admin.Put("/assignments/:id", s.body(smallBodyMax), s.handlePutAssignment)
+	// These two read no body, but clients send "{}"; reading it keeps
+	// the connection open for the next request.
+	admin.Post("/inspectors/:id/enrollment-codes", s.body(smallBodyMax), s.handleNewEnrollmentCode)
+	admin.Post("/devices/:id/revoke", s.body(smallBodyMax), s.handleRevokeDevice)
 }
 
 type enrollRequest struct {

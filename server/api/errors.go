@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/syncproto"
 )
@@ -29,7 +30,7 @@ var codeStatus = map[string]int{
 	syncproto.EPROTOCOL:     http.StatusBadRequest,
 }
 
-// retryAfter is the Retry-After of 503 answers, in seconds.
+// retryAfter is the Retry-After of 503 and 429 answers, in seconds.
 const retryAfter = "5"
 
 const internalMessage = "Internal error."
@@ -45,17 +46,28 @@ type errorBody struct {
 // with their detail; the client sees only "Internal error.".
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	status, e := s.classify(c, err)
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		c.Set(fiber.HeaderRetryAfter, retryAfter)
 	}
 	if requestIDOf(c) == "" {
-		// fasthttp rejected the request before any middleware ran (body
-		// too large, malformed request): log it here, as accessLog would.
+		// fasthttp rejected the request before any middleware ran
+		// (headers too large, a malformed request, a body that did not
+		// start in time): give it a request id and log it here, as
+		// requestID and accessLog would.
+		id := uuid.NewString()
+		c.Locals(localRequestID, id)
+		c.Set(HeaderRequestID, id)
+		// fasthttp closes the connection after this answer, perhaps
+		// with input unread: close lingering (body.go).
+		if lc, ok := c.Context().Conn().(*lingerConn); ok {
+			lc.linger.Store(true)
+		}
 		s.logger.LogAttrs(c.UserContext(), slog.LevelInfo, "request rejected",
 			slog.String(keyMethod, c.Method()),
 			slog.String(keyPath, c.Path()),
 			slog.Int(keyStatus, status),
 			slog.String(keyError, e.Message),
+			slog.String(keyRequestID, id),
 		)
 	}
 	return c.Status(status).JSON(errorBody{Error: e})
@@ -83,7 +95,14 @@ func (s *Server) classify(c *fiber.Ctx, err error) (int, *syncproto.Error) {
 		s.logError(c, slog.LevelError, "internal error", err)
 		return status, syncproto.Errorf(syncproto.EINTERNAL, internalMessage)
 	case syncproto.EUNAVAILABLE:
-		s.logError(c, slog.LevelWarn, "dependency unavailable", err)
+		switch {
+		case errors.Is(err, errBodyShare):
+			// One principal sending more bodies at once than its share
+			// of the budget: the same code (retry later), its own status.
+			status = http.StatusTooManyRequests
+		case !errors.Is(err, errBodyBudget):
+			s.logError(c, slog.LevelWarn, "dependency unavailable", err)
+		}
 	}
 	var pe *syncproto.Error
 	errors.As(err, &pe) // never false here: code is not EINTERNAL
@@ -113,6 +132,10 @@ func fiberError(c *fiber.Ctx, fe *fiber.Error, bodyLimit int) (int, *syncproto.E
 		return status, syncproto.Errorf(syncproto.EUNSUPPORTED, "%s", fe.Message)
 	case http.StatusServiceUnavailable:
 		return status, syncproto.Errorf(syncproto.EUNAVAILABLE, "The server is unavailable; try again later.")
+	case http.StatusRequestTimeout:
+		// A body cut off for arriving too slowly (body.go), or a request
+		// fasthttp gave up reading: the client should send it again.
+		return status, syncproto.Errorf(syncproto.EUNAVAILABLE, slowBodyMessage)
 	}
 	if status >= 500 {
 		return http.StatusInternalServerError, syncproto.Errorf(syncproto.EINTERNAL, internalMessage)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"mime"
 	"mime/multipart"
 	"path"
 	"slices"
@@ -28,10 +29,10 @@ import (
 func (s *Server) routesForms() {
 	s.app.Get("/v1/forms", s.authenticated, s.handleListForms)
 	s.app.Get("/v1/forms/:id/:version", s.authenticated, s.handleGetForm)
-	s.app.Post("/v1/admin/forms", s.adminOnly, s.handlePublishForm)
-	s.app.Post("/v1/admin/forms/xlsform", s.adminOnly, s.handlePublishXLSForm)
-	s.app.Post("/v1/admin/forms/xlsform/preview", s.adminOnly, s.handlePreviewXLSForm)
-	s.app.Post("/v1/admin/forms/:id/:version/retire", s.adminOnly, s.handleRetireForm)
+	s.app.Post("/v1/admin/forms", s.adminOnly, s.body(s.cfg.BodyLimit), s.handlePublishForm)
+	s.app.Post("/v1/admin/forms/xlsform", s.adminOnly, s.body(s.cfg.BodyLimit), s.handlePublishXLSForm)
+	s.app.Post("/v1/admin/forms/xlsform/preview", s.adminOnly, s.body(s.cfg.BodyLimit), s.handlePreviewXLSForm)
+	s.app.Post("/v1/admin/forms/:id/:version/retire", s.adminOnly, s.body(smallBodyMax), s.handleRetireForm)
 	s.app.Get("/v1/admin/forms/:id/:version/xlsform", s.adminOnly, s.handleExportXLSForm)
 }
 
@@ -72,7 +73,7 @@ func (s *Server) handleGetForm(c *fiber.Ctx) error {
 // published version never changes.
 func (s *Server) handlePublishForm(c *fiber.Ctx) error {
 	var def forms.Definition
-	d := json.NewDecoder(bytes.NewReader(c.Request().Body()))
+	d := json.NewDecoder(bytes.NewReader(requestBody(c)))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&def); err != nil {
 		return syncproto.Errorf(syncproto.EINVALID, "The body must be a form definition as JSON: %v.", err)
@@ -154,19 +155,23 @@ func orEmpty(ps []forms.XLSFormProblem) []forms.XLSFormProblem {
 
 // xlsformRequest reads the workbook and the files published with it. A
 // raw body is the workbook, named by the query parameter file_name (the
-// form id defaults from it).
-//
-// The raw body is read as it came: fiber's Ctx.Body would inflate a body
-// sent with a Content-Encoding, without any size limit.
+// form id defaults from it). A multipart body is parsed from the bytes
+// the route read within its limit (requestBody): fiber's MultipartForm
+// would read the body again, without a limit, to memory and files.
 func xlsformRequest(c *fiber.Ctx) ([]byte, forms.XLSFormOptions, error) {
 	opts := forms.XLSFormOptions{FileName: utils.CopyString(c.Query("file_name"))}
-	if !strings.HasPrefix(strings.ToLower(c.Get(fiber.HeaderContentType)), fiber.MIMEMultipartForm) {
-		return c.Request().Body(), opts, nil
+	body := requestBody(c)
+	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mt != fiber.MIMEMultipartForm {
+		return body, opts, nil
 	}
-	mf, err := c.MultipartForm()
+	// The whole form is in memory already: parse it there, never to
+	// temporary files.
+	mf, err := multipart.NewReader(bytes.NewReader(body), params["boundary"]).ReadForm(int64(len(body)) + 1<<20)
 	if err != nil {
 		return nil, opts, syncproto.Errorf(syncproto.EINVALID, "The body is not a valid multipart form: %v.", err)
 	}
+	defer mf.RemoveAll()
 	var wb []byte
 	opts.Files = map[string][]byte{}
 	for field, headers := range mf.File {

@@ -22,9 +22,9 @@ import (
 // answer 503 with Retry-After (EUNAVAILABLE) while record pushes go on.
 func (s *Server) routesMedia() {
 	s.app.Get("/v1/blobs/:sha256", s.authenticated, s.handleBlobStatus)
-	s.app.Put("/v1/blobs/:sha256/chunks/:offset", s.authenticated, s.handlePutChunk)
-	s.app.Post("/v1/blobs/:sha256/finish", s.authenticated, s.handleFinishBlob)
-	s.app.Put("/v1/blobs/:sha256", s.authenticated, s.handlePutBlob)
+	s.app.Put("/v1/blobs/:sha256/chunks/:offset", s.authenticated, s.body(s.chunkMax), s.handlePutChunk)
+	s.app.Post("/v1/blobs/:sha256/finish", s.authenticated, s.body(smallBodyMax), s.handleFinishBlob)
+	s.app.Put("/v1/blobs/:sha256", s.authenticated, s.body(s.blobMax), s.handlePutBlob)
 	s.app.Get("/v1/blobs/:sha256/url", s.authenticated, s.handleBlobURL)
 	s.app.Get("/v1/records/:id/photos", s.authenticated, s.handleRecordPhotos)
 }
@@ -48,7 +48,7 @@ func (s *Server) handlePutChunk(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.deps.Media.PutChunk(c.UserContext(), shaParam(c), off, c.Request().Body())
+	u, err := s.deps.Media.PutChunk(c.UserContext(), shaParam(c), off, requestBody(c))
 	if err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func (s *Server) handleFinishBlob(c *fiber.Ctx) error {
 // handlePutBlob handles "PUT /v1/blobs/:sha256": the whole photo as the
 // body, its Content-Type as the phone believes it is.
 func (s *Server) handlePutBlob(c *fiber.Ctx) error {
-	u, err := s.deps.Media.Put(c.UserContext(), shaParam(c), c.Request().Body(), utils.CopyString(c.Get(fiber.HeaderContentType)))
+	u, err := s.deps.Media.Put(c.UserContext(), shaParam(c), requestBody(c), utils.CopyString(c.Get(fiber.HeaderContentType)))
 	if err != nil {
 		return err
 	}

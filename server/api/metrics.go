@@ -50,7 +50,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		if strings.Contains(route, "/chunks/") {
 			kind = "chunk"
 		}
-		m.UploadBytes(kind, len(c.Request().Body()))
+		m.UploadBytes(kind, requestBodySize(c))
 	}
 	return err
 }

@@ -1,14 +1,8 @@
 package api
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"io"
-	"strings"
-
 	"fmt"
-	"github.com/fieldsync/fieldsync/syncproto"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -109,37 +103,5 @@ func (s *Server) deadline(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
 	c.SetUserContext(ctx)
-	return c.Next()
-}
-
-// decodeBody decompresses a request body sent with "Content-Encoding:
-// gzip" (phones on slow links do), bounded by the body limit so that a
-// small gzip bomb cannot exhaust memory, and replaces the body with the
-// result. Every handler then reads plain bytes from c.Request().Body().
-// Fiber's own c.Body() would decompress too, but without a limit: handlers
-// must not call it.
-func (s *Server) decodeBody(c *fiber.Ctx) error {
-	enc := strings.ToLower(strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)))
-	switch enc {
-	case "", "identity":
-		return c.Next()
-	case "gzip":
-	default:
-		return syncproto.Errorf(syncproto.EUNSUPPORTED, "Content-Encoding %q is not supported; send gzip or nothing.", enc)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(c.Request().Body()))
-	if err != nil {
-		return syncproto.Errorf(syncproto.EINVALID, "The gzip body is corrupt: %v.", err)
-	}
-	limit := int64(s.cfg.BodyLimit)
-	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
-	if err != nil {
-		return syncproto.Errorf(syncproto.EINVALID, "The gzip body is corrupt: %v.", err)
-	}
-	if int64(len(out)) > limit {
-		return syncproto.Errorf(syncproto.ETOOLARGE, "The decompressed body exceeds the limit of %d bytes. Send smaller batches.", limit)
-	}
-	c.Request().SetBodyRaw(out)
-	c.Request().Header.Del(fiber.HeaderContentEncoding)
 	return c.Next()
 }

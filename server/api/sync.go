@@ -17,12 +17,12 @@ import (
 // it: conflicts and records.
 func (s *Server) routesSync() {
 	s.app.Get("/v1/sync/info", s.authenticated, s.handleSyncInfo)
-	s.app.Post("/v1/sync/push", s.authenticated, s.handlePush)
-	s.app.Post("/v1/sync/pull", s.authenticated, s.handlePull)
+	s.app.Post("/v1/sync/push", s.authenticated, s.body(s.cfg.BodyLimit), s.handlePush)
+	s.app.Post("/v1/sync/pull", s.authenticated, s.body(pullBodyMax), s.handlePull)
 	s.app.Get("/v1/records/:id", s.authenticated, s.handleGetRecord)
 	s.app.Get("/v1/conflicts", s.authenticated, s.handleListConflicts)
-	s.app.Post("/v1/conflicts/:record/:field/resolve", s.authenticated, s.handleResolveConflict)
-	s.app.Post("/v1/admin/compact/:scope", s.adminOnly, s.handleCompact)
+	s.app.Post("/v1/conflicts/:record/:field/resolve", s.authenticated, s.body(s.cfg.BodyLimit), s.handleResolveConflict)
+	s.app.Post("/v1/admin/compact/:scope", s.adminOnly, s.body(smallBodyMax), s.handleCompact)
 }
 
 // handleSyncInfo handles "GET /v1/sync/info".
@@ -37,8 +37,7 @@ func (s *Server) handleSyncInfo(c *fiber.Ctx) error {
 // handlePush handles "POST /v1/sync/push". A device pushes its outbox; the
 // office and the admin token may push office records.
 func (s *Server) handlePush(c *fiber.Ctx) error {
-	// The raw body: decodeBody has inflated a gzip body within the limit.
-	req, rejected, err := syncproto.DecodePush(c.Request().Body())
+	req, rejected, err := syncproto.DecodePush(requestBody(c))
 	if err != nil {
 		return err
 	}
@@ -53,7 +52,7 @@ func (s *Server) handlePush(c *fiber.Ctx) error {
 // handlePull handles "POST /v1/sync/pull": the records of the device's
 // assigned schools and the reference data.
 func (s *Server) handlePull(c *fiber.Ctx) error {
-	req, cur, err := syncproto.DecodePull(c.Request().Body())
+	req, cur, err := syncproto.DecodePull(requestBody(c))
 	if err != nil {
 		return err
 	}
@@ -141,7 +140,7 @@ func (s *Server) handleCompact(c *fiber.Ctx) error {
 		return syncproto.FieldError("The scope is not valid.", map[string]string{"scope": "must be a school id or ref"})
 	}
 	var opt server.CompactOptions
-	if len(c.Request().Body()) > 0 {
+	if len(requestBody(c)) > 0 {
 		var req struct {
 			UpTo             int64  `json:"up_to"`
 			TombstonesBefore string `json:"tombstones_before"`

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -30,8 +31,12 @@ func TestEnrollAndRevoke(t *testing.T) {
 	// A second code, for the tests of enrollment itself.
 	var code struct{ Code string }
 	st.mustDo(t, 201, request{method: "POST", path: "/v1/admin/inspectors/" + in.id + "/enrollment-codes", token: stackAdminToken}).decode(t, &code)
-	enroll := func(code, device string) request {
-		return request{method: "POST", path: "/v1/devices/enroll", json: map[string]string{"code": code, "device_id": device, "device_name": "备用手机"}}
+	enrollAs := func(code, device, name string) request {
+		return request{method: "POST", path: "/v1/devices/enroll", json: map[string]string{"code": code, "device_id": device, "device_name": name}}
+	}
+	enroll := func(code, device string) request { return enrollAs(code, device, "备用手机") }
+	putInspector := func(in server.Inspector) request {
+		return request{method: "PUT", path: "/v1/admin/inspectors/" + uuid.NewString(), token: stackAdminToken, json: in}
 	}
 	spare := uuid.Must(uuid.NewV7()).String()
 	tests := []struct {
@@ -44,7 +49,11 @@ func TestEnrollAndRevoke(t *testing.T) {
 		{"UnknownCode", enroll("AAAA-BBBB-CCCC", spare), 401, syncproto.EUNAUTHORIZED, ""},
 		{"BadDeviceID", enroll(code.Code, "phone-1"), 400, syncproto.EINVALID, "device_id"},
 		{"DeviceAlreadyEnrolled", enroll(code.Code, in.deviceID.String()), 409, syncproto.ECONFLICT, ""},
-		{"CodeAlreadyUsed", enroll(code.Code, spare), 401, syncproto.EUNAUTHORIZED, ""},
+		{"NULInDeviceName", enrollAs(code.Code, spare, "备用\u0000手机"), 400, syncproto.EINVALID, "device_name"},
+		{"DeviceNameTooLong", enrollAs(code.Code, spare, strings.Repeat("机", 201)), 400, syncproto.EINVALID, "device_name"},
+		{"NULInInspectorName", putInspector(server.Inspector{UserID: uuid.NewString(), Name: "王\u0000督学", Active: true}), 400, syncproto.EINVALID, "name"},
+		{"NULInInspectorPhone", putInspector(server.Inspector{UserID: uuid.NewString(), Name: "王督学", Phone: "\u0000", Active: true}), 400, syncproto.EINVALID, "phone"},
+		{"NULInRole", putInspector(server.Inspector{UserID: uuid.NewString(), Name: "王督学", Roles: []string{"\u0000"}, Active: true}), 400, syncproto.EINVALID, "roles[0]"},
 		{"CodeForUnknownInspector", request{method: "POST", path: "/v1/admin/inspectors/" + uuid.NewString() + "/enrollment-codes", token: stackAdminToken}, 404, syncproto.ENOTFOUND, ""},
 		{"DeviceMakesCodes", request{method: "POST", path: "/v1/admin/inspectors/" + in.id + "/enrollment-codes", token: in.token}, 403, syncproto.EFORBIDDEN, ""},
 		{"DeviceRevokes", request{method: "POST", path: "/v1/admin/devices/" + in.deviceID.String() + "/revoke", token: in.token}, 403, syncproto.EFORBIDDEN, ""},
@@ -67,8 +76,12 @@ func TestEnrollAndRevoke(t *testing.T) {
 			}
 		})
 	}
-	// The code that failed for a taken device id was claimed all the same:
-	// a code is good for one try.
+	// The refused enrollments above kept the code: it enrolls one phone,
+	// once.
+	st.mustDo(t, 201, enroll(code.Code, spare))
+	if r := st.do(t, enroll(code.Code, uuid.Must(uuid.NewV7()).String())); r.status != 401 || r.errorOf(t).Code != syncproto.EUNAUTHORIZED {
+		t.Errorf("a used code = %d %s, want 401 unauthorized", r.status, r.body)
+	}
 
 	// Revoked: every route refuses the token at once, with 401.
 	st.mustDo(t, 200, request{method: "POST", path: "/v1/admin/devices/" + in.deviceID.String() + "/revoke", token: stackAdminToken})

@@ -172,6 +172,12 @@ func (s *Service) Limits() (chunkBytes, maxBlobSize int64) {
 	return s.cfg.ChunkBytes, s.cfg.MaxBlobSize
 }
 
+// UploadLimits returns the largest chunk and the largest photo accepted,
+// the body limits of the upload routes.
+func (s *Service) UploadLimits() (maxChunkBytes, maxBlobSize int64) {
+	return s.cfg.MaxChunkBytes, s.cfg.MaxBlobSize
+}
+
 // Upload states, as Status reports them.
 const (
 	UploadMissing  = "missing"  // no byte has arrived

@@ -399,6 +399,12 @@ func (s *SyncStore) fillNoops(ctx context.Context, scope string, seqs []int64) e
 // 1.9 s of 256, 2.4 s with the default and 5.9 s in batches of 1,000.
 const readBatch = 8
 
+// MaxRecordBytes is the largest syncproto.Limits.MaxRecordBytes this
+// store can serve: a read of readBatch record states stays under the
+// driver's 48 MB limit on a reply, with room for BSON's overhead and the
+// entries' other fields.
+const MaxRecordBytes = 4 << 20
+
 // scan reads the documents of the log that match filter, readBatch at a
 // time, and calls each for every one; begin is called before the first,
 // and again if a transient failure restarts the read.

@@ -176,6 +176,17 @@ func (s *DeviceStore) ClaimEnrollment(ctx context.Context, codeHash string, now 
 	return server.Enrollment{CodeHash: doc.ID, InspectorID: doc.InspectorID, ExpiresAt: doc.ExpiresAt, UsedAt: &now, CreatedBy: doc.CreatedBy}, nil
 }
 
+// ReleaseEnrollment implements server.DeviceStore: it removes the claim
+// made at claimedAt (times are stored to the millisecond, as the filter
+// is encoded).
+func (s *DeviceStore) ReleaseEnrollment(ctx context.Context, codeHash string, claimedAt time.Time) error {
+	_, err := s.db.Collection("enrollment_claims").DeleteOne(ctx, bson.D{{Key: "_id", Value: codeHash}, {Key: "at", Value: claimedAt}})
+	if err != nil {
+		return fmt.Errorf("mongo: release enrollment: %w", err)
+	}
+	return nil
+}
+
 // CreateDevice implements server.DeviceStore.
 func (s *DeviceStore) CreateDevice(ctx context.Context, d server.Device) error {
 	doc := deviceDoc{ID: d.TokenHash, DeviceID: d.ID.String(), InspectorID: d.InspectorID, UserID: d.UserID, Name: d.Name, EnrolledAt: d.EnrolledAt}

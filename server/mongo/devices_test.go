@@ -2,6 +2,9 @@ package mongo_test
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,5 +180,102 @@ func TestDevices_OneCodeOnePhone(t *testing.T) {
 		if won != 1 {
 			t.Fatalf("round %d: %d phones enrolled with one code, want 1", round, won)
 		}
+	}
+}
+
+// TestDevices_RefusedEnrollmentKeepsCode refuses an enrollment in each
+// way a phone can get wrong, then enrolls with the same code: a refusal
+// does not use the code up.
+func TestDevices_RefusedEnrollmentKeepsCode(t *testing.T) {
+	t.Parallel()
+	d, _ := newDevices(t)
+	mustInspector(t, d)
+	ctx := t.Context()
+	taken := uuid.Must(uuid.NewV7())
+	first, _, err := d.NewEnrollmentCode(ctx, admin, inspectorA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Enroll(ctx, first, taken, "已登记的手机"); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name     string
+		deviceID uuid.UUID
+		device   string
+		code     string
+		field    string // named in the refusal, "" for none
+	}{
+		{"NULInDeviceName", uuid.Must(uuid.NewV7()), "陈立群的\x00手机", syncproto.EINVALID, "device_name"},
+		{"ControlCharacterInDeviceName", uuid.Must(uuid.NewV7()), "phone\x1b[31m", syncproto.EINVALID, "device_name"},
+		{"DeviceNameTooLong", uuid.Must(uuid.NewV7()), strings.Repeat("长", 201), syncproto.EINVALID, "device_name"},
+		{"InvalidUTF8DeviceName", uuid.Must(uuid.NewV7()), "phone\xff", syncproto.EINVALID, "device_name"},
+		{"NoDeviceID", uuid.Nil, "phone", syncproto.EINVALID, "device_id"},
+		{"DeviceIDTaken", taken, "reinstalled phone", syncproto.ECONFLICT, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, err := d.NewEnrollmentCode(ctx, admin, inspectorA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = d.Enroll(ctx, code, tt.deviceID, tt.device)
+			if got := syncproto.ErrorCode(err); got != tt.code {
+				t.Fatalf("refused enrollment: code %q (%v), want %q", got, err, tt.code)
+			}
+			if tt.field != "" {
+				var pe *syncproto.Error
+				if !errors.As(err, &pe) || pe.Fields[tt.field] == "" {
+					t.Errorf("refusal %v does not name %s", err, tt.field)
+				}
+			}
+			dev := uuid.Must(uuid.NewV7())
+			token, _, err := d.Enroll(ctx, code, dev, "陈立群的手机")
+			if err != nil {
+				t.Fatalf("the same code after the refusal: %v", err)
+			}
+			if p, err := d.Authenticate(ctx, token); err != nil || p.DeviceID != dev {
+				t.Errorf("the device enrolled after the refusal: %+v, %v", p, err)
+			}
+			// Still one phone per code.
+			if _, _, err := d.Enroll(ctx, code, uuid.Must(uuid.NewV7()), "third"); syncproto.ErrorCode(err) != syncproto.EUNAUTHORIZED {
+				t.Errorf("the code once more: %v, want unauthorized", err)
+			}
+		})
+	}
+}
+
+// TestDevices_TextTheStoreCannotHold refuses inspectors whose texts hold
+// U+0000 (PostgreSQL text, under FerretDB, cannot), or other control
+// characters, with the field named, and stores nothing.
+func TestDevices_TextTheStoreCannotHold(t *testing.T) {
+	t.Parallel()
+	d, _ := newDevices(t)
+	ctx := t.Context()
+	tests := []struct {
+		name  string
+		edit  func(*server.Inspector)
+		field string
+	}{
+		{"NULInName", func(in *server.Inspector) { in.Name = "陈\x00立群" }, "name"},
+		{"NULInPhone", func(in *server.Inspector) { in.Phone = "138\x000000" }, "phone"},
+		{"NULInRole", func(in *server.Inspector) { in.Roles = []string{"inspector", "office\x00head"} }, "roles[1]"},
+		{"NewlineInName", func(in *server.Inspector) { in.Name = "陈立群\n管理员" }, "name"},
+		{"NameTooLong", func(in *server.Inspector) { in.Name = strings.Repeat("陈", 201) }, "name"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := server.Inspector{ID: fmt.Sprintf("0192b000-0000-7000-8000-0000000004%02d", i), UserID: userA, Name: "陈立群", Active: true}
+			tt.edit(&in)
+			err := d.PutInspector(ctx, admin, in)
+			var pe *syncproto.Error
+			if syncproto.ErrorCode(err) != syncproto.EINVALID || !errors.As(err, &pe) || pe.Fields[tt.field] == "" {
+				t.Fatalf("PutInspector = %v, want invalid naming %s", err, tt.field)
+			}
+			if _, err := d.Store.Inspector(ctx, in.ID); syncproto.ErrorCode(err) != syncproto.ENOTFOUND {
+				t.Errorf("the refused inspector was stored: %v", err)
+			}
+		})
 	}
 }

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/fieldsync/fieldsync/server"
 	serverminio "github.com/fieldsync/fieldsync/server/minio"
+	servermongo "github.com/fieldsync/fieldsync/server/mongo"
+	"github.com/fieldsync/fieldsync/syncproto"
 )
 
 // Config is fieldsyncd's configuration. It comes from FIELDSYNC_* environment
@@ -29,9 +33,22 @@ type Config struct {
 	MinioPublicSecure bool
 	ShutdownTimeout   time.Duration // FIELDSYNC_SHUTDOWN_TIMEOUT
 	BodyLimit         int           // FIELDSYNC_BODY_LIMIT, bytes
+	BodyBudget        int64         // FIELDSYNC_BODY_BUDGET, bytes
+	BodyMinRate       int64         // FIELDSYNC_BODY_MIN_RATE, bytes per second
+	BodyRateGrace     time.Duration // FIELDSYNC_BODY_RATE_GRACE
 	RequestTimeout    time.Duration // FIELDSYNC_REQUEST_TIMEOUT
 	AdminToken        string        // FIELDSYNC_ADMIN_TOKEN
 	LogLevel          slog.Level    // FIELDSYNC_LOG_LEVEL, -log-level
+
+	// The sync limits the server enforces and advertises in
+	// GET /v1/sync/info (syncproto.Limits).
+	MaxRecordBytes int64 // FIELDSYNC_MAX_RECORD_BYTES
+	MaxPullBytes   int64 // FIELDSYNC_MAX_PULL_BYTES
+
+	// The maintenance of the sync store (server.Maintenance).
+	JournalRetention   time.Duration // FIELDSYNC_JOURNAL_RETENTION
+	TombstoneRetention time.Duration // FIELDSYNC_TOMBSTONE_RETENTION
+	MaintenancePeriod  time.Duration // FIELDSYNC_MAINTENANCE_PERIOD
 
 	// ShowVersion is set by the -version flag: print the version and exit.
 	ShowVersion bool
@@ -46,10 +63,36 @@ func DefaultConfig() Config {
 		Minio:           serverminio.Config{Bucket: "fieldsync"},
 		ShutdownTimeout: 20 * time.Second,
 		BodyLimit:       32 << 20,
+		BodyBudget:      64 << 20,
+		BodyMinRate:     500,
+		BodyRateGrace:   20 * time.Second,
 		RequestTimeout:  60 * time.Second,
 		LogLevel:        slog.LevelInfo,
+
+		MaxRecordBytes:     server.DefaultSyncLimits().MaxRecordBytes,
+		MaxPullBytes:       server.DefaultSyncLimits().MaxPullBytes,
+		JournalRetention:   server.DefaultJournalRetention,
+		TombstoneRetention: server.DefaultTombstoneRetention,
+		MaintenancePeriod:  server.DefaultMaintenancePeriod,
 	}
 }
+
+// maintenanceVars names the variable of each server.Maintenance setting,
+// for the errors of server.Maintenance.Check.
+var maintenanceVars = map[string]string{
+	"JournalRetention":   "FIELDSYNC_JOURNAL_RETENTION",
+	"TombstoneRetention": "FIELDSYNC_TOMBSTONE_RETENTION",
+	"Every":              "FIELDSYNC_MAINTENANCE_PERIOD",
+}
+
+// Bounds of the sync limits. A record must fit in a push body and be
+// served by the store (servermongo.MaxRecordBytes); a pull page holds
+// at least one record, and is held in memory while it is sent.
+const (
+	minRecordBytes = 1 << 10
+	minPullBytes   = 64 << 10
+	maxPullBytes   = 256 << 20
+)
 
 // envVars documents every variable Load reads, for -h and the README.
 var envVars = []struct{ Name, Default, Help string }{
@@ -63,10 +106,18 @@ var envVars = []struct{ Name, Default, Help string }{
 	{"FIELDSYNC_MINIO_SECURE", "false", "use https to reach MinIO"},
 	{"FIELDSYNC_MINIO_PUBLIC_ENDPOINT", "the endpoint", "host:port phones and browsers reach MinIO at, named in photo links; https:// prefix for TLS"},
 	{"FIELDSYNC_SHUTDOWN_TIMEOUT", "20s", "how long shutdown waits for requests in flight"},
-	{"FIELDSYNC_BODY_LIMIT", "32MiB", "largest request body (bytes, or with KiB/MiB/GiB)"},
+	{"FIELDSYNC_BODY_LIMIT", "32MiB", "largest push body, as sent and decompressed (bytes, or with KiB/MiB/GiB)"},
+	{"FIELDSYNC_BODY_BUDGET", "64MiB", "request-body bytes held in memory at once, all requests together; beyond it 503 (at least FIELDSYNC_BODY_LIMIT)"},
+	{"FIELDSYNC_BODY_MIN_RATE", "500", "slowest request body accepted after the grace, bytes per second (or with KiB/MiB)"},
+	{"FIELDSYNC_BODY_RATE_GRACE", "20s", "time a request body may take before FIELDSYNC_BODY_MIN_RATE applies"},
 	{"FIELDSYNC_REQUEST_TIMEOUT", "60s", "deadline of a request's work; also bounds reading a request and writing a response"},
 	{"FIELDSYNC_ADMIN_TOKEN", "none", "bearer token of the admin API (at least 16 characters); empty disables it"},
 	{"FIELDSYNC_LOG_LEVEL", "info", "debug, info, warn or error (flag -log-level)"},
+	{"FIELDSYNC_MAX_RECORD_BYTES", "2MiB", "largest record state (its JSON), refused per change with 413 beyond; at most 4MiB and less than FIELDSYNC_BODY_LIMIT"},
+	{"FIELDSYNC_MAX_PULL_BYTES", "8MiB", "records' JSON per pull page (one record at least); at least FIELDSYNC_MAX_RECORD_BYTES, at most 256MiB"},
+	{"FIELDSYNC_JOURNAL_RETENTION", "90d", "how long a push's answer is kept for exactly-once (e.g. 120d, 2880h); at least 90d, how long a phone may stay offline"},
+	{"FIELDSYNC_TOMBSTONE_RETENTION", "180d", "how long deleted records are remembered; more than FIELDSYNC_JOURNAL_RETENTION"},
+	{"FIELDSYNC_MAINTENANCE_PERIOD", "6h", "how often one process forgets the journal past its retention and compacts the change log (1m to 7d)"},
 }
 
 // Load reads the configuration from getenv and then args (flags), and
@@ -87,10 +138,10 @@ func (c *Config) Load(args []string, getenv func(string) string) error {
 		if v == "" {
 			return
 		}
-		d, err := time.ParseDuration(v)
+		d, err := parseDuration(v)
 		switch {
 		case err != nil:
-			bad(name, "%q is not a duration (examples: 20s, 2m)", v)
+			bad(name, "%q is not a duration (examples: 20s, 2m, 90d)", v)
 		case d <= 0:
 			bad(name, "%q must be positive", v)
 		default:
@@ -143,6 +194,46 @@ func (c *Config) Load(args []string, getenv func(string) string) error {
 			c.BodyLimit = int(n)
 		}
 	}
+	if v := strings.TrimSpace(getenv("FIELDSYNC_BODY_BUDGET")); v != "" {
+		n, err := parseBytes(v)
+		switch {
+		case err != nil:
+			bad("FIELDSYNC_BODY_BUDGET", "%q is not a size (examples: 64MiB, 1GiB)", v)
+		case n < 1<<10 || n > 1<<40:
+			bad("FIELDSYNC_BODY_BUDGET", "%q must be between 1KiB and 1TiB", v)
+		default:
+			c.BodyBudget = n
+		}
+	}
+	if v := strings.TrimSpace(getenv("FIELDSYNC_BODY_MIN_RATE")); v != "" {
+		n, err := parseBytes(v)
+		switch {
+		case err != nil:
+			bad("FIELDSYNC_BODY_MIN_RATE", "%q is not a number of bytes per second (examples: 500, 2KiB)", v)
+		case n < 1 || n > 1<<30:
+			bad("FIELDSYNC_BODY_MIN_RATE", "%q must be between 1 and 1GiB (per second)", v)
+		default:
+			c.BodyMinRate = n
+		}
+	}
+	duration("FIELDSYNC_BODY_RATE_GRACE", &c.BodyRateGrace)
+	size := func(name string, dst *int64) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		n, err := parseBytes(v)
+		if err != nil {
+			bad(name, "%q is not a size (examples: 2MiB, 512KiB, 1048576)", v)
+			return
+		}
+		*dst = n
+	}
+	size("FIELDSYNC_MAX_RECORD_BYTES", &c.MaxRecordBytes)
+	size("FIELDSYNC_MAX_PULL_BYTES", &c.MaxPullBytes)
+	duration("FIELDSYNC_JOURNAL_RETENTION", &c.JournalRetention)
+	duration("FIELDSYNC_TOMBSTONE_RETENTION", &c.TombstoneRetention)
+	duration("FIELDSYNC_MAINTENANCE_PERIOD", &c.MaintenancePeriod)
 	c.AdminToken = getenv("FIELDSYNC_ADMIN_TOKEN")
 	if v := strings.TrimSpace(getenv("FIELDSYNC_LOG_LEVEL")); v != "" {
 		logLevel("FIELDSYNC_LOG_LEVEL", v)
@@ -213,10 +304,53 @@ func (c *Config) validate() error {
 	if !validBucketName(c.Minio.Bucket) {
 		bad("FIELDSYNC_MINIO_BUCKET", "%q is not a bucket name (3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit)", c.Minio.Bucket)
 	}
+	if c.BodyBudget < int64(c.BodyLimit) {
+		bad("FIELDSYNC_BODY_BUDGET", "%d bytes is less than FIELDSYNC_BODY_LIMIT (%d bytes): one push would not fit", c.BodyBudget, c.BodyLimit)
+	}
+	switch {
+	case c.MaxRecordBytes < minRecordBytes || c.MaxRecordBytes > servermongo.MaxRecordBytes:
+		bad("FIELDSYNC_MAX_RECORD_BYTES", "%d bytes is not between %s and %s (the store reads records a few at a time, within the driver's limit on a reply)", c.MaxRecordBytes, formatBytes(minRecordBytes), formatBytes(servermongo.MaxRecordBytes))
+	case c.MaxRecordBytes >= int64(c.BodyLimit):
+		bad("FIELDSYNC_MAX_RECORD_BYTES", "%d bytes is not less than FIELDSYNC_BODY_LIMIT (%d bytes): a push of one such record would be refused", c.MaxRecordBytes, c.BodyLimit)
+	}
+	switch {
+	case c.MaxPullBytes < minPullBytes || c.MaxPullBytes > maxPullBytes:
+		bad("FIELDSYNC_MAX_PULL_BYTES", "%d bytes is not between %s and %s", c.MaxPullBytes, formatBytes(minPullBytes), formatBytes(maxPullBytes))
+	case c.MaxPullBytes < c.MaxRecordBytes:
+		bad("FIELDSYNC_MAX_PULL_BYTES", "%d bytes is less than FIELDSYNC_MAX_RECORD_BYTES (%d bytes): a page must hold the largest record", c.MaxPullBytes, c.MaxRecordBytes)
+	}
+	if err := c.Maintenance(nil).Check(); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			var se *server.SettingError
+			if errors.As(e, &se) {
+				bad(maintenanceVars[se.Setting], "%s", se.Reason)
+			} else {
+				errs = append(errs, e)
+			}
+		}
+	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		bad("FIELDSYNC_ADMIN_TOKEN", "is too short: use at least 16 characters (make run generates one)")
 	}
 	return errors.Join(errs...)
+}
+
+// Limits returns the sync limits of the configuration: the server's
+// defaults with the configured sizes.
+func (c *Config) Limits() syncproto.Limits {
+	l := server.DefaultSyncLimits()
+	l.MaxBytes = int64(c.BodyLimit)
+	l.MaxRecordBytes = c.MaxRecordBytes
+	l.MaxPullBytes = c.MaxPullBytes
+	return l
+}
+
+// Maintenance returns the maintenance of store with the configured
+// retentions and period.
+func (c *Config) Maintenance(store server.MaintenanceStore) *server.Maintenance {
+	m := server.NewMaintenance(store)
+	m.JournalRetention, m.TombstoneRetention, m.Every = c.JournalRetention, c.TombstoneRetention, c.MaintenancePeriod
+	return m
 }
 
 // validDBName accepts what both MongoDB and FerretDB v1 accept.
@@ -282,6 +416,30 @@ func parseBytes(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// parseDuration parses a Go duration ("20s", "2m", "2160h") or a number
+// of days ("90d").
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n > int64(math.MaxInt64/(24*time.Hour)) {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// formatBytes writes n in the largest binary unit that divides it.
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 // usage writes the -h text.
 func usage(w io.Writer) {
 	fmt.Fprintf(w, `Usage: fieldsyncd [-addr host:port] [-log-level level] [-version]
@@ -291,6 +449,6 @@ variables (flags win over them):
 
 `)
 	for _, v := range envVars {
-		fmt.Fprintf(w, "  %-28s %-16s %s\n", v.Name, v.Default, v.Help)
+		fmt.Fprintf(w, "  %-30s %-16s %s\n", v.Name, v.Default, v.Help)
 	}
 }

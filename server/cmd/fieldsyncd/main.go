@@ -160,6 +160,9 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	srv := api.NewServer(api.Config{
 		BodyLimit:      cfg.BodyLimit,
+		BodyBudget:     cfg.BodyBudget,
+		MinBodyRate:    cfg.BodyMinRate,
+		BodyRateGrace:  cfg.BodyRateGrace,
 		RequestTimeout: cfg.RequestTimeout,
 		ReadTimeout:    cfg.RequestTimeout,
 		WriteTimeout:   cfg.RequestTimeout,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/testenv"
+	"github.com/fieldsync/fieldsync/syncproto"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
@@ -49,6 +50,9 @@ func TestMain_Run(t *testing.T) {
 		"FIELDSYNC_MINIO_SECRET_KEY": mc.SecretKey,
 		"FIELDSYNC_MINIO_BUCKET":     mc.Bucket,
 		"FIELDSYNC_SHUTDOWN_TIMEOUT": "5s",
+		"FIELDSYNC_ADMIN_TOKEN":      "main-test-admin-token",
+		"FIELDSYNC_MAX_RECORD_BYTES": "1MiB",
+		"FIELDSYNC_MAX_PULL_BYTES":   "3MiB",
 	}
 	if mc.Secure {
 		vars["FIELDSYNC_MINIO_SECURE"] = "true"
@@ -93,6 +97,23 @@ func TestMain_Run(t *testing.T) {
 		if got := resp.Header.Get("X-Request-Id"); got != req.Header.Get("X-Request-Id") {
 			t.Errorf("GET %s: X-Request-Id = %q, want it echoed", tt.path, got)
 		}
+	}
+
+	// The configured limits are the ones phones are told.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/sync/info", nil)
+	req.Header.Set("Authorization", "Bearer "+vars["FIELDSYNC_ADMIN_TOKEN"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info syncproto.Info
+	err = json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/sync/info = %d, %v", resp.StatusCode, err)
+	}
+	if info.Limits.MaxRecordBytes != 1<<20 || info.Limits.MaxPullBytes != 3<<20 || info.Limits.MaxBytes != 32<<20 {
+		t.Errorf("advertised limits %+v, want the configured record (1 MiB), page (3 MiB) and body (32 MiB) sizes", info.Limits)
 	}
 
 	cancel()

@@ -51,13 +51,13 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	syncer := server.NewSyncer(syncStore, syncproto.ReplicaID(uuid.Must(uuid.NewV7())))
 	syncer.Access = access
 	syncer.Logger = logger.With("component", "sync")
-	syncer.Limits.MaxBytes = int64(cfg.BodyLimit)
+	syncer.Limits = cfg.Limits()
 	syncer.Limits.ChunkBytes, syncer.Limits.MaxBlobSize = med.Limits()
 	validator := server.NewFormValidator(syncer, devices.Today)
 	validator.Logger = logger.With("component", "forms")
 	syncer.Validator = validator
 	syncer.Stored = med.ExpectRecords
-	maint := server.NewMaintenance(syncStore)
+	maint := cfg.Maintenance(syncStore)
 	maint.Logger = logger.With("component", "maintenance")
 	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint}, nil
 }
