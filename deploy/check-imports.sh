@@ -11,6 +11,10 @@
 #  4. mobile never imports server, directly or indirectly.
 #  5. webapp/core (the web app's WebAssembly core) is pure like forms, and
 #     may import only syncproto and forms.
+#  6. The in-memory stores (server/memstore) and the test helpers
+#     (internal/testenv) are for tests: only _test.go files import them,
+#     and internal/testenv may import server/memstore. So no binary
+#     (fieldsyncd above all) can run on the in-memory stores.
 #
 # Rules 2 to 4 apply to the code that ships, not to _test.go files: a golden
 # test may read testdata with os, and a mobile test may run an in-process
@@ -84,6 +88,21 @@ while IFS='|' read -r pkg deps; do
 		fi
 	done
 done < <(golist -f '{{.ImportPath}}|{{join .Deps " "}}' ./mobile/...)
+
+# 6. server/memstore and internal/testenv only in tests.
+while read -r pkg imports; do
+	for imp in $imports; do
+		case $imp in
+		"$MOD/server/memstore")
+			[[ $pkg == "$MOD/internal/testenv" ]] ||
+				violation "$pkg imports $imp: the in-memory stores are for _test.go files only"
+			;;
+		"$MOD/internal/testenv")
+			violation "$pkg imports $imp: the test helpers are for _test.go files only"
+			;;
+		esac
+	done
+done < <(golist -f '{{.ImportPath}} {{join .Imports " "}}' ./...)
 
 if ((failed)); then
 	exit 1
