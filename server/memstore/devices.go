@@ -35,11 +35,15 @@ func cloneInspector(in server.Inspector) server.Inspector {
 	return in
 }
 
+// dbTime is a time as a database keeps it: UTC, to the millisecond (BSON
+// dates have no finer resolution).
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
 func cloneTime(t *time.Time) *time.Time {
 	if t == nil {
 		return nil
 	}
-	c := *t
+	c := dbTime(*t)
 	return &c
 }
 
@@ -114,7 +118,7 @@ func (s *DeviceStore) CreateEnrollment(ctx context.Context, e server.Enrollment)
 	if _, ok := s.enrollments[e.CodeHash]; ok {
 		return syncproto.Errorf(syncproto.ECONFLICT, "Enrollment code exists.")
 	}
-	e.UsedAt = nil
+	e.UsedAt, e.ExpiresAt = nil, dbTime(e.ExpiresAt)
 	s.enrollments[e.CodeHash] = e
 	return nil
 }
@@ -130,7 +134,7 @@ func (s *DeviceStore) ClaimEnrollment(ctx context.Context, codeHash string, now 
 	if !ok || e.UsedAt != nil {
 		return server.Enrollment{}, syncproto.Errorf(syncproto.ENOTFOUND, "No such unused enrollment code.")
 	}
-	e.UsedAt = &now
+	e.UsedAt = cloneTime(&now)
 	s.enrollments[codeHash] = e
 	e.UsedAt = cloneTime(&now)
 	return e, nil
@@ -147,7 +151,7 @@ func (s *DeviceStore) CreateDevice(ctx context.Context, d server.Device) error {
 	if slices.ContainsFunc(s.devices, func(x server.Device) bool { return x.ID == d.ID || x.TokenHash == d.TokenHash }) {
 		return syncproto.Errorf(syncproto.ECONFLICT, "Device %s is already enrolled.", d.ID)
 	}
-	d.RevokedAt = nil
+	d.RevokedAt, d.EnrolledAt = nil, dbTime(d.EnrolledAt)
 	s.devices = append(s.devices, d)
 	return nil
 }

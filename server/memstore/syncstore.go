@@ -542,7 +542,12 @@ func (s *SyncStore) PutConflict(ctx context.Context, c server.Conflict) error {
 	}
 	if c.ResolvedAt == nil {
 		c.ResolvedBy = ""
+	} else {
+		t := c.ResolvedAt.UTC().Truncate(time.Millisecond)
+		c.ResolvedAt = &t
 	}
+	c.DetectedAt = c.DetectedAt.UTC().Truncate(time.Millisecond)
+	c.UpdatedAt = c.UpdatedAt.UTC().Truncate(time.Millisecond)
 	b, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("memstore: put conflict %s: %w", c.ID, err)
