@@ -189,7 +189,7 @@ func TestForgetJournal(t *testing.T) {
 	if _, err := st.ClaimOps(ctx, batch, []server.OpDigest{{OpID: old, Digest: "a"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SaveBatch(ctx, server.StoredBatch{ID: batch, Digest: "d", At: clock.Now()}); err != nil {
+	if _, err := st.SaveBatch(ctx, server.StoredBatch{ID: batch, Digest: "d", At: clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Hour)
@@ -204,7 +204,7 @@ func TestForgetJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := seen[old]; ok || seen[recent] != "b" {
+	if _, ok := seen[old]; ok || seen[recent].Digest != "b" {
 		t.Errorf("after forgetting: seen %v, want only the recent op", seen)
 	}
 	if _, err := st.Batch(ctx, batch); syncproto.ErrorCode(err) != syncproto.ENOTFOUND {

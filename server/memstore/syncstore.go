@@ -168,26 +168,27 @@ func (s *SyncStore) Batch(ctx context.Context, id uuid.UUID) (server.StoredBatch
 	return out, nil
 }
 
-// SaveBatch implements server.SyncStore.
-func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) error {
+// SaveBatch implements server.SyncStore: the first answer saved for a
+// batch is its answer, returned to every later caller.
+func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) (server.StoredBatch, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return server.StoredBatch{}, err
 	}
 	r, err := syncproto.Marshal(b.Results)
 	if err != nil {
-		return fmt.Errorf("memstore: save batch %s: %w", b.ID, err)
+		return server.StoredBatch{}, fmt.Errorf("memstore: save batch %s: %w", b.ID, err)
 	}
 	d := s.data
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if _, ok := d.batches[b.ID]; !ok {
 		d.batches[b.ID] = batchEntry{device: b.Device, digest: b.Digest, results: r, at: b.At.UTC().Truncate(time.Millisecond)}
 	}
-	return nil
+	d.mu.Unlock()
+	return s.Batch(ctx, b.ID)
 }
 
 // ClaimOps implements server.SyncStore.
-func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.OpDigest) (map[uuid.UUID]string, error) {
+func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.OpDigest) (map[uuid.UUID]server.ClaimedOp, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -195,10 +196,10 @@ func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.
 	d := s.data
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	seen := map[uuid.UUID]string{}
+	seen := map[uuid.UUID]server.ClaimedOp{}
 	for _, op := range ops {
 		if e, ok := d.ops[op.OpID]; ok {
-			seen[op.OpID] = e.digest
+			seen[op.OpID] = server.ClaimedOp{Digest: e.digest, Batch: e.batch}
 			continue
 		}
 		d.ops[op.OpID] = opEntry{digest: op.Digest, batch: batch, at: now}
