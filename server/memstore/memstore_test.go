@@ -90,7 +90,7 @@ func TestSlowWriterLosesItsSlot(t *testing.T) {
 		}
 		clock.Advance(testLease + time.Second)
 		var err error
-		if during, err = reader.Changes(ctx, scope, 0, 100); err != nil {
+		if during, err = reader.Changes(ctx, scope, 0, 100, 1<<20); err != nil {
 			t.Error(err)
 		}
 	})
@@ -105,14 +105,14 @@ func TestSlowWriterLosesItsSlot(t *testing.T) {
 	if len(during.Records) != 1 || during.Records[0].ID != first.ID || during.Pos != 2 {
 		t.Fatalf("reader in the window: %d records up to %d, want the first record and the filled slot 2", len(during.Records), during.Pos)
 	}
-	page, err := reader.Changes(ctx, school, during.Pos, 100)
+	page, err := reader.Changes(ctx, school, during.Pos, 100, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(page.Records) != 1 || page.Records[0].ID != late.ID || page.Pos != 3 {
 		t.Fatalf("after the window: %d records up to %d, want the late record at 3", len(page.Records), page.Pos)
 	}
-	all, err := reader.Changes(ctx, school, 0, 100)
+	all, err := reader.Changes(ctx, school, 0, 100, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +138,8 @@ func TestBadInput(t *testing.T) {
 			return err
 		}, syncproto.EINTERNAL},
 		{"BadScope", func() error { _, err := st.Insert(ctx, []*syncproto.Record{noSchool}); return err }, syncproto.EINVALID},
-		{"NegativePosition", func() error { _, err := st.Changes(ctx, school, -1, 10); return err }, syncproto.EINVALID},
-		{"ChangesBadScope", func() error { _, err := st.Changes(ctx, "school:1", 0, 10); return err }, syncproto.EINVALID},
+		{"NegativePosition", func() error { _, err := st.Changes(ctx, school, -1, 10, 1<<20); return err }, syncproto.EINVALID},
+		{"ChangesBadScope", func() error { _, err := st.Changes(ctx, "school:1", 0, 10, 1<<20); return err }, syncproto.EINVALID},
 		{"CurrentBadScope", func() error { _, err := st.Current(ctx, "", id); return err }, syncproto.EINVALID},
 		{"CompactBadScope", func() error { _, err := st.Compact(ctx, "x", server.CompactOptions{}); return err }, syncproto.EINVALID},
 		{"ReserveBadScope", func() error { _, err := st.Reserve(ctx, "x", 1); return err }, syncproto.EINVALID},
@@ -151,7 +151,7 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	if page, err := st.Changes(ctx, school, 0, 10); err != nil || len(page.Records) != 0 || page.Pos != 0 {
+	if page, err := st.Changes(ctx, school, 0, 10, 1<<20); err != nil || len(page.Records) != 0 || page.Pos != 0 {
 		t.Errorf("a refused insert wrote something: %+v, %v", page, err)
 	}
 }

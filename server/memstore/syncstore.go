@@ -393,8 +393,10 @@ func (s *SyncStore) Current(ctx context.Context, scope string, id uuid.UUID) (*s
 
 // Changes implements server.SyncStore. It hands out the contiguous prefix
 // of written slots after the position, filling the holes whose allocation
-// is older than the lease on the way, and stops before a younger hole.
-func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limit int) (server.ChangesPage, error) {
+// is older than the lease on the way, and stops before a younger hole, at
+// the limit, or before a state that would take the page's JSON beyond
+// maxBytes (a page holds one state at least).
+func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limit int, maxBytes int64) (server.ChangesPage, error) {
 	if err := checkScope(scope); err != nil {
 		return server.ChangesPage{}, err
 	}
@@ -410,27 +412,44 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 	var blobs [][]byte
 	d := s.data
 	d.mu.Lock()
-	if l := d.scopes[scope]; l != nil {
-	scan:
-		for seq := after + 1; seq <= int64(len(l.slots)); seq++ {
-			if len(blobs) >= limit {
-				break
-			}
-			sl := &l.slots[seq-1]
-			switch sl.kind {
-			case slotAllocated:
-				if now.Sub(sl.at) < s.Lease {
-					break scan // its writer may still be writing
-				}
-				*sl = slot{kind: slotNoop, at: now}
-			case slotEntry:
-				blobs = append(blobs, sl.st)
-			}
-			page.Pos = seq
+	var end int64
+	l := d.scopes[scope]
+	if l != nil {
+		end = int64(len(l.slots))
+	}
+	if after > end {
+		// A position beyond every number allocated cannot have been
+		// handed out: a phone holding it would skip what comes next.
+		d.mu.Unlock()
+		return server.ChangesPage{}, syncproto.StartOverError()
+	}
+scan:
+	for seq := after + 1; seq <= end; seq++ {
+		if len(blobs) >= limit {
+			page.More = true
+			break
 		}
+		sl := &l.slots[seq-1]
+		switch sl.kind {
+		case slotAllocated:
+			if now.Sub(sl.at) < s.Lease {
+				break scan // its writer may still be writing
+			}
+			*sl = slot{kind: slotNoop, at: now}
+		case slotEntry:
+			if len(blobs) > 0 && page.Bytes+int64(len(sl.st)) > maxBytes {
+				page.More = true
+				break scan
+			}
+			blobs = append(blobs, sl.st)
+			page.Bytes += int64(len(sl.st))
+		}
+		page.Pos = seq
 	}
 	d.mu.Unlock()
-	page.More = len(blobs) >= limit
+	if len(blobs) >= limit {
+		page.More = true
+	}
 	page.Records = make([]*syncproto.Record, len(blobs))
 	for i, b := range blobs {
 		r, err := decodeState(b)
