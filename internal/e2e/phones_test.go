@@ -55,8 +55,10 @@ func startInProcess(t *testing.T, s *mobiletest.Sim, seed uint64) *endpoint {
 	var key [32]byte
 	binary.LittleEndian.PutUint64(key[:], seed)
 	devices.Now, devices.Rand = s.Clock.Now, rand.NewChaCha8(key)
-	med := media.New(mediatest.NewBlobs(), mediatest.NewMeta(), devices, media.Config{Now: s.Clock.Now}, logger)
+	access := &server.Access{Assigned: devices.Assigned}
+	med := media.New(mediatest.NewBlobs(), mediatest.NewMeta(), access, media.Config{Now: s.Clock.Now}, logger)
 	syncer := server.NewSyncer(syncStore, s.IDs.New())
+	syncer.Access = access
 	syncer.Now, syncer.Logger = s.Clock.Now, logger
 	syncer.Limits.ChunkBytes, syncer.Limits.MaxBlobSize = med.Limits()
 	validator := server.NewFormValidator(syncer, devices.Today)
