@@ -38,12 +38,13 @@ type Data struct {
 	scopes    map[string]*scopeLog
 	ops       map[uuid.UUID]opEntry
 	batches   map[uuid.UUID]batchEntry
-	conflicts map[string][]byte // id → JSON of server.Conflict
+	conflicts map[string][]byte    // id → JSON of server.Conflict
+	claims    map[string]time.Time // maintenance run keys → when taken
 }
 
 // NewData returns empty data.
 func NewData() *Data {
-	return &Data{scopes: map[string]*scopeLog{}, ops: map[uuid.UUID]opEntry{}, batches: map[uuid.UUID]batchEntry{}, conflicts: map[string][]byte{}}
+	return &Data{scopes: map[string]*scopeLog{}, ops: map[uuid.UUID]opEntry{}, batches: map[uuid.UUID]batchEntry{}, conflicts: map[string][]byte{}, claims: map[string]time.Time{}}
 }
 
 type opEntry struct {
@@ -108,7 +109,10 @@ type SyncStore struct {
 	afterAlloc func(scope string, first int64, n int)
 }
 
-var _ server.SyncStore = (*SyncStore)(nil)
+var (
+	_ server.SyncStore        = (*SyncStore)(nil)
+	_ server.MaintenanceStore = (*SyncStore)(nil)
+)
 
 // NewSyncStore returns a store on data (new, empty data when nil) with the
 // default lease and the real clock.
@@ -207,9 +211,9 @@ func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.
 	return seen, nil
 }
 
-// ForgetJournal forgets the op ids and batch answers recorded before a
-// time, as server/mongo's SyncStore.ForgetJournal does, and returns how
-// many it forgot.
+// ForgetJournal implements server.MaintenanceStore: it forgets the op
+// ids, batch answers and maintenance claims recorded before a time, and
+// returns how many it forgot.
 func (s *SyncStore) ForgetJournal(ctx context.Context, before time.Time) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -230,7 +234,45 @@ func (s *SyncStore) ForgetJournal(ctx context.Context, before time.Time) (int64,
 			n++
 		}
 	}
+	for key, at := range d.claims {
+		if at.Before(before) {
+			delete(d.claims, key)
+			n++
+		}
+	}
 	return n, nil
+}
+
+// Claim implements server.MaintenanceStore: the first caller with a key
+// takes it, across every store on the data.
+func (s *SyncStore) Claim(ctx context.Context, key string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.claims[key]; ok {
+		return false, nil
+	}
+	d.claims[key] = s.now()
+	return true, nil
+}
+
+// Scopes implements server.MaintenanceStore: every scope with a log, and
+// the last sequence number allocated in it.
+func (s *SyncStore) Scopes(ctx context.Context) (map[string]int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]int64, len(d.scopes))
+	for name, l := range d.scopes {
+		out[name] = int64(len(l.slots))
+	}
+	return out, nil
 }
 
 // Insert implements server.SyncStore. Per scope, it allocates a block of
