@@ -11,10 +11,10 @@
 #  4. mobile never imports server, directly or indirectly.
 #  5. webapp/core (the web app's WebAssembly core) is pure like forms, and
 #     may import only syncproto and forms.
-#  6. The in-memory stores (server/memstore) and the test helpers
-#     (internal/testenv) are for tests: only _test.go files import them,
-#     and internal/testenv may import server/memstore. So no binary
-#     (fieldsyncd above all) can run on the in-memory stores.
+#  6. The in-memory stores (server/memstore) are for tests: no command
+#     (fieldsyncd above all) depends on them, directly or through the test
+#     helpers (internal/testenv), and outside _test.go files only the test
+#     helpers import them.
 #
 # Rules 2 to 4 apply to the code that ships, not to _test.go files: a golden
 # test may read testdata with os, and a mobile test may run an in-process
@@ -89,20 +89,24 @@ while IFS='|' read -r pkg deps; do
 	done
 done < <(golist -f '{{.ImportPath}}|{{join .Deps " "}}' ./mobile/...)
 
-# 6. server/memstore and internal/testenv only in tests.
+# 6. server/memstore only in tests and the test helpers, and in no command.
 while read -r pkg imports; do
+	[[ $pkg == "$MOD/internal/testenv" ]] && continue
 	for imp in $imports; do
-		case $imp in
-		"$MOD/server/memstore")
-			[[ $pkg == "$MOD/internal/testenv" ]] ||
-				violation "$pkg imports $imp: the in-memory stores are for _test.go files only"
-			;;
-		"$MOD/internal/testenv")
-			violation "$pkg imports $imp: the test helpers are for _test.go files only"
-			;;
-		esac
+		if [[ $imp == "$MOD/server/memstore" ]]; then
+			violation "$pkg imports $imp: the in-memory stores are for tests only"
+		fi
 	done
 done < <(golist -f '{{.ImportPath}} {{join .Imports " "}}' ./...)
+while IFS='|' read -r pkg name deps; do
+	[[ $name == main ]] || continue
+	for imp in $deps; do
+		if [[ $imp == "$MOD/server/memstore" || $imp == "$MOD/internal/testenv" ]]; then
+			violation "command $pkg depends on $imp: commands run on the real servers only"
+			break
+		fi
+	done
+done < <(golist -f '{{.ImportPath}}|{{.Name}}|{{join .Deps " "}}' ./...)
 
 if ((failed)); then
 	exit 1
