@@ -253,7 +253,10 @@ type xlsformAnswerOf struct {
 // nothing; files come in a multipart form; a published version exports to
 // a workbook that imports to the same definition.
 func TestXLSFormVersionsPreviewAndExport(t *testing.T) {
-	st := newStack(t, Config{})
+	forEachStack(t, Config{}, testXLSFormVersionsPreviewAndExport)
+}
+
+func testXLSFormVersionsPreviewAndExport(t *testing.T, st *stack) {
 	sheets := parentsSurvey(
 		[]any{"select_one_from_file towns.csv", "town", "乡镇", "Town", "yes"},
 		[]any{"calculate", "town_code", "", "", "", "", "", "pulldata('codes', 'code', 'town', ${town})"},
