@@ -347,16 +347,22 @@ func (s *Sim) Sync(p *Phone) {
 	s.traceSync(p, start, rep, nil, "")
 }
 
-// traceSync traces a sync of p that began at call start: its calls and
-// its report, without the error's text (which may name the server's
-// address).
+// traceSync traces a sync of p that began at call start: its calls, its
+// report without the error's text (which may name the server's address),
+// and every answer the server gave (Faulty.Answers), so that two runs
+// whose servers answered differently (another epoch, cursor, id or
+// token) trace differently.
 func (s *Sim) traceSync(p *Phone, start int, rep mobile.SyncReport, err error, fault string) {
 	p.Faulty.mu.Lock()
 	steps := strings.Join(p.Faulty.Steps[start:], ",")
+	answers := slices.Clone(p.Faulty.Answers[start:])
 	p.Faulty.mu.Unlock()
 	rep.Error = ""
 	b, _ := json.Marshal(rep)
 	s.Tracef("%s sync%s: failed %v, calls %s, report %s", p.Name, fault, err != nil, steps, b)
+	for i, a := range answers {
+		s.Tracef("%s answer %d: %s", p.Name, start+i, a)
+	}
 }
 
 // Settle syncs every phone twice round, enough for a join to reach all.
