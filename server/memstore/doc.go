@@ -1,6 +1,7 @@
 // Package memstore holds in-memory implementations of the store
 // interfaces of package server: SyncStore (the change logs, the op and
-// batch journal, the conflict index) and DeviceStore (inspectors,
+// batch journal, the conflict index), which is also a MaintenanceStore
+// (forgetting the journal, compaction, run claims), and DeviceStore (inspectors,
 // assignments, enrollment codes, devices). They exist so that the sync
 // core and the HTTP layer can be tested in plain go test, without servers,
 // in seconds: they pass the same contract suites as server/mongo
