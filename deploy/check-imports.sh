@@ -11,6 +11,10 @@
 #  4. mobile never imports server, directly or indirectly.
 #  5. webapp/core (the web app's WebAssembly core) is pure like forms, and
 #     may import only syncproto and forms.
+#  6. The in-memory stores (server/memstore) are for tests: no command
+#     (fieldsyncd above all) depends on them, directly or through the test
+#     helpers (internal/testenv), and outside _test.go files only the test
+#     helpers import them.
 #
 # Rules 2 to 4 apply to the code that ships, not to _test.go files: a golden
 # test may read testdata with os, and a mobile test may run an in-process
@@ -84,6 +88,25 @@ while IFS='|' read -r pkg deps; do
 		fi
 	done
 done < <(golist -f '{{.ImportPath}}|{{join .Deps " "}}' ./mobile/...)
+
+# 6. server/memstore only in tests and the test helpers, and in no command.
+while read -r pkg imports; do
+	[[ $pkg == "$MOD/internal/testenv" ]] && continue
+	for imp in $imports; do
+		if [[ $imp == "$MOD/server/memstore" ]]; then
+			violation "$pkg imports $imp: the in-memory stores are for tests only"
+		fi
+	done
+done < <(golist -f '{{.ImportPath}} {{join .Imports " "}}' ./...)
+while IFS='|' read -r pkg name deps; do
+	[[ $name == main ]] || continue
+	for imp in $deps; do
+		if [[ $imp == "$MOD/server/memstore" || $imp == "$MOD/internal/testenv" ]]; then
+			violation "command $pkg depends on $imp: commands run on the real servers only"
+			break
+		fi
+	done
+done < <(golist -f '{{.ImportPath}}|{{.Name}}|{{join .Deps " "}}' ./...)
 
 if ((failed)); then
 	exit 1

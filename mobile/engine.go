@@ -48,6 +48,11 @@ type Options struct {
 	Validator Validator
 	// Now is the device clock. Nil means time.Now.
 	Now func() time.Time
+	// NewID makes the ids the engine needs: the device id of a new file,
+	// and record, item, op and batch ids. Nil means random UUIDv7s. A
+	// simulation sets a source drawn from its seed (and its clock), so
+	// that a run replays from the seed alone.
+	NewID func() uuid.UUID
 	// NoSync skips fsync on commit. Only for simulated phones (load tests):
 	// a power cut can then lose committed edits.
 	NoSync bool
@@ -106,7 +111,7 @@ func Open(path string, opts Options) (*Engine, error) {
 		}
 		id, err := uuid.Parse(getMeta(tx, metaDeviceID))
 		if err != nil {
-			id, err = uuid.NewV7()
+			id, err = e.newID()
 			if err != nil {
 				return err
 			}
@@ -123,6 +128,14 @@ func Open(path string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("mobile: open %s: %w", path, err)
 	}
 	return e, nil
+}
+
+// newID returns a new id from Options.NewID, or a random UUIDv7.
+func (e *Engine) newID() (uuid.UUID, error) {
+	if e.opts.NewID != nil {
+		return e.opts.NewID(), nil
+	}
+	return uuid.NewV7()
 }
 
 // Close closes the database. Pending edits and queued photos stay in the
@@ -179,7 +192,7 @@ type Enrollment struct {
 func (e *Engine) Enroll(ctx context.Context, serverURL, code, deviceName string) (Enrollment, error) {
 	tok, _, _, dev := e.settings()
 	if tok != "" {
-		nd, err := uuid.NewV7()
+		nd, err := e.newID()
 		if err != nil {
 			return Enrollment{}, err
 		}
@@ -313,7 +326,7 @@ func (e *Engine) save(tx *bolt.Tx, d Draft) (*syncproto.Record, error) {
 		id := d.ID
 		if id == uuid.Nil {
 			var err error
-			if id, err = uuid.NewV7(); err != nil {
+			if id, err = e.newID(); err != nil {
 				return nil, err
 			}
 		}
@@ -435,7 +448,7 @@ func (e *Engine) enqueue(tx *bolt.Tx, delta *syncproto.Record, base syncproto.Ve
 			return putJSON(out, key, ent)
 		}
 	}
-	op, err := uuid.NewV7()
+	op, err := e.newID()
 	if err != nil {
 		return err
 	}
@@ -458,7 +471,7 @@ func (e *Engine) Append(recordID uuid.UUID, collection string, data json.RawMess
 	if err != nil {
 		return "", syncproto.FieldError("The item is not valid JSON.", map[string]string{collection: "is not valid JSON"})
 	}
-	itemID, err := uuid.NewV7()
+	itemID, err := e.newID()
 	if err != nil {
 		return "", err
 	}

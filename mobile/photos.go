@@ -120,7 +120,7 @@ func (e *Engine) AttachPhotoTo(recordID uuid.UUID, field, path, contentType stri
 		}
 		now := e.now().UTC()
 		if _, isColl := r.Items[field]; isColl || field == "events" {
-			itemID, err := uuid.NewV7()
+			itemID, err := e.newID()
 			if err != nil {
 				return err
 			}

@@ -160,7 +160,7 @@ func (e *Engine) nextBatch(max int, maxBytes int64) (batch, error) {
 		if b.id != uuid.Nil {
 			return nil
 		}
-		id, err := uuid.NewV7()
+		id, err := e.newID()
 		if err != nil {
 			return err
 		}
@@ -293,7 +293,7 @@ func (e *Engine) requeue(tx *bolt.Tx, key []byte, ent outboxEntry) error {
 			return out.Delete(key)
 		}
 	}
-	op, err := uuid.NewV7()
+	op, err := e.newID()
 	if err != nil {
 		return err
 	}

@@ -19,14 +19,14 @@ import (
 	"github.com/fieldsync/fieldsync/internal/samples"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/server"
-	servermongo "github.com/fieldsync/fieldsync/server/mongo"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
-// The forms tests run on the real FerretDB, wired as fieldsyncd wires
-// them (server/cmd/fieldsyncd/wire.go): the change-log store, the Syncer
-// with the FormValidator plugged in, and the forms service writing form
-// records through the same Syncer.
+// The forms tests run on the in-memory stores and on the real FerretDB
+// (testenv.ForEachStore), wired as fieldsyncd wires them
+// (server/cmd/fieldsyncd/wire.go): the change-log store, the Syncer with
+// the FormValidator plugged in, and the forms service writing form records
+// through the same Syncer.
 
 // formsToday is the office's date the validator gives the forms' rules.
 const formsToday = "2024-11-15"
@@ -51,13 +51,12 @@ type formsEnv struct {
 	forms     *server.Forms
 }
 
-func newFormsEnv(t *testing.T) *formsEnv {
-	t.Helper()
-	db := testenv.Mongo(t)
-	store := servermongo.NewSyncStore(db.Database())
-	if err := store.EnsureIndexes(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+// forEachFormsEnv runs test on each store backend.
+func forEachFormsEnv(t *testing.T, test func(t *testing.T, env *formsEnv)) {
+	testenv.ForEachStore(t, func(t *testing.T, st testenv.Stores) { test(t, newFormsEnv(st.Sync)) })
+}
+
+func newFormsEnv(store server.SyncStore) *formsEnv {
 	syncer := server.NewSyncer(store, uuid.Must(uuid.NewV7()))
 	syncer.Access.Assigned = func(_ context.Context, id string) ([]string, error) {
 		if id == inspector.InspectorID {
@@ -96,8 +95,9 @@ func errorFields(err error) []string {
 	return slices.Sorted(maps.Keys(e.Fields))
 }
 
-func TestPublishForm(t *testing.T) {
-	env := newFormsEnv(t)
+func TestPublishForm(t *testing.T) { forEachFormsEnv(t, testPublishForm) }
+
+func testPublishForm(t *testing.T, env *formsEnv) {
 	ctx := t.Context()
 
 	fv, err := env.forms.Publish(ctx, admin, canteenForm(1))
@@ -329,7 +329,10 @@ func sampleRecord(t *testing.T, ph *phone, name string, edit func(values map[str
 }
 
 func TestPushedRecordsAreValidatedAgainstTheirForm(t *testing.T) {
-	env := newFormsEnv(t)
+	forEachFormsEnv(t, testPushedRecordsAreValidatedAgainstTheirForm)
+}
+
+func testPushedRecordsAreValidatedAgainstTheirForm(t *testing.T, env *formsEnv) {
 	ctx := t.Context()
 	for _, v := range []int{1, 2} {
 		if _, err := env.forms.Publish(ctx, admin, canteenForm(v)); err != nil {
@@ -422,8 +425,9 @@ func TestPushedRecordsAreValidatedAgainstTheirForm(t *testing.T) {
 }
 
 // TestRetire covers retiring and what the forms API then says.
-func TestRetire(t *testing.T) {
-	env := newFormsEnv(t)
+func TestRetire(t *testing.T) { forEachFormsEnv(t, testRetire) }
+
+func testRetire(t *testing.T, env *formsEnv) {
 	ctx := t.Context()
 	if _, err := env.forms.Publish(ctx, admin, canteenForm(1)); err != nil {
 		t.Fatal(err)
@@ -496,8 +500,9 @@ func TestRetire(t *testing.T) {
 
 // TestPublishedFormReachesPhones checks that a published form is a
 // reference record a device pulls.
-func TestPublishedFormReachesPhones(t *testing.T) {
-	env := newFormsEnv(t)
+func TestPublishedFormReachesPhones(t *testing.T) { forEachFormsEnv(t, testPublishedFormReachesPhones) }
+
+func testPublishedFormReachesPhones(t *testing.T, env *formsEnv) {
 	ctx := t.Context()
 	if _, err := env.forms.Publish(ctx, admin, canteenForm(1)); err != nil {
 		t.Fatal(err)
@@ -550,7 +555,10 @@ func (s *slowReads) Record(ctx context.Context, scope string, id uuid.UUID) (*sy
 // version at once: one wins, the other is told so, and the published
 // content is the winner's, never silently replaced.
 func TestPublishSameVersionConcurrently(t *testing.T) {
-	env := newFormsEnv(t)
+	forEachFormsEnv(t, testPublishSameVersionConcurrently)
+}
+
+func testPublishSameVersionConcurrently(t *testing.T, env *formsEnv) {
 	ctx := t.Context()
 	f := server.NewForms(&slowReads{SyncService: env.syncer, both: make(chan struct{})}, env.validator, env.syncer.Replica)
 	defs := []*forms.Definition{canteenForm(1), canteenForm(1)}

@@ -102,7 +102,7 @@ func TestConvergenceSimulation(t *testing.T) {
 	st := &simStats{decisions: map[string]int{}}
 	for i := range n {
 		seed := *simSeed + uint64(i)
-		if !runSchedule(t, seed, st) {
+		if !runSchedule(t, seed, st, nil) {
 			t.Fatalf("schedule with seed %d failed; rerun it with -run TestConvergenceSimulation -sim.seed %d -sim.schedules 1", seed, seed)
 		}
 	}
@@ -113,8 +113,39 @@ func TestConvergenceSimulation(t *testing.T) {
 		st.fieldConflicts, st.finalVersionsInConf, st.conflictLog, st.superseded, st.tombstones, st.deleteConflicts)
 }
 
-func runSchedule(t *testing.T, seed uint64, st *simStats) bool {
+// TestSimulationReplaysFromSeed runs schedules twice with one seed and
+// checks that the two runs' traces (every write with its stamps, every
+// server decision, exchange and clock change, and the final records) are
+// byte-identical: a failing seed of TestConvergenceSimulation replays.
+func TestSimulationReplaysFromSeed(t *testing.T) {
+	for i := range uint64(20) {
+		seed := *simSeed + i
+		var traces [2]strings.Builder
+		for k := range traces {
+			if !runSchedule(t, seed, &simStats{decisions: map[string]int{}}, &traces[k]) {
+				t.Fatalf("schedule with seed %d failed", seed)
+			}
+		}
+		a, b := traces[0].String(), traces[1].String()
+		if a != b {
+			t.Fatalf("seed %d: two runs differ:\n%s\n---\n%s", seed, a, b)
+		}
+		if !strings.Contains(a, "final ") || strings.Count(a, "\n") < 10 {
+			t.Fatalf("seed %d: the trace does not show the run:\n%s", seed, a)
+		}
+	}
+}
+
+// runSchedule runs one schedule and reports whether its checks passed.
+// When trace is not nil, it writes there a line per step and the final
+// records.
+func runSchedule(t *testing.T, seed uint64, st *simStats, trace *strings.Builder) bool {
 	t.Helper()
+	tr := func(format string, args ...any) {
+		if trace != nil {
+			fmt.Fprintf(trace, format+"\n", args...)
+		}
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	nrep := 3 + rng.IntN(4)
 	nrec := 1 + rng.IntN(2)
@@ -171,6 +202,9 @@ func runSchedule(t *testing.T, seed uint64, st *simStats) bool {
 		}
 		writes = append(writes, w)
 		rp.seen[k][w.key] = true
+		if trace != nil {
+			tr("%s write %c on %d by %d: %s %s", now.Format(time.TimeOnly), kind, k, i, w.key, mustJSON(t, delta))
+		}
 		if i == 0 {
 			// An office write on the server: stored with its arrival stamps.
 			next = mustMerge(t, cur, syncproto.StampArrival(cur, delta, serverNow()))
@@ -188,6 +222,7 @@ func runSchedule(t *testing.T, seed uint64, st *simStats) bool {
 				t.Fatalf("seed %d: Decide: %v", seed, err)
 			}
 			st.decisions[dec.Status]++
+			tr("push %d %s: %s rev %d conflicts %v", i, d.key, dec.Status, dec.Merged.Rev, dec.Conflicts)
 			srv.recs[d.rec] = dec.Merged
 			srv.seen[d.rec][d.key] = true
 		}
@@ -195,6 +230,7 @@ func runSchedule(t *testing.T, seed uint64, st *simStats) bool {
 		st.pushes++
 	}
 	receive := func(dst, src *simReplica) {
+		tr("receive %s <- %s", dst.w.Author, src.w.Author)
 		for k := range nrec {
 			dst.recs[k] = mustMerge(t, dst.recs[k], src.recs[k])
 			maps.Copy(dst.seen[k], src.seen[k])
@@ -236,6 +272,7 @@ func runSchedule(t *testing.T, seed uint64, st *simStats) bool {
 		default:
 			if i > 0 { // the phone's clock is corrected, possibly backwards
 				reps[i].offset = time.Duration(rng.IntN(7200)-3600) * time.Second
+				tr("clock %d off by %s", i, reps[i].offset)
 			}
 		}
 	}
@@ -269,6 +306,9 @@ func runSchedule(t *testing.T, seed uint64, st *simStats) bool {
 	}
 	for k := range nrec {
 		final := reps[0].recs[k]
+		if trace != nil {
+			tr("final %d %s", k, mustJSON(t, final))
+		}
 		for i := 1; i < nrep; i++ {
 			if !reps[i].recs[k].Equal(final) {
 				t.Errorf("seed %d: replica %d differs from the server after full exchange:\n%s\n%s", seed, i, mustJSON(t, reps[i].recs[k]), mustJSON(t, final))
@@ -364,12 +404,12 @@ func checkNoLoss(final *syncproto.Record, k int, writes []*simWrite, st *simStat
 			return "the winning delete is not a write of this simulation"
 		}
 		known := knowledge(del, byKey, map[string]bool{})
-		for key := range present {
+		for _, key := range slices.Sorted(maps.Keys(present)) {
 			if !known[key] {
 				return "the tombstone hides " + key + ", which its deleter had not received"
 			}
 		}
-		for id := range items {
+		for _, id := range slices.Sorted(maps.Keys(items)) {
 			if !known[fmt.Sprintf("%d/a/%s", k, id)] {
 				return "the tombstone hides item " + id + ", which its deleter had not received"
 			}

@@ -21,6 +21,19 @@ import (
 type Admin struct {
 	URL, Token string
 	Client     *http.Client // nil: a client with a one-minute timeout
+	// NewID makes the ids of inspectors, users and assignments, and Now
+	// dates the assignments. Nil means random UUIDv7s and the real clock;
+	// a simulation sets its own (Sim.IDs, Sim.Clock) to replay from its
+	// seed.
+	NewID func() uuid.UUID
+	Now   func() time.Time
+}
+
+func (a *Admin) newID() string {
+	if a.NewID != nil {
+		return a.NewID().String()
+	}
+	return uuid.Must(uuid.NewV7()).String()
 }
 
 func (a *Admin) call(ctx context.Context, method, path string, in, out any) error {
@@ -56,16 +69,20 @@ func (a *Admin) call(ctx context.Context, method, path string, in, out any) erro
 // Inspector creates an active inspector assigned to schools (from a month
 // ago, open-ended) and returns its id and a one-time enrollment code.
 func (a *Admin) Inspector(ctx context.Context, name string, schools []string) (inspectorID, code string, err error) {
-	ins, user := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+	ins, user := a.newID(), a.newID()
 	err = a.call(ctx, http.MethodPut, "/v1/admin/inspectors/"+ins, map[string]any{
 		"user_id": user, "name": name, "roles": []string{"inspector"}, "active": true,
 	}, nil)
 	if err != nil {
 		return "", "", err
 	}
-	start := time.Now().AddDate(0, -1, 0).Format(time.DateOnly)
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	start := now().AddDate(0, -1, 0).Format(time.DateOnly)
 	for _, s := range schools {
-		err := a.call(ctx, http.MethodPut, "/v1/admin/assignments/"+uuid.Must(uuid.NewV7()).String(), map[string]any{
+		err := a.call(ctx, http.MethodPut, "/v1/admin/assignments/"+a.newID(), map[string]any{
 			"inspector_id": ins, "school_id": s, "role": "responsibility", "start_date": start,
 		}, nil)
 		if err != nil {

@@ -2,6 +2,7 @@ package mobiletest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 
@@ -46,18 +47,24 @@ type Faulty struct {
 	calls   int
 	Steps   []string    // every step called, in order
 	Batches []uuid.UUID // the batch id of every push, in order
+	// Answers holds, for every call of Steps, the server's answer as
+	// JSON, or "" when the call failed or its answer was lost: what a
+	// trace needs to show that two runs got the same answers (cursors,
+	// epochs, revisions, ids, tokens).
+	Answers []string
 }
 
-func (f *Faulty) decide(step string) Mode {
+func (f *Faulty) decide(step string) (int, Mode) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := f.calls
 	f.calls++
 	f.Steps = append(f.Steps, step)
+	f.Answers = append(f.Answers, "")
 	if f.Fault == nil {
-		return Pass
+		return n, Pass
 	}
-	return f.Fault(n, step)
+	return n, f.Fault(n, step)
 }
 
 // Calls returns how many calls were made.
@@ -69,13 +76,22 @@ func (f *Faulty) Calls() int {
 
 func run[T any](f *Faulty, step string, call func() (T, error)) (T, error) {
 	var zero T
-	m := f.decide(step)
+	n, m := f.decide(step)
 	if m == FailBefore {
 		return zero, ErrKilled
 	}
 	v, err := call()
 	if m == FailAfter {
 		return zero, ErrKilled
+	}
+	if err == nil {
+		b, jerr := json.Marshal(v)
+		if jerr != nil {
+			b = []byte(jerr.Error())
+		}
+		f.mu.Lock()
+		f.Answers[n] = string(b)
+		f.mu.Unlock()
 	}
 	return v, err
 }

@@ -38,7 +38,8 @@ type Server struct {
 	Now func() time.Time
 
 	mu       sync.Mutex
-	replica  uuid.UUID // the office identity, for Edit
+	newID    func() uuid.UUID // makes epochs; nil: random
+	replica  uuid.UUID        // the office identity, for Edit
 	clock    syncproto.HLC
 	st       state
 	devices  map[string]uuid.UUID // token → device
@@ -89,6 +90,24 @@ func (s *Server) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
+}
+
+// UseIDs makes the server take its epochs from newID, a simulation's
+// seeded source (Sim.IDs), so that its cursors are the same on every run,
+// and starts a new epoch from it. Call it before the server is used.
+func (s *Server) UseIDs(newID func() uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.newID = newID
+	s.st.epoch = s.epoch()
+}
+
+// epoch returns a new epoch; s.mu is held.
+func (s *Server) epoch() uuid.UUID {
+	if s.newID != nil {
+		return s.newID()
+	}
+	return uuid.Must(uuid.NewV7())
 }
 
 // AddCode makes a one-time enrollment code for a user.
@@ -418,14 +437,14 @@ func (s *Server) Restore(snap Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.st = copyState(snap.st)
-	s.st.epoch = uuid.Must(uuid.NewV7())
+	s.st.epoch = s.epoch()
 }
 
 // NewEpoch makes every cursor stale (a rebuilt log).
 func (s *Server) NewEpoch() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.st.epoch = uuid.Must(uuid.NewV7())
+	s.st.epoch = s.epoch()
 }
 
 func copyState(st state) state {

@@ -1,13 +1,18 @@
 package mobiletest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldsync/fieldsync/mobile"
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -77,9 +82,18 @@ type Edit struct {
 // three killed at a random call (before the call reaches the server or
 // after it acted), and records every edit for the final checks. It works
 // over any server the phones reach.
+//
+// A run replays from its seed alone: the moves, the phones' clock (Clock,
+// which only the simulation moves), every id the phones make (IDs) and the
+// photos are drawn from it, and nothing depends on the order of a map.
+// Give a server of the test the same clock and ids where it takes them,
+// and the whole run is the same every time: Trace then reads the same,
+// byte for byte.
 type Sim struct {
 	TB     testing.TB
 	Rng    *rand.Rand
+	Clock  *Clock
+	IDs    *IDs
 	Phones []*Phone
 	// School is the school of the hazards the phones create; every phone
 	// must be allowed to sync it.
@@ -92,12 +106,58 @@ type Sim struct {
 	Items map[uuid.UUID][]string // record → event ids appended
 	dir   string
 	photo uint64
+	trace strings.Builder
 }
 
-// NewSim returns a simulation over phones, seeded by seed.
-func NewSim(tb testing.TB, seed uint64, school string, phones []*Phone) *Sim {
-	return &Sim{TB: tb, Rng: rand.New(rand.NewPCG(seed, 1)), Phones: phones, School: school, Items: map[uuid.UUID][]string{}, dir: tb.TempDir()}
+// SimStart is where a simulation's clock starts: a Tuesday morning in
+// Beijing, in the past of any real server's clock (a phone clock ahead of
+// the server's would be flagged).
+var SimStart = time.Date(2026, 11, 3, 1, 0, 0, 0, time.UTC)
+
+// NewSim returns a simulation seeded by seed, without phones (OpenPhone
+// adds them).
+func NewSim(tb testing.TB, seed uint64, school string) *Sim {
+	clock := NewClock(SimStart)
+	return &Sim{TB: tb, Rng: rand.New(rand.NewPCG(seed, 1)), Clock: clock, IDs: NewIDs(seed, clock.Now),
+		School: school, Items: map[uuid.UUID][]string{}, dir: tb.TempDir()}
 }
+
+// OpenPhone opens a phone of the simulation (see OpenPhone) with the
+// simulation's clock and ids, and the built-in forms checked against that
+// clock unless opts has a Validator.
+func (s *Sim) OpenPhone(name, path string, opts mobile.Options) *Phone {
+	opts.Now, opts.NewID = s.Clock.Now, s.IDs.New
+	if opts.Validator == nil {
+		opts.Validator = mobile.FormsValidator(s.Clock.Now)
+	}
+	p := OpenPhone(s.TB, name, path, opts)
+	s.Phones = append(s.Phones, p)
+	return p
+}
+
+// Tracef adds a line to the trace.
+func (s *Sim) Tracef(format string, args ...any) {
+	fmt.Fprintf(&s.trace, format, args...)
+	s.trace.WriteByte('\n')
+}
+
+// TraceRecords adds records to the trace, in order of id, as canonical
+// JSON.
+func (s *Sim) TraceRecords(label string, recs map[uuid.UUID]*syncproto.Record) {
+	for _, id := range slices.SortedFunc(maps.Keys(recs), compareIDs) {
+		b, err := syncproto.Marshal(recs[id])
+		if err != nil {
+			s.TB.Fatal(err)
+		}
+		s.Tracef("%s %s", label, b)
+	}
+}
+
+func compareIDs(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
+
+// Trace returns what happened so far, a line per move and per sync: the
+// same for every run with one seed.
+func (s *Sim) Trace() string { return s.trace.String() }
 
 // SimFields are the hazard fields the simulation edits, with values the
 // hazard form accepts.
@@ -133,7 +193,7 @@ func (s *Sim) pick(p *Phone) *syncproto.Record {
 
 // NewHazard creates a hazard with a photo on p and tracks its fields.
 func (s *Sim) NewHazard(p *Phone, title string) *syncproto.Record {
-	id := mobile.NewRecordID()
+	id := s.IDs.New()
 	att, _, err := p.E.NewAttachment("hazard", id, s.School, s.newPhoto(), "image/jpeg")
 	if err != nil {
 		s.TB.Fatal(err)
@@ -146,9 +206,10 @@ func (s *Sim) NewHazard(p *Phone, title string) *syncproto.Record {
 	if err != nil {
 		s.TB.Fatalf("%s: new hazard: %v", p.Name, err)
 	}
-	for f := range r.Fields {
+	for _, f := range slices.Sorted(maps.Keys(r.Fields)) {
 		s.track(p, r, f)
 	}
+	s.Tracef("%s hazard %s %q photo %s", p.Name, id, title, att)
 	return r
 }
 
@@ -181,11 +242,15 @@ func (s *Sim) Set(p *Phone, id uuid.UUID, field, value string) {
 		s.TB.Fatalf("%s: edit %s: %v", p.Name, field, err)
 	}
 	s.track(p, r, field)
+	s.Tracef("%s edit %s %s=%s", p.Name, id, field, js(value))
 }
 
-// Step makes one random move of a random phone.
+// Step makes one random move of a random phone, a few seconds after the
+// last one.
 func (s *Sim) Step(i int) {
+	s.Clock.Advance(time.Duration(1+s.Rng.IntN(5)) * time.Second)
 	p := s.Phones[s.Rng.IntN(len(s.Phones))]
+	s.Tracef("step %d at %s: %s", i, s.Clock.Now().Format(time.RFC3339), p.Name)
 	switch x := s.Rng.IntN(100); {
 	case x < 35: // edit a shared hazard
 		r := s.pick(p)
@@ -206,6 +271,7 @@ func (s *Sim) Step(i int) {
 			s.TB.Fatalf("%s: edit: %v", p.Name, err)
 		}
 		s.track(p, r2, f)
+		s.Tracef("%s edit %s %s=%s", p.Name, r.ID, f, js(v))
 	case x < 50: // a hazard event (append-only)
 		r := s.pick(p)
 		if r == nil {
@@ -217,6 +283,7 @@ func (s *Sim) Step(i int) {
 			s.TB.Fatal(err)
 		}
 		s.Items[r.ID] = append(s.Items[r.ID], id)
+		s.Tracef("%s event %s on %s", p.Name, id, r.ID)
 	case x < 57: // a new hazard with its photo
 		s.NewHazard(p, fmt.Sprintf("新隐患 %d", i))
 	case x < 64: // an evidence photo as a hazard event
@@ -224,9 +291,11 @@ func (s *Sim) Step(i int) {
 		if r == nil {
 			return
 		}
-		if _, err := p.E.AttachPhotoTo(r.ID, "events", s.newPhoto(), "image/jpeg"); err != nil {
+		ref, err := p.E.AttachPhotoTo(r.ID, "events", s.newPhoto(), "image/jpeg")
+		if err != nil {
 			s.TB.Fatal(err)
 		}
+		s.Tracef("%s photo %s on %s", p.Name, ref.SHA256, r.ID)
 	case x < 68: // resolve a conflict, choosing the winner
 		probs, _ := p.E.Problems()
 		for _, pr := range probs {
@@ -239,12 +308,14 @@ func (s *Sim) Step(i int) {
 			}
 			r, _ := p.E.Record(id)
 			s.track(p, r, pr.Fields[0])
+			s.Tracef("%s resolve %s.%s", p.Name, id, pr.Fields[0])
 			break
 		}
 	case x < 72: // the office edits on the server
 		if s.OfficeEdit != nil {
 			if e, ok := s.OfficeEdit(i); ok {
 				s.Edits = append(s.Edits, e)
+				s.Tracef("office edit %s %s=%s", e.Record, e.Field, e.V.Value)
 			}
 		}
 	default: // sync, killed at a random call one time in three
@@ -257,14 +328,40 @@ func (s *Sim) Step(i int) {
 				}
 				return Pass
 			}
-			_, err := p.E.Sync(context.Background(), nil)
+			rep, err := p.E.Sync(context.Background(), nil)
 			p.Faulty.Fault = nil
+			s.traceSync(p, start, rep, err, fmt.Sprintf(" (fault %d at call %d)", mode, start+k))
 			if err != nil {
 				p.Kill(s.TB)
 			}
 			return
 		}
-		p.Sync(s.TB)
+		s.Sync(p)
+	}
+}
+
+// Sync syncs p without faults, fails the test on error, and traces it.
+func (s *Sim) Sync(p *Phone) {
+	start := p.Faulty.Calls()
+	rep := p.Sync(s.TB)
+	s.traceSync(p, start, rep, nil, "")
+}
+
+// traceSync traces a sync of p that began at call start: its calls, its
+// report without the error's text (which may name the server's address),
+// and every answer the server gave (Faulty.Answers), so that two runs
+// whose servers answered differently (another epoch, cursor, id or
+// token) trace differently.
+func (s *Sim) traceSync(p *Phone, start int, rep mobile.SyncReport, err error, fault string) {
+	p.Faulty.mu.Lock()
+	steps := strings.Join(p.Faulty.Steps[start:], ",")
+	answers := slices.Clone(p.Faulty.Answers[start:])
+	p.Faulty.mu.Unlock()
+	rep.Error = ""
+	b, _ := json.Marshal(rep)
+	s.Tracef("%s sync%s: failed %v, calls %s, report %s", p.Name, fault, err != nil, steps, b)
+	for i, a := range answers {
+		s.Tracef("%s answer %d: %s", p.Name, start+i, a)
 	}
 }
 
@@ -272,7 +369,7 @@ func (s *Sim) Step(i int) {
 func (s *Sim) Settle() {
 	for range 2 {
 		for _, p := range s.Phones {
-			p.Sync(s.TB)
+			s.Sync(p)
 		}
 	}
 }

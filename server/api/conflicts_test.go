@@ -16,7 +16,10 @@ import (
 // field without seeing each other), lists it and resolves it over HTTP.
 func TestConflictListAndResolve(t *testing.T) {
 	t.Parallel()
-	st := newStack(t, Config{})
+	forEachStack(t, Config{}, testConflictListAndResolve)
+}
+
+func testConflictListAndResolve(t *testing.T, st *stack) {
 	const school = "0192b000-0000-7000-8000-000000000103"
 	now := time.Date(2024, 11, 5, 9, 0, 0, 0, time.UTC)
 	base := &syncproto.Record{ID: uuid.Must(uuid.NewV7()), Kind: "note", SchoolID: school, CreatedAt: now}
@@ -84,7 +87,10 @@ func TestConflictListAndResolve(t *testing.T) {
 // rectification history and reads it back with its derived state.
 func TestGetRecordFoldsHazard(t *testing.T) {
 	t.Parallel()
-	st := newStack(t, Config{})
+	forEachStack(t, Config{}, testGetRecordFoldsHazard)
+}
+
+func testGetRecordFoldsHazard(t *testing.T, st *stack) {
 	smp, err := samples.Get("09_hazard_with_history")
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,10 @@ func parentsSurvey(survey ...[]any) map[string][][]any {
 }
 
 func TestPublishXLSForm(t *testing.T) {
-	st := newStack(t, Config{})
+	forEachStack(t, Config{}, testPublishXLSForm)
+}
+
+func testPublishXLSForm(t *testing.T, st *stack) {
 	wb := workbook(t, parentsSurvey())
 
 	var fv server.FormVersion
@@ -126,7 +129,10 @@ func TestPublishXLSForm(t *testing.T) {
 }
 
 func TestPublishXLSFormProblems(t *testing.T) {
-	st := newStack(t, Config{})
+	forEachStack(t, Config{}, testPublishXLSFormProblems)
+}
+
+func testPublishXLSFormProblems(t *testing.T, st *stack) {
 	tests := []struct {
 		name   string
 		body   []byte
@@ -247,7 +253,10 @@ type xlsformAnswerOf struct {
 // nothing; files come in a multipart form; a published version exports to
 // a workbook that imports to the same definition.
 func TestXLSFormVersionsPreviewAndExport(t *testing.T) {
-	st := newStack(t, Config{})
+	forEachStack(t, Config{}, testXLSFormVersionsPreviewAndExport)
+}
+
+func testXLSFormVersionsPreviewAndExport(t *testing.T, st *stack) {
 	sheets := parentsSurvey(
 		[]any{"select_one_from_file towns.csv", "town", "乡镇", "Town", "yes"},
 		[]any{"calculate", "town_code", "", "", "", "", "", "pulldata('codes', 'code', 'town', ${town})"},
@@ -339,7 +348,10 @@ func TestXLSFormVersionsPreviewAndExport(t *testing.T) {
 // TestFormsAPIForDevices publishes, reads and retires a form as JSON, and
 // checks what an inspector's phone may do with the forms routes.
 func TestFormsAPIForDevices(t *testing.T) {
-	st := newStack(t, Config{})
+	forEachStack(t, Config{}, testFormsAPIForDevices)
+}
+
+func testFormsAPIForDevices(t *testing.T, st *stack) {
 	in := st.newInspector(t, "李督学", "0192b000-0000-7000-8000-000000000103")
 	def := `{"id":"survey.canteen","version":1,"kind":"visit","title":{"zh":"食堂检查"},
 		"fields":[{"key":"visit_date","type":"date","label":{"zh":"日期"},"required":true},

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,13 +13,13 @@ import (
 
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/server"
-	servermongo "github.com/fieldsync/fieldsync/server/mongo"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
-// The tests in forms_test.go and sync_test.go run the HTTP layer on the
-// real services and stores (FerretDB), wired as server/cmd/fieldsyncd
-// wires them, minus the photo store.
+// The tests in conflicts_test.go, forms_test.go and sync_test.go run the
+// HTTP layer on the real services, on the in-memory stores and on the real
+// ones (FerretDB), wired as server/cmd/fieldsyncd wires them, minus the
+// photo store.
 
 const stackAdminToken = "stack-test-admin-token"
 
@@ -32,21 +31,18 @@ type stack struct {
 	forms   *server.Forms
 }
 
-// newStack opens a database of its own for the test and builds the
-// services and the server on it. cfg.AdminToken is set.
-func newStack(t *testing.T, cfg Config) *stack {
+// forEachStack runs test as a parallel subtest per store backend
+// (testenv.ForEachStore), each on a stack of its own.
+func forEachStack(t *testing.T, cfg Config, test func(t *testing.T, st *stack)) {
+	testenv.ForEachStore(t, func(t *testing.T, stores testenv.Stores) { test(t, newStack(t, cfg, stores)) })
+}
+
+// newStack builds the services and the server on fresh stores.
+// cfg.AdminToken is set.
+func newStack(t *testing.T, cfg Config, stores testenv.Stores) *stack {
 	t.Helper()
-	ctx := t.Context()
-	db := testenv.Mongo(t)
-	devStore := servermongo.NewDeviceStore(db.Database())
-	syncStore := servermongo.NewSyncStore(db.Database())
-	for _, ensure := range []func(context.Context) error{devStore.EnsureIndexes, syncStore.EnsureIndexes} {
-		if err := ensure(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	devices := server.NewDevices(devStore)
-	syncer := server.NewSyncer(syncStore, uuid.Must(uuid.NewV7()))
+	devices := server.NewDevices(stores.Devices)
+	syncer := server.NewSyncer(stores.Sync, uuid.Must(uuid.NewV7()))
 	syncer.Access.Assigned = devices.Assigned
 	syncer.Logger = testenv.Logger(t)
 	if cfg.BodyLimit > 0 {

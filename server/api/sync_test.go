@@ -21,7 +21,10 @@ const (
 )
 
 func TestEnrollAndRevoke(t *testing.T) {
-	st := newStack(t, Config{})
+	forEachStack(t, Config{}, testEnrollAndRevoke)
+}
+
+func testEnrollAndRevoke(t *testing.T, st *stack) {
 	in := st.newInspector(t, "张督学", schoolA)
 	if !strings.HasPrefix(in.token, "fsd_") || len(in.token) != 4+43 {
 		t.Fatalf("token %q, want fsd_ and 43 characters", in.token)
@@ -132,7 +135,10 @@ func (st *stack) pullAll(t *testing.T, in *inspectorAt) []uuid.UUID {
 }
 
 func TestSyncAccessByAssignment(t *testing.T) {
-	st := newStack(t, Config{})
+	forEachStack(t, Config{}, testSyncAccessByAssignment)
+}
+
+func testSyncAccessByAssignment(t *testing.T, st *stack) {
 	a := st.newInspector(t, "张督学", schoolA)
 	b := st.newInspector(t, "李督学", schoolB)
 
@@ -255,9 +261,13 @@ func gzipped(t *testing.T, b []byte) []byte {
 	return buf.Bytes()
 }
 
-func TestPushBodies(t *testing.T) {
-	const limit = 64 << 10
-	st := newStack(t, Config{BodyLimit: limit})
+// pushBodyLimit is the body limit of TestPushBodies.
+const pushBodyLimit = 64 << 10
+
+func TestPushBodies(t *testing.T) { forEachStack(t, Config{BodyLimit: pushBodyLimit}, testPushBodies) }
+
+func testPushBodies(t *testing.T, st *stack) {
+	const limit = pushBodyLimit
 	st.syncer.Limits.MaxChanges = 5
 	in := st.newInspector(t, "王督学", schoolA)
 
@@ -330,7 +340,10 @@ func TestPushBodies(t *testing.T) {
 // lost answer: the same results, nothing written twice; the same batch id
 // with other content is refused.
 func TestPushRetriedBatch(t *testing.T) {
-	st := newStack(t, Config{})
+	forEachStack(t, Config{}, testPushRetriedBatch)
+}
+
+func testPushRetriedBatch(t *testing.T, st *stack) {
 	in := st.newInspector(t, "赵督学", schoolA)
 	body := pushBody(t, in.deviceID, note(t, in.writer(), schoolA, "第一次"), note(t, in.writer(), schoolA, "第二次"))
 	var first, again syncproto.PushResponse

@@ -1,6 +1,8 @@
-// Package storetest is the contract of server.SyncStore, written once and
-// run against every implementation (server/mongo runs it on a real
-// FerretDB or MongoDB), in the manner of upspin's storagetest and
+// Package storetest is the contract of server.SyncStore (with
+// server.MaintenanceStore) and server.DeviceStore, written once and run
+// against every implementation (server/mongo runs it on a real FerretDB
+// or MongoDB under make test; server/memstore on its in-memory stores in
+// every go test run), in the manner of upspin's storagetest and
 // litestream's RunWithReplicaClient. The tests drive the store through
 // server.Syncer, as the HTTP layer does, and through the store directly
 // where the property is the store's own (gap-free reads, hole filling).
