@@ -11,6 +11,8 @@
 #  4. mobile never imports server, directly or indirectly.
 #  5. webapp/core (the web app's WebAssembly core) is pure like forms, and
 #     may import only syncproto and forms.
+#  6. client (the one Go client of the HTTP API, which the phone links)
+#     imports only syncproto of this module: never server, never mobile.
 #
 # Rules 2 to 4 apply to the code that ships, not to _test.go files: a golden
 # test may read testdata with os, and a mobile test may run an in-process
@@ -84,6 +86,15 @@ while IFS='|' read -r pkg deps; do
 		fi
 	done
 done < <(golist -f '{{.ImportPath}}|{{join .Deps " "}}' ./mobile/...)
+
+# 6. client speaks the wire format only.
+while IFS='|' read -r pkg deps; do
+	for imp in $deps; do
+		if [[ $imp == "$MOD/"* ]] && ! [[ $imp =~ ^$MOD/(syncproto|client)(/.*)?$ ]]; then
+			violation "$pkg depends on $imp: client may import only syncproto of this module"
+		fi
+	done
+done < <(golist -f '{{.ImportPath}}|{{join .Deps " "}}' ./client/...)
 
 if ((failed)); then
 	exit 1
