@@ -542,7 +542,7 @@ func (p *procs) checkLog(t *testing.T, schools []string, final map[uuid.UUID]int
 			t.Errorf("record %s has %d revisions logged, want %d", id, len(got), last)
 		}
 	}
-	n, err := db.Collection("ops").CountDocuments(ctx, bson.D{})
+	n, err := db.Collection(servermongo.OpsCollection).CountDocuments(ctx, bson.D{})
 	if err != nil {
 		t.Fatal(err)
 	}
