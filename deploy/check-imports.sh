@@ -15,6 +15,8 @@
 #     (fieldsyncd above all) depends on them, directly or through the test
 #     helpers (internal/testenv), and outside _test.go files only the test
 #     helpers import them.
+#  7. client (the one Go client of the HTTP API, which the phone links)
+#     imports only syncproto of this module: never server, never mobile.
 #
 # Rules 2 to 4 apply to the code that ships, not to _test.go files: a golden
 # test may read testdata with os, and a mobile test may run an in-process
@@ -107,6 +109,15 @@ while IFS='|' read -r pkg name deps; do
 		fi
 	done
 done < <(golist -f '{{.ImportPath}}|{{.Name}}|{{join .Deps " "}}' ./...)
+
+# 7. client speaks the wire format only.
+while IFS='|' read -r pkg deps; do
+	for imp in $deps; do
+		if [[ $imp == "$MOD/"* ]] && ! [[ $imp =~ ^$MOD/(syncproto|client)(/.*)?$ ]]; then
+			violation "$pkg depends on $imp: client may import only syncproto of this module"
+		fi
+	done
+done < <(golist -f '{{.ImportPath}}|{{join .Deps " "}}' ./client/...)
 
 if ((failed)); then
 	exit 1

@@ -34,8 +34,8 @@
 // (EOPREUSED) is re-sent under a new op id, which a join makes harmless.
 //
 // The engine talks to the server only through the Transport interface; the
-// HTTP implementation (HTTPTransport) uses net/http and the wire types of
-// syncproto. This package must never import server (or any server/...
-// package) or Fiber: the phone and the server share only syncproto and
-// forms. It is bound for native apps through mobile/bind.
+// HTTP implementation (HTTPTransport) is package client, the API's one Go
+// client, over the wire types of syncproto. This package must never import
+// server (or any server/... package) or Fiber: the phone and the server
+// share only syncproto, forms and the wire client. It is bound for native apps through mobile/bind.
 package mobile

@@ -3,8 +3,8 @@ package mobile
 import (
 	"context"
 
+	"github.com/fieldsync/fieldsync/client"
 	"github.com/fieldsync/fieldsync/syncproto"
-	"github.com/google/uuid"
 )
 
 // Transport is how the engine reaches the server. Every method is one
@@ -37,32 +37,17 @@ type Transport interface {
 
 // Blob states reported by the server.
 const (
-	BlobMissing  = "missing"
-	BlobPartial  = "partial"
-	BlobComplete = "complete"
+	BlobMissing  = client.BlobMissing
+	BlobPartial  = client.BlobPartial
+	BlobComplete = client.BlobComplete
 )
 
 // BlobStatus is the server's view of one photo: the body of
 // GET /v1/blobs/{sha256}.
-type BlobStatus struct {
-	SHA256   string `json:"sha256,omitempty"`
-	State    string `json:"state"`    // BlobMissing, BlobPartial or BlobComplete
-	Received int64  `json:"received"` // bytes the server holds
-	Size     int64  `json:"size,omitempty"`
-}
+type BlobStatus = client.BlobStatus
 
 // EnrollRequest is the body of POST /v1/devices/enroll.
-type EnrollRequest struct {
-	Code       string    `json:"code"`
-	DeviceID   uuid.UUID `json:"device_id"`
-	DeviceName string    `json:"device_name"`
-}
+type EnrollRequest = client.EnrollRequest
 
 // EnrollResponse is the answer to an enrollment.
-type EnrollResponse struct {
-	Token       string `json:"token"`
-	DeviceID    string `json:"device_id,omitempty"`
-	InspectorID string `json:"inspector_id,omitempty"`
-	UserID      string `json:"user_id,omitempty"`
-	Name        string `json:"name,omitempty"`
-}
+type EnrollResponse = client.EnrollResponse

@@ -130,9 +130,20 @@ func decodeFormRecord(r *syncproto.Record) (*forms.Definition, bool, error) {
 	if err := json.Unmarshal(r.Value(formFieldDefinition), &def); err != nil {
 		return nil, false, fmt.Errorf("form record %s: %w", r.ID, err)
 	}
+	// A status that does not decode, or is neither of the two, is a
+	// damaged record: reading it as published would serve a form the
+	// office may have retired.
 	var status string
-	_ = json.Unmarshal(r.Value(formFieldStatus), &status)
-	return &def, status == "retired", nil
+	if err := json.Unmarshal(r.Value(formFieldStatus), &status); err != nil {
+		return nil, false, fmt.Errorf("form record %s: status: %w", r.ID, err)
+	}
+	switch status {
+	case "published":
+		return &def, false, nil
+	case "retired":
+		return &def, true, nil
+	}
+	return nil, false, fmt.Errorf("form record %s: status %q is neither published nor retired", r.ID, status)
 }
 
 // ValidateRecord implements RecordValidator.
@@ -241,8 +252,14 @@ func mayPublish(p Principal) error {
 // replica, which stamped the delta (writer).
 func (f *Forms) write(ctx context.Context, p Principal, delta *syncproto.Record) error {
 	p.Replica = f.Replica
-	op, _ := uuid.NewV7()
-	batch, _ := uuid.NewV7()
+	op, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("forms: op id: %w", err)
+	}
+	batch, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("forms: batch id: %w", err)
+	}
 	req := syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: f.Replica, BatchID: batch,
 		Changes: []syncproto.Change{{OpID: op, Record: delta}}}
 	resp, err := f.Sync.Push(ctx, p, req, nil)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/fieldsync/fieldsync/client"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	servermongo "github.com/fieldsync/fieldsync/server/mongo"
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -420,91 +420,67 @@ func (p *procs) kill(t *testing.T, i int) {
 	t.Logf("killed fieldsyncd %d (pid %d) with SIGKILL", i, cmd.Process.Pid)
 }
 
-// call sends a request to process i, and to the other one when i does not
-// answer, until one answers with something else than a network error or
-// 503, as a phone retries.
-func (p *procs) call(ctx context.Context, method, path, token string, body []byte, i int, out any) error {
+// call runs op with a client of process i, and of the other one when i
+// does not answer, until one answers with something else than a network
+// error or 503 (or a proxy's 502), as a phone retries.
+func (p *procs) call(token string, i int, op func(c *client.Client) error) error {
 	var last error
 	for attempt := range 40 {
-		addr := p.addr[(i+attempt)%2]
-		req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
-		if err != nil {
+		c := client.New("http://"+p.addr[(i+attempt)%2], token)
+		c.Client = p.client
+		err := op(c)
+		var pe *syncproto.Error
+		if err == nil || (errors.As(err, &pe) && pe.Code != syncproto.EUNAVAILABLE) {
 			return err
 		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := p.client.Do(req)
-		if err != nil {
-			last = err
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway {
-			last = fmt.Errorf("%s %s: %s %s %v", method, path, resp.Status, b, err)
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		if resp.StatusCode >= 300 {
-			var e syncproto.ErrorResponse
-			if json.Unmarshal(b, &e) == nil && e.Error != nil {
-				return e.Error
-			}
-			return fmt.Errorf("%s %s: %s %s", method, path, resp.Status, b)
-		}
-		if out != nil {
-			return json.Unmarshal(b, out)
-		}
-		return nil
+		last = err
+		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("no process answers: %w", last)
 }
 
 func (p *procs) push(ctx context.Context, d *device, body []byte, i int) (syncproto.PushResponse, error) {
 	var resp syncproto.PushResponse
-	err := p.call(ctx, http.MethodPost, "/v1/sync/push", d.token, body, i, &resp)
+	err := p.call(d.token, i, func(c *client.Client) error {
+		return c.Do(ctx, http.MethodPost, "/v1/sync/push", json.RawMessage(body), &resp)
+	})
 	return resp, err
 }
 
 func (p *procs) pull(ctx context.Context, d *device, cur string, limit, i int) (syncproto.PullResponse, error) {
-	body, _ := json.Marshal(syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur, Limit: limit})
-	var resp syncproto.PullResponse
-	err := p.call(ctx, http.MethodPost, "/v1/sync/pull", d.token, body, i, &resp)
-	return resp, err
+	var resp *syncproto.PullResponse
+	err := p.call(d.token, i, func(c *client.Client) (err error) {
+		resp, err = c.Pull(ctx, &syncproto.PullRequest{Protocol: syncproto.ProtocolVersion, Cursor: cur, Limit: limit})
+		return err
+	})
+	if err != nil {
+		return syncproto.PullResponse{}, err
+	}
+	return *resp, nil
 }
 
 // enroll creates an inspector assigned to schools and enrolls a device
 // for it through the admin API.
 func (p *procs) enroll(ctx context.Context, name string, schools []string) (*device, error) {
 	ins, user := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
-	js := func(v any) []byte { b, _ := json.Marshal(v); return b }
-	if err := p.call(ctx, http.MethodPut, "/v1/admin/inspectors/"+ins, p.admin,
-		js(map[string]any{"user_id": user, "name": name, "roles": []string{"inspector"}, "active": true}), 0, nil); err != nil {
-		return nil, err
-	}
 	start := time.Now().AddDate(0, -1, 0).Format(time.DateOnly)
-	for _, s := range schools {
-		if err := p.call(ctx, http.MethodPut, "/v1/admin/assignments/"+uuid.Must(uuid.NewV7()).String(), p.admin,
-			js(map[string]any{"inspector_id": ins, "school_id": s, "role": "responsibility", "start_date": start}), 0, nil); err != nil {
-			return nil, err
-		}
-	}
-	var code struct {
-		Code string `json:"code"`
-	}
-	if err := p.call(ctx, http.MethodPost, "/v1/admin/inspectors/"+ins+"/enrollment-codes", p.admin, nil, 0, &code); err != nil {
+	var code client.EnrollmentCode
+	err := p.call(p.admin, 0, func(c *client.Client) (err error) {
+		code, err = c.NewInspector(ctx, ins, client.Inspector{UserID: user, Name: name, Roles: []string{"inspector"}}, schools, start,
+			func(string) string { return uuid.Must(uuid.NewV7()).String() })
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	d := &device{id: uuid.Must(uuid.NewV7()), user: user}
-	var enrolled struct {
-		Token string `json:"token"`
-	}
-	if err := p.call(ctx, http.MethodPost, "/v1/devices/enroll", "", js(map[string]any{"code": code.Code, "device_id": d.id.String(), "device_name": name}), 0, &enrolled); err != nil {
+	var enrolled client.EnrollResponse
+	err = p.call("", 0, func(c *client.Client) (err error) {
+		enrolled, err = c.Enroll(ctx, client.EnrollRequest{Code: code.Code, DeviceID: d.id, DeviceName: name})
+		return err
+	})
+	if err != nil {
 		return nil, err
-	}
-	if enrolled.Token == "" {
-		return nil, errors.New("enroll: no token")
 	}
 	d.token = enrolled.Token
 	return d, nil
@@ -566,7 +542,7 @@ func (p *procs) checkLog(t *testing.T, schools []string, final map[uuid.UUID]int
 			t.Errorf("record %s has %d revisions logged, want %d", id, len(got), last)
 		}
 	}
-	n, err := db.Collection("ops").CountDocuments(ctx, bson.D{})
+	n, err := db.Collection(servermongo.OpsCollection).CountDocuments(ctx, bson.D{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,13 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/fieldsync/fieldsync/internal/parallel"
 	"github.com/fieldsync/fieldsync/syncproto"
 	"github.com/google/uuid"
 )
@@ -156,7 +155,9 @@ func (s *Syncer) Push(ctx context.Context, p Principal, req syncproto.PushReques
 		lookup <- found{b, err}
 	}()
 	digests := make([]string, len(req.Changes))
-	parallel(len(req.Changes), func(i int) { digests[i] = req.Changes[i].Digest() })
+	// The digests are the batch's main CPU work; the database waits
+	// meanwhile.
+	_ = parallel.Do(len(req.Changes), func(i int) error { digests[i] = req.Changes[i].Digest(); return nil })
 	bd := BatchDigest(req, digests)
 
 	// A batch answered before gets the same answer, and nothing is written.
@@ -559,25 +560,6 @@ func (s *Syncer) write(ctx context.Context, p Principal, groups []*group, now ti
 		}
 	}
 	return nil
-}
-
-// parallel calls fn(0..n-1) on as many goroutines as there are CPUs: the
-// digests of a batch are its main CPU work, and the database waits
-// meanwhile.
-func parallel(n int, fn func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				fn(i)
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 // readCurrent reads the current state of each group's record, a few at a

@@ -24,7 +24,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldsync/fieldsync/client"
 	"github.com/fieldsync/fieldsync/internal/samples"
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -61,64 +61,42 @@ func Start(t *testing.T) *Server {
 	return &Server{testenv.Fieldsyncd(t, 1)[0]}
 }
 
+// Client returns a client of the server's API with the admin token.
+func (s *Server) Client() *client.Client {
+	c := client.New(s.URL, s.AdminToken)
+	c.Client = &http.Client{Timeout: time.Minute}
+	return c
+}
+
 // Do calls the server's API with the admin token: in (when not nil) is
 // sent as JSON, and a 2xx answer is decoded into out (when not nil). It
 // returns the answer's body.
 func (s *Server) Do(ctx context.Context, method, path string, in, out any) ([]byte, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+s.AdminToken)
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return b, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+	var raw json.RawMessage
+	if err := s.Client().Do(ctx, method, path, in, &raw); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if out != nil {
-		return b, json.Unmarshal(b, out)
+		return raw, json.Unmarshal(raw, out)
 	}
-	return b, nil
+	return raw, nil
 }
 
 // Inspector creates an active inspector with the given ids, assigned to
 // schools from a month ago, and returns a one-time enrollment code.
 func (s *Server) Inspector(ctx context.Context, inspectorID, userID, name string, schools ...string) (string, error) {
-	if _, err := s.Do(ctx, http.MethodPut, "/v1/admin/inspectors/"+inspectorID, map[string]any{"user_id": userID, "name": name, "roles": []string{"inspector"}, "active": true}, nil); err != nil {
-		return "", err
-	}
 	start := time.Now().AddDate(0, -1, 0).Format(time.DateOnly)
-	for _, sc := range schools {
-		id := uuid.NewSHA1(uuid.NameSpaceOID, []byte("assignment "+inspectorID+" "+sc)).String()
-		if _, err := s.Do(ctx, http.MethodPut, "/v1/admin/assignments/"+id, map[string]any{"inspector_id": inspectorID, "school_id": sc, "role": "responsibility", "start_date": start}, nil); err != nil {
-			return "", err
-		}
-	}
-	return s.Code(ctx, inspectorID)
+	code, err := s.Client().NewInspector(ctx, inspectorID, client.Inspector{UserID: userID, Name: name, Roles: []string{"inspector"}}, schools, start,
+		func(school string) string {
+			return uuid.NewSHA1(uuid.NameSpaceOID, []byte("assignment "+inspectorID+" "+school)).String()
+		})
+	return code.Code, err
 }
 
 // Code makes a one-time enrollment code for an inspector.
 func (s *Server) Code(ctx context.Context, inspectorID string) (string, error) {
-	var out struct {
-		Code string `json:"code"`
-	}
-	_, err := s.Do(ctx, http.MethodPost, "/v1/admin/inspectors/"+inspectorID+"/enrollment-codes", map[string]any{}, &out)
-	return out.Code, err
+	code, err := s.Client().EnrollmentCode(ctx, inspectorID)
+	return code.Code, err
 }
 
 var emptied sync.Map // artifact folders emptied by this process

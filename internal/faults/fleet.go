@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/client"
 	"github.com/fieldsync/fieldsync/mobile"
 	"github.com/fieldsync/fieldsync/mobile/mobiletest"
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -464,25 +465,12 @@ var errCorrupt = errors.New("the bytes do not match the sha256")
 func (f *fleet) fetchPhoto(ctx context.Context, sha string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.url+"/v1/blobs/"+sha+"/url", nil)
-	req.Header.Set("Authorization", "Bearer "+f.admin.Token)
-	resp, err := http.DefaultClient.Do(req)
+	link, err := client.New(f.url, f.admin.Token).BlobURL(ctx, sha)
 	if err != nil {
-		return err
+		return fmt.Errorf("link: %w", err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("link: %s: %s", resp.Status, body)
-	}
-	var link struct {
-		URL string `json:"url"`
-	}
-	if err := json.Unmarshal(body, &link); err != nil {
-		return err
-	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, link.URL, nil)
-	resp, err = http.DefaultClient.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, link.URL, nil)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

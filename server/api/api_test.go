@@ -62,19 +62,12 @@ func newTestServer(t *testing.T, cfg Config, deps Deps) (*Server, *logBuffer) {
 	return s, logs
 }
 
-// do runs a request through s and returns the status, the headers and the
-// body.
+// do runs a request through s, checks the request and the answer against
+// openapi.json (contract_test.go), and returns the status, the headers and
+// the body.
 func do(t *testing.T, s *Server, req *http.Request) (int, http.Header, string) {
 	t.Helper()
-	resp, err := s.Test(req, -1)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := serveChecked(t, s, req)
 	return resp.StatusCode, resp.Header, string(body)
 }
 

@@ -49,8 +49,11 @@ func (f *mediaFixture) call(t *testing.T, method, path string, body []byte, out 
 	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+mediaAdminToken)
-	if method == http.MethodPost {
+	switch method {
+	case http.MethodPost:
 		req.Header.Set("Content-Type", "application/json")
+	case http.MethodPut: // as the phone sends photo bytes
+		req.Header.Set("Content-Type", "application/octet-stream")
 	}
 	status, hdr, text := do(t, f.srv, req)
 	if out != nil && status == http.StatusOK {

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -115,16 +114,8 @@ func (st *stack) do(t *testing.T, rq request) response {
 	if rq.encoding != "" {
 		req.Header.Set("Content-Encoding", rq.encoding)
 	}
-	resp, err := st.srv.Test(req, -1)
-	if err != nil {
-		t.Fatalf("%s %s: %v", rq.method, rq.path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	status, header, b := do(t, st.srv, req)
+	return response{status: status, header: header, body: []byte(b)}
 }
 
 // mustDo is do that fails the test unless the status is want.

@@ -319,7 +319,7 @@ func (b *bench) counter(t testing.TB, scope string) int64 {
 	var d struct {
 		Next int64 `bson:"next"`
 	}
-	if err := b.db.Collection("scopes").FindOne(t.Context(), bson.D{{Key: "_id", Value: scope}}).Decode(&d); err != nil {
+	if err := b.db.Collection(servermongo.ScopesCollection).FindOne(t.Context(), bson.D{{Key: "_id", Value: scope}}).Decode(&d); err != nil {
 		t.Fatal(err)
 	}
 	return d.Next
@@ -406,7 +406,7 @@ func (b *bench) probe(t testing.TB, n int) time.Duration {
 		var d struct {
 			Next int64 `bson:"next"`
 		}
-		if b.db.Collection("scopes").FindOne(t.Context(), bson.D{{Key: "_id", Value: sc}}).Decode(&d) == nil && d.Next > 200 {
+		if b.db.Collection(servermongo.ScopesCollection).FindOne(t.Context(), bson.D{{Key: "_id", Value: sc}}).Decode(&d) == nil && d.Next > 200 {
 			tops[sc] = d.Next
 			filled = append(filled, sc)
 		}

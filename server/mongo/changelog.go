@@ -9,11 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sort"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/fieldsync/fieldsync/internal/parallel"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
@@ -162,7 +160,7 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		firstBlock <- allocated{first, err}
 	}()
 	blobs := make([]string, len(states))
-	if err := parallel(len(idx), func(k int) error {
+	if err := parallel.Do(len(idx), func(k int) error {
 		b, err := syncproto.Marshal(states[idx[k]])
 		if err != nil {
 			return fmt.Errorf("mongo: insert %s: %w", states[idx[k]].ID, err)
@@ -283,39 +281,6 @@ func (s *SyncStore) insertScope(ctx context.Context, scope string, idx []int, st
 		pending = lost
 	}
 	return nil
-}
-
-// parallel calls fn(0..n-1) on as many goroutines as there are CPUs and
-// returns the first error. JSON encoding and decoding of record states is
-// the store's main CPU work, and the database waits meanwhile.
-func parallel(n int, fn func(i int) error) error {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := range n {
-			if err := fn(i); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	var next atomic.Int64
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || errs[w] != nil {
-					return
-				}
-				errs[w] = fn(i)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // insertIgnoringDuplicates inserts docs unordered and returns the indexes
@@ -590,7 +555,7 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 			page.Pos = seq
 		}
 		recs := make([]*syncproto.Record, len(take))
-		if err := parallel(len(take), func(i int) (err error) {
+		if err := parallel.Do(len(take), func(i int) (err error) {
 			recs[i], err = decodeState(take[i])
 			return err
 		}); err != nil {
@@ -688,7 +653,7 @@ type counterDoc struct {
 func (s *SyncStore) counter(ctx context.Context, scope string) (counterDoc, error) {
 	var c counterDoc
 	err := retry(ctx, func() error {
-		return s.db.Collection("scopes").FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(&c)
+		return s.db.Collection(ScopesCollection).FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(&c)
 	})
 	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 		return counterDoc{}, fmt.Errorf("mongo: read counter of %s: %w", scope, err)
@@ -831,7 +796,7 @@ func (s *SyncStore) Compact(ctx context.Context, scope string, opt server.Compac
 		// Raise the horizon before forgetting: a puller that reads the
 		// purged slots afterwards is then told to start over (the sync
 		// service checks horizons again after reading).
-		_, err := s.db.Collection("scopes").UpdateOne(ctx, bson.D{{Key: "_id", Value: scope}},
+		_, err := s.db.Collection(ScopesCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: scope}},
 			bson.D{{Key: "$max", Value: bson.D{{Key: "h", Value: horizon}}}}, options.UpdateOne().SetUpsert(true))
 		if err != nil {
 			return server.CompactResult{}, fmt.Errorf("mongo: compact %s: raise horizon: %w", scope, err)

@@ -72,7 +72,7 @@ func (s *SyncStore) PutConflict(ctx context.Context, c server.Conflict) error {
 	}
 	update = append(update, bson.E{Key: "$set", Value: set})
 	put := func() error {
-		_, err := s.db.Collection("conflicts").UpdateOne(ctx, bson.D{{Key: "_id", Value: c.ID}}, update, options.UpdateOne().SetUpsert(true))
+		_, err := s.db.Collection(ConflictsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: c.ID}}, update, options.UpdateOne().SetUpsert(true))
 		return err
 	}
 	err = retry(ctx, put)
@@ -88,7 +88,7 @@ func (s *SyncStore) PutConflict(ctx context.Context, c server.Conflict) error {
 // Conflict implements server.SyncStore.
 func (s *SyncStore) Conflict(ctx context.Context, id string) (server.Conflict, error) {
 	var d conflictDoc
-	err := s.db.Collection("conflicts").FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	err := s.db.Collection(ConflictsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return server.Conflict{}, syncproto.Errorf(syncproto.ENOTFOUND, "No conflict %s.", id)
 	}
@@ -115,7 +115,7 @@ func (s *SyncStore) Conflicts(ctx context.Context, f server.ConflictFilter) ([]s
 	if f.Limit > 0 {
 		opts.SetLimit(int64(f.Limit))
 	}
-	cur, err := s.db.Collection("conflicts").Find(ctx, filter, opts)
+	cur, err := s.db.Collection(ConflictsCollection).Find(ctx, filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: conflicts: %w", err)
 	}

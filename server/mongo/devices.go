@@ -32,13 +32,13 @@ func NewDeviceStore(db *mongo.Database) *DeviceStore { return &DeviceStore{db: d
 
 // EnsureIndexes creates the indexes the lookups need (idempotent).
 func (s *DeviceStore) EnsureIndexes(ctx context.Context) error {
-	if _, err := s.db.Collection("assignments").Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "inspector_id", Value: 1}}}); err != nil {
+	if _, err := s.db.Collection(AssignmentsCollection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "inspector_id", Value: 1}}}); err != nil {
 		return fmt.Errorf("mongo: assignments index: %w", err)
 	}
-	if _, err := s.db.Collection("devices").Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "device_id", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
+	if _, err := s.db.Collection(DevicesCollection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "device_id", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
 		return fmt.Errorf("mongo: devices index: %w", err)
 	}
-	if _, err := s.db.Collection("devices").Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "inspector_id", Value: 1}}}); err != nil {
+	if _, err := s.db.Collection(DevicesCollection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "inspector_id", Value: 1}}}); err != nil {
 		return fmt.Errorf("mongo: devices index: %w", err)
 	}
 	return nil
@@ -91,7 +91,7 @@ func (d deviceDoc) toDevice() (server.Device, error) {
 func (s *DeviceStore) PutInspector(ctx context.Context, in server.Inspector) error {
 	doc := inspectorDoc(in)
 	err := retry(ctx, func() error {
-		_, err := s.db.Collection("inspectors").ReplaceOne(ctx, bson.D{{Key: "_id", Value: in.ID}}, doc, options.Replace().SetUpsert(true))
+		_, err := s.db.Collection(InspectorsCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: in.ID}}, doc, options.Replace().SetUpsert(true))
 		return err
 	})
 	if err != nil {
@@ -103,7 +103,7 @@ func (s *DeviceStore) PutInspector(ctx context.Context, in server.Inspector) err
 // Inspector implements server.DeviceStore.
 func (s *DeviceStore) Inspector(ctx context.Context, id string) (server.Inspector, error) {
 	var doc inspectorDoc
-	err := s.db.Collection("inspectors").FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
+	err := s.db.Collection(InspectorsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return server.Inspector{}, syncproto.Errorf(syncproto.ENOTFOUND, "No inspector %s.", id)
 	}
@@ -115,7 +115,7 @@ func (s *DeviceStore) Inspector(ctx context.Context, id string) (server.Inspecto
 
 // PutAssignment implements server.DeviceStore.
 func (s *DeviceStore) PutAssignment(ctx context.Context, a server.Assignment) error {
-	_, err := s.db.Collection("assignments").ReplaceOne(ctx, bson.D{{Key: "_id", Value: a.ID}}, assignmentDoc(a), options.Replace().SetUpsert(true))
+	_, err := s.db.Collection(AssignmentsCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: a.ID}}, assignmentDoc(a), options.Replace().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("mongo: put assignment %s: %w", a.ID, err)
 	}
@@ -124,7 +124,7 @@ func (s *DeviceStore) PutAssignment(ctx context.Context, a server.Assignment) er
 
 // AssignmentsOfInspector implements server.DeviceStore.
 func (s *DeviceStore) AssignmentsOfInspector(ctx context.Context, inspectorID string) ([]server.Assignment, error) {
-	cur, err := s.db.Collection("assignments").Find(ctx, bson.D{{Key: "inspector_id", Value: inspectorID}})
+	cur, err := s.db.Collection(AssignmentsCollection).Find(ctx, bson.D{{Key: "inspector_id", Value: inspectorID}})
 	if err != nil {
 		return nil, fmt.Errorf("mongo: assignments of %s: %w", inspectorID, err)
 	}
@@ -141,7 +141,7 @@ func (s *DeviceStore) AssignmentsOfInspector(ctx context.Context, inspectorID st
 
 // CreateEnrollment implements server.DeviceStore.
 func (s *DeviceStore) CreateEnrollment(ctx context.Context, e server.Enrollment) error {
-	_, err := s.db.Collection("enrollments").InsertOne(ctx, enrollmentDoc{ID: e.CodeHash, InspectorID: e.InspectorID, ExpiresAt: e.ExpiresAt, CreatedBy: e.CreatedBy})
+	_, err := s.db.Collection(EnrollmentsCollection).InsertOne(ctx, enrollmentDoc{ID: e.CodeHash, InspectorID: e.InspectorID, ExpiresAt: e.ExpiresAt, CreatedBy: e.CreatedBy})
 	if mongo.IsDuplicateKeyError(err) {
 		return syncproto.Errorf(syncproto.ECONFLICT, "Enrollment code exists.")
 	}
@@ -159,14 +159,14 @@ func (s *DeviceStore) CreateEnrollment(ctx context.Context, e server.Enrollment)
 // insert succeeds; the others get a duplicate key and ENOTFOUND.
 func (s *DeviceStore) ClaimEnrollment(ctx context.Context, codeHash string, now time.Time) (server.Enrollment, error) {
 	var doc enrollmentDoc
-	err := s.db.Collection("enrollments").FindOne(ctx, bson.D{{Key: "_id", Value: codeHash}}).Decode(&doc)
+	err := s.db.Collection(EnrollmentsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: codeHash}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return server.Enrollment{}, syncproto.Errorf(syncproto.ENOTFOUND, "No such unused enrollment code.")
 	}
 	if err != nil {
 		return server.Enrollment{}, fmt.Errorf("mongo: claim enrollment: %w", err)
 	}
-	_, err = s.db.Collection("enrollment_claims").InsertOne(ctx, bson.D{{Key: "_id", Value: codeHash}, {Key: "at", Value: now}})
+	_, err = s.db.Collection(EnrollmentClaimsCollection).InsertOne(ctx, bson.D{{Key: "_id", Value: codeHash}, {Key: "at", Value: now}})
 	if mongo.IsDuplicateKeyError(err) {
 		return server.Enrollment{}, syncproto.Errorf(syncproto.ENOTFOUND, "No such unused enrollment code.")
 	}
@@ -190,7 +190,7 @@ func (s *DeviceStore) ReleaseEnrollment(ctx context.Context, codeHash string, cl
 // CreateDevice implements server.DeviceStore.
 func (s *DeviceStore) CreateDevice(ctx context.Context, d server.Device) error {
 	doc := deviceDoc{ID: d.TokenHash, DeviceID: d.ID.String(), InspectorID: d.InspectorID, UserID: d.UserID, Name: d.Name, EnrolledAt: d.EnrolledAt}
-	_, err := s.db.Collection("devices").InsertOne(ctx, doc)
+	_, err := s.db.Collection(DevicesCollection).InsertOne(ctx, doc)
 	if mongo.IsDuplicateKeyError(err) {
 		return syncproto.Errorf(syncproto.ECONFLICT, "Device %s is already enrolled.", d.ID)
 	}
@@ -204,7 +204,7 @@ func (s *DeviceStore) CreateDevice(ctx context.Context, d server.Device) error {
 func (s *DeviceStore) DeviceByToken(ctx context.Context, tokenHash string) (server.Device, error) {
 	var doc deviceDoc
 	err := retry(ctx, func() error {
-		return s.db.Collection("devices").FindOne(ctx, bson.D{{Key: "_id", Value: tokenHash}}).Decode(&doc)
+		return s.db.Collection(DevicesCollection).FindOne(ctx, bson.D{{Key: "_id", Value: tokenHash}}).Decode(&doc)
 	})
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return server.Device{}, syncproto.Errorf(syncproto.ENOTFOUND, "No such device.")
@@ -217,7 +217,7 @@ func (s *DeviceStore) DeviceByToken(ctx context.Context, tokenHash string) (serv
 
 // RevokeDevice implements server.DeviceStore.
 func (s *DeviceStore) RevokeDevice(ctx context.Context, id uuid.UUID, now time.Time) error {
-	res, err := s.db.Collection("devices").UpdateOne(ctx,
+	res, err := s.db.Collection(DevicesCollection).UpdateOne(ctx,
 		bson.D{{Key: "device_id", Value: id.String()}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: now}}}})
 	if err != nil {
@@ -231,7 +231,7 @@ func (s *DeviceStore) RevokeDevice(ctx context.Context, id uuid.UUID, now time.T
 
 // Devices implements server.DeviceStore.
 func (s *DeviceStore) Devices(ctx context.Context, inspectorID string) ([]server.Device, error) {
-	cur, err := s.db.Collection("devices").Find(ctx, bson.D{{Key: "inspector_id", Value: inspectorID}})
+	cur, err := s.db.Collection(DevicesCollection).Find(ctx, bson.D{{Key: "inspector_id", Value: inspectorID}})
 	if err != nil {
 		return nil, fmt.Errorf("mongo: devices of %s: %w", inspectorID, err)
 	}

@@ -61,7 +61,7 @@ func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.
 	for i, op := range ops {
 		docs[i] = opDoc{ID: op.OpID.String(), H: op.Digest, Batch: batch.String(), At: now, Day: journalDay(now)}
 	}
-	coll := s.db.Collection("ops")
+	coll := s.db.Collection(OpsCollection)
 	dups, err := insertIgnoringDuplicates(ctx, coll, docs)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: claim ops of batch %s: %w", batch, err)
@@ -106,7 +106,7 @@ func (s *SyncStore) ClaimOps(ctx context.Context, batch uuid.UUID, ops []server.
 func (s *SyncStore) Batch(ctx context.Context, id uuid.UUID) (server.StoredBatch, error) {
 	var b batchDoc
 	err := retry(ctx, func() error {
-		return s.db.Collection("batches").FindOne(ctx, bson.D{{Key: "_id", Value: id.String()}}).Decode(&b)
+		return s.db.Collection(BatchesCollection).FindOne(ctx, bson.D{{Key: "_id", Value: id.String()}}).Decode(&b)
 	})
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return server.StoredBatch{}, syncproto.Errorf(syncproto.ENOTFOUND, "No batch %s.", id)
@@ -116,7 +116,7 @@ func (s *SyncStore) Batch(ctx context.Context, id uuid.UUID) (server.StoredBatch
 	}
 	var r resultsDoc
 	err = retry(ctx, func() error {
-		return s.db.Collection("results").FindOne(ctx, bson.D{{Key: "_id", Value: id.String()}}).Decode(&r)
+		return s.db.Collection(ResultsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: id.String()}}).Decode(&r)
 	})
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		// Saved without its answer by a process that died: the batch is
@@ -149,12 +149,12 @@ func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) (server
 	errc := make(chan error, 1)
 	go func() {
 		errc <- retry(ctx, func() error {
-			_, err := s.db.Collection("results").InsertOne(ctx, resultsDoc{ID: b.ID.String(), H: b.Digest, R: string(r), At: b.At, Day: journalDay(b.At)})
+			_, err := s.db.Collection(ResultsCollection).InsertOne(ctx, resultsDoc{ID: b.ID.String(), H: b.Digest, R: string(r), At: b.At, Day: journalDay(b.At)})
 			return err
 		})
 	}()
 	err = retry(ctx, func() error {
-		_, err := s.db.Collection("batches").InsertOne(ctx, batchDoc{ID: b.ID.String(), H: b.Digest, Device: b.Device.String(), N: len(b.Results), At: b.At, Day: journalDay(b.At)})
+		_, err := s.db.Collection(BatchesCollection).InsertOne(ctx, batchDoc{ID: b.ID.String(), H: b.Digest, Device: b.Device.String(), N: len(b.Results), At: b.At, Day: journalDay(b.At)})
 		return err
 	})
 	rerr := <-errc
@@ -168,7 +168,7 @@ func (s *SyncStore) SaveBatch(ctx context.Context, b server.StoredBatch) (server
 	}
 	var first resultsDoc
 	err = retry(ctx, func() error {
-		return s.db.Collection("results").FindOne(ctx, bson.D{{Key: "_id", Value: b.ID.String()}}).Decode(&first)
+		return s.db.Collection(ResultsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: b.ID.String()}}).Decode(&first)
 	})
 	if err != nil {
 		return server.StoredBatch{}, fmt.Errorf("mongo: results of batch %s: %w", b.ID, err)
@@ -195,7 +195,7 @@ func (s *SyncStore) ForgetJournal(ctx context.Context, before time.Time) (int64,
 	cutoff := before.UTC().Truncate(24 * time.Hour)
 	// Batch documents before their answers: a batch is never answered
 	// from missing results.
-	colls := []struct{ name, day string }{{"ops", "d"}, {"batches", "day"}, {"results", "day"}, {"claims", "day"}}
+	colls := []struct{ name, day string }{{OpsCollection, "d"}, {BatchesCollection, "day"}, {ResultsCollection, "day"}, {ClaimsCollection, "day"}}
 	for d := cutoff.AddDate(0, 0, -journalLookback); d.Before(cutoff); d = d.AddDate(0, 0, 1) {
 		for _, c := range colls {
 			res, err := s.db.Collection(c.name).DeleteMany(ctx, bson.D{{Key: c.day, Value: journalDay(d)}})
@@ -206,7 +206,7 @@ func (s *SyncStore) ForgetJournal(ctx context.Context, before time.Time) (int64,
 		}
 	}
 	var swept metaDoc
-	err := s.db.Collection("meta").FindOne(ctx, bson.D{{Key: "_id", Value: "journal_swept"}}).Decode(&swept)
+	err := s.db.Collection(MetaCollection).FindOne(ctx, bson.D{{Key: "_id", Value: "journal_swept"}}).Decode(&swept)
 	if err == nil {
 		return n, nil
 	}
@@ -230,7 +230,7 @@ func (s *SyncStore) ForgetJournal(ctx context.Context, before time.Time) (int64,
 	if left > 0 {
 		return n, nil // younger ones: swept by a later run
 	}
-	_, err = s.db.Collection("meta").InsertOne(ctx, metaDoc{ID: "journal_swept", At: s.now()})
+	_, err = s.db.Collection(MetaCollection).InsertOne(ctx, metaDoc{ID: "journal_swept", At: s.now()})
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return n, fmt.Errorf("mongo: forget journal: %w", err)
 	}
@@ -252,7 +252,7 @@ type claimDoc struct {
 // id, the one atomic operation FerretDB v1 has.
 func (s *SyncStore) Claim(ctx context.Context, key string) (bool, error) {
 	now := s.now()
-	_, err := s.db.Collection("claims").InsertOne(ctx, claimDoc{ID: key, At: now, Day: journalDay(now)})
+	_, err := s.db.Collection(ClaimsCollection).InsertOne(ctx, claimDoc{ID: key, At: now, Day: journalDay(now)})
 	switch {
 	case err == nil:
 		return true, nil
@@ -265,7 +265,7 @@ func (s *SyncStore) Claim(ctx context.Context, key string) (bool, error) {
 // Scopes implements server.MaintenanceStore: the scopes' counters, one
 // small document per scope.
 func (s *SyncStore) Scopes(ctx context.Context) (map[string]int64, error) {
-	cur, err := s.db.Collection("scopes").Find(ctx, bson.D{})
+	cur, err := s.db.Collection(ScopesCollection).Find(ctx, bson.D{})
 	if err != nil {
 		return nil, fmt.Errorf("mongo: list scopes: %w", err)
 	}

@@ -41,9 +41,9 @@ var _ media.MetaStore = (*MediaStore)(nil)
 // NewMediaStore returns the store on db. Call EnsureIndexes once at start.
 func NewMediaStore(db *mongo.Database) *MediaStore {
 	return &MediaStore{
-		records: db.Collection("media_records"),
-		photos:  db.Collection("media_photos"),
-		jobs:    db.Collection("media_thumb_jobs"),
+		records: db.Collection(MediaRecordsCollection),
+		photos:  db.Collection(MediaPhotosCollection),
+		jobs:    db.Collection(MediaThumbJobsCollection),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/fieldsync/fieldsync/internal/parallel"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
@@ -220,7 +221,7 @@ func NewSyncStore(db *mongo.Database) *SyncStore {
 // collections (the logs' indexes are created when a scope is first
 // written). It is idempotent.
 func (s *SyncStore) EnsureIndexes(ctx context.Context) error {
-	if err := createIndexes(ctx, s.db.Collection("ops"), []mongo.IndexModel{{Keys: bson.D{{Key: "b", Value: 1}}}, {Keys: bson.D{{Key: "d", Value: 1}}}}); err != nil {
+	if err := createIndexes(ctx, s.db.Collection(OpsCollection), []mongo.IndexModel{{Keys: bson.D{{Key: "b", Value: 1}}}, {Keys: bson.D{{Key: "d", Value: 1}}}}); err != nil {
 		return fmt.Errorf("mongo: ensure ops indexes: %w", err)
 	}
 	for _, c := range []string{"batches", "results", "claims"} {
@@ -228,7 +229,7 @@ func (s *SyncStore) EnsureIndexes(ctx context.Context) error {
 			return fmt.Errorf("mongo: ensure %s indexes: %w", c, err)
 		}
 	}
-	err := createIndexes(ctx, s.db.Collection("conflicts"), []mongo.IndexModel{
+	err := createIndexes(ctx, s.db.Collection(ConflictsCollection), []mongo.IndexModel{
 		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "scope", Value: 1}, {Key: "updated_at", Value: -1}}},
 		{Keys: bson.D{{Key: "rid", Value: 1}}},
 	})
@@ -265,7 +266,7 @@ func (s *SyncStore) migrateScopeLogs(ctx context.Context) error {
 		return fmt.Errorf("mongo: list collections: %w", err)
 	}
 	for _, name := range names {
-		scope, ok := strings.CutPrefix(name, "log_")
+		scope, ok := strings.CutPrefix(name, oldLogPrefix)
 		if !ok || !server.ValidScope(scope) {
 			continue
 		}
@@ -454,7 +455,7 @@ func (s *SyncStore) alloc(ctx context.Context, scope string, n int, floor int64)
 		// have been applied after all, its block is never written and
 		// readers fill it with no-ops after the lease.
 		err = retry(ctx, func() error {
-			return s.db.Collection("scopes").FindOneAndUpdate(ctx,
+			return s.db.Collection(ScopesCollection).FindOneAndUpdate(ctx,
 				bson.D{{Key: "_id", Value: scope}},
 				bson.D{{Key: "$inc", Value: bson.D{{Key: "next", Value: int64(n)}}}, {Key: "$set", Value: bson.D{{Key: "at", Value: s.now()}}}},
 				options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After),
@@ -474,7 +475,7 @@ func (s *SyncStore) alloc(ctx context.Context, scope string, n int, floor int64)
 		// SyncStore). Start above what this process allocated and what
 		// the caller saw taken, and push the counter up as a hint.
 		first = max(st.top, floor) + 1
-		_, err := s.db.Collection("scopes").UpdateOne(ctx, bson.D{{Key: "_id", Value: scope}},
+		_, err := s.db.Collection(ScopesCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: scope}},
 			bson.D{{Key: "$max", Value: bson.D{{Key: "next", Value: first + int64(n) - 1}}}})
 		if err != nil {
 			return 0, fmt.Errorf("mongo: allocate %d in %s: %w", n, scope, err)
@@ -509,7 +510,7 @@ func (s *SyncStore) Epoch(ctx context.Context) (uuid.UUID, error) {
 	if e != uuid.Nil {
 		return e, nil
 	}
-	meta := s.db.Collection("meta")
+	meta := s.db.Collection(MetaCollection)
 	var doc metaDoc
 	err := meta.FindOne(ctx, bson.D{{Key: "_id", Value: "epoch"}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -537,7 +538,7 @@ func (s *SyncStore) Horizons(ctx context.Context, scopes []string) (map[string]i
 	// One equality lookup per scope: an $in would be evaluated by
 	// FerretDB v1 over the whole collection.
 	hs := make([]int64, len(scopes))
-	if err := parallel(len(scopes), func(i int) error {
+	if err := parallel.Do(len(scopes), func(i int) error {
 		c, err := s.counter(ctx, scopes[i])
 		hs[i] = c.H
 		return err

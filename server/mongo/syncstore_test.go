@@ -130,7 +130,7 @@ func TestMigrateScopeLogs(t *testing.T) {
 	if _, err := db.Collection("log_"+school).InsertMany(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Collection("scopes").InsertOne(ctx, bson.D{{Key: "_id", Value: school}, {Key: "next", Value: int64(3)}, {Key: "at", Value: at}}); err != nil {
+	if _, err := db.Collection(servermongo.ScopesCollection).InsertOne(ctx, bson.D{{Key: "_id", Value: school}, {Key: "next", Value: int64(3)}, {Key: "at", Value: at}}); err != nil {
 		t.Fatal(err)
 	}
 	for run := range 2 {

@@ -1,5 +1,5 @@
 // engine.js: the phone's sync engine in the browser, step for step the Go
-// engine of mobile/ (engine.go, sync.go, photos.go, http.go) over
+// engine of mobile/ (engine.go, sync.go, photos.go) and client/phone.go over
 // IndexedDB (db.js) instead of bbolt, with every record operation done by
 // the WebAssembly core (core.js):
 //
