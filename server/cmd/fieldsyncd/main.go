@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -90,6 +91,17 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 		return nil
 	}
 	logger := slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return &configError{fmt.Errorf("-cpuprofile: %w", err)}
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return &configError{fmt.Errorf("-cpuprofile: %w", err)}
+		}
+		defer pprof.StopCPUProfile()
+	}
 	err := m.run(ctx, cfg, logger)
 	if err != nil && ctx.Err() != nil {
 		logger.Info("stopped during start-up", "reason", err.Error())
