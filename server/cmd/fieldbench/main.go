@@ -169,6 +169,18 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		return err
 	}
 	defer closeRaw()
+	// One batch first into a collection dropped afterwards: the first
+	// insert creates the collection.
+	warm, err := gen.records(batchSize, schools, devs[:1])
+	if err != nil {
+		return err
+	}
+	if _, err := (&raw{coll: r.coll.Database().Collection("warmup")}).insert(ctx, warm, 1); err != nil {
+		return fmt.Errorf("raw insert: %w", err)
+	}
+	if err := r.coll.Database().Collection("warmup").Drop(ctx); err != nil {
+		return err
+	}
 	if rep.Raw["push1"], err = r.insert(ctx, setA, 1); err != nil {
 		return fmt.Errorf("raw insert: %w", err)
 	}
@@ -208,7 +220,18 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		logf("pouchdb-server done")
 	}
 
-	// fieldsync.
+	// fieldsync, after one batch of another inspector in another school
+	// (the first push creates the collections and their indexes); its
+	// size is subtracted.
+	if _, err := schoolsMode(ctx, cfg, admin, hc, 1, batchSize, false); err != nil {
+		return err
+	}
+	var base int64
+	if cfg.pg != "" {
+		if base, err = schemaSize(ctx, cfg.psql, cfg.pg, cfg.fsDB); err != nil {
+			return err
+		}
+	}
 	phones, err := inspector(ctx, admin, cfg.server, hc, userID, schools, devs)
 	if err != nil {
 		return err
@@ -232,6 +255,7 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		if rep.Sizes["fieldsync"], err = schemaSize(ctx, cfg.psql, cfg.pg, cfg.fsDB); err != nil {
 			return err
 		}
+		rep.Sizes["fieldsync"] -= base
 	}
 	if rep.Fieldsync["update"], err = push(ctx, phones[:1], setA, true, false); err != nil {
 		return err
@@ -240,6 +264,7 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		if rep.Sizes["fieldsync_after_update"], err = schemaSize(ctx, cfg.psql, cfg.pg, cfg.fsDB); err != nil {
 			return err
 		}
+		rep.Sizes["fieldsync_after_update"] -= base
 	}
 	logf("fieldsync done; load average %s", loadavg())
 
@@ -250,7 +275,7 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	}
 
 	for _, n := range cfg.modes {
-		m, err := schoolsMode(ctx, cfg, admin, hc, n)
+		m, err := schoolsMode(ctx, cfg, admin, hc, n, cfg.modeRecords, true)
 		if err != nil {
 			return err
 		}
@@ -311,7 +336,7 @@ func kindsAndGzip(ctx context.Context, rep *Report, gen *generator, schools []st
 
 // schoolsMode pushes modeRecords records spread over n schools of one
 // phone, then pulls them all with another.
-func schoolsMode(ctx context.Context, cfg config, admin *client.Client, hc *http.Client, n int) (ModeResult, error) {
+func schoolsMode(ctx context.Context, cfg config, admin *client.Client, hc *http.Client, n, records int, pulls bool) (ModeResult, error) {
 	userID := uuid.Must(uuid.NewV7()).String()
 	schools := make([]string, n)
 	for i := range schools {
@@ -326,12 +351,12 @@ func schoolsMode(ctx context.Context, cfg config, admin *client.Client, hc *http
 	if err != nil {
 		return ModeResult{}, err
 	}
-	docs, err := gen.records(cfg.modeRecords, schools, devs[:1])
+	docs, err := gen.records(records, schools, devs[:1])
 	if err != nil {
 		return ModeResult{}, err
 	}
 	m := ModeResult{Schools: n}
-	if m.Push, err = push(ctx, phones[:1], docs, false, false); err != nil {
+	if m.Push, err = push(ctx, phones[:1], docs, false, false); err != nil || !pulls {
 		return m, err
 	}
 	m.Pull, err = pull(ctx, phones[1])
