@@ -138,13 +138,21 @@ func (s *SyncStore) Insert(ctx context.Context, states []*syncproto.Record) ([]b
 		}
 		byScope[sc] = append(byScope[sc], i)
 	}
-	for _, sc := range order {
-		if err := s.insertScope(ctx, sc, byScope[sc], states, exists); err != nil {
-			return nil, err
-		}
+	// The scopes are written concurrently: each is its own allocation
+	// and its own InsertMany, so a batch across many schools costs about
+	// the round trips of its largest school, not their sum. Each call
+	// sets only the exists entries of its own indexes.
+	if err := parallel.Bounded(len(order), maxScopeWriters, func(k int) error {
+		return s.insertScope(ctx, order[k], byScope[order[k]], states, exists)
+	}); err != nil {
+		return nil, err
 	}
 	return exists, nil
 }
+
+// maxScopeWriters bounds the scopes one Insert writes at once (each holds
+// a connection for its allocation and its insert).
+const maxScopeWriters = 8
 
 // insertScope writes the states at indexes idx, all of one scope, and sets
 // exists for those whose revision was taken.
