@@ -718,24 +718,69 @@ func (s *Syncer) pull(ctx context.Context, scopes []string, req syncproto.PullRe
 	if bytes <= 0 {
 		bytes = DefaultSyncLimits().MaxPullBytes
 	}
-	for _, sc := range want {
+	// Start at the scope where the last page stopped, and wrap around:
+	// every scope is still read on every call until the page is full, but
+	// a phone catching up on many schools reads each one once, not all
+	// those before it again on every page.
+	order := want
+	if k, _ := slices.BinarySearch(want, cur.Next); cur.Next != "" && k < len(want) {
+		order = append(slices.Clone(want[k:]), want[:k]...)
+	}
+	// The scopes are read a window at a time, concurrently, each with the
+	// whole remaining budget; the pages are then taken in order. Most
+	// scopes of a phone that sees many schools hold nothing new, and
+	// those reads are round trips that need not wait for one another. A
+	// page that no longer fits what the pages before it left is read
+	// again with the exact budget, so the answer is the one reading the
+	// scopes one after another gives. The window starts at one scope and
+	// doubles while the scopes read fill less than a quarter of what was
+	// left, up to pullWindow: a phone catching up on a few full schools
+	// reads no page in vain, and memory stays within pullWindow pages.
+	window := 1
+	pages := make([]ChangesPage, pullWindow)
+	errs := make([]error, pullWindow)
+pages:
+	for i := 0; i < len(order); {
 		budget := limit - len(recs)
 		if budget <= 0 || bytes <= 0 {
-			more = true
+			more, next.Next = true, order[i]
 			break
 		}
-		page, err := s.Store.Changes(ctx, sc, cur.Pos[sc], budget, bytes)
-		if err != nil {
-			return syncproto.PullResponse{}, err
+		w := order[i:min(i+window, len(order))]
+		i += len(w)
+		took := len(recs)
+		_ = parallel.Bounded(len(w), len(w), func(j int) error {
+			pages[j], errs[j] = s.Store.Changes(ctx, w[j], cur.Pos[w[j]], budget, bytes)
+			return nil
+		})
+		for j, sc := range w {
+			if errs[j] != nil {
+				return syncproto.PullResponse{}, errs[j]
+			}
+			budget := limit - len(recs)
+			if budget <= 0 || bytes <= 0 {
+				more, next.Next = true, sc
+				break pages
+			}
+			page := pages[j]
+			if len(page.Records) > budget || page.Bytes > bytes {
+				var err error
+				if page, err = s.Store.Changes(ctx, sc, cur.Pos[sc], budget, bytes); err != nil {
+					return syncproto.PullResponse{}, err
+				}
+			}
+			bytes -= page.Bytes
+			recs = append(recs, page.Records...)
+			if page.Pos > 0 {
+				next.Pos[sc] = page.Pos
+			}
+			if page.More {
+				more, next.Next = true, sc
+				break pages
+			}
 		}
-		bytes -= page.Bytes
-		recs = append(recs, page.Records...)
-		if page.Pos > 0 {
-			next.Pos[sc] = page.Pos
-		}
-		if page.More {
-			more = true
-			break
+		if window = 1; 4*(len(recs)-took) < budget {
+			window = min(2*len(w), pullWindow)
 		}
 	}
 	// A compaction that raised a horizon while we read may have purged a
@@ -751,11 +796,21 @@ func (s *Syncer) pull(ctx context.Context, scopes []string, req syncproto.PullRe
 	}, nil
 }
 
+// pullWindow bounds the scopes a pull reads at once (see pull).
+const pullWindow = 8
+
 func (s *Syncer) checkHorizons(ctx context.Context, scopes []string, cur syncproto.Cursor) error {
-	if len(cur.Pos) == 0 || len(scopes) == 0 {
+	// Only scopes the cursor has a position in can be below a horizon.
+	var held []string
+	for _, sc := range scopes {
+		if cur.Pos[sc] > 0 {
+			held = append(held, sc)
+		}
+	}
+	if len(held) == 0 {
 		return nil
 	}
-	hz, err := s.Store.Horizons(ctx, scopes)
+	hz, err := s.Store.Horizons(ctx, held)
 	if err != nil {
 		return err
 	}

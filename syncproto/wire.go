@@ -141,6 +141,11 @@ type Info struct {
 type Cursor struct {
 	Epoch uuid.UUID        `json:"e"`
 	Pos   map[string]int64 `json:"p,omitempty"`
+	// Next is the scope the next page starts at, when a page stopped
+	// before reading every scope (More): a phone catching up on many
+	// schools then reads each scope once, not every scope before it again
+	// on every page. Empty: the first scope.
+	Next string `json:"n,omitempty"`
 }
 
 // Encode returns the opaque text form of the cursor.
