@@ -705,6 +705,11 @@ func (s *Syncer) pull(ctx context.Context, scopes []string, req syncproto.PullRe
 	if err := s.checkHorizons(ctx, want, cur); err != nil {
 		return syncproto.PullResponse{}, err
 	}
+	if pp, ok := s.Store.(PullPlanner); ok {
+		if ctx, err = pp.PlanPull(ctx, want); err != nil {
+			return syncproto.PullResponse{}, err
+		}
+	}
 
 	next := syncproto.Cursor{Epoch: epoch, Pos: map[string]int64{}}
 	for _, sc := range allowed {

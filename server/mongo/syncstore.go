@@ -202,6 +202,7 @@ type SyncStore struct {
 var (
 	_ server.SyncStore        = (*SyncStore)(nil)
 	_ server.MaintenanceStore = (*SyncStore)(nil)
+	_ server.PullPlanner      = (*SyncStore)(nil)
 )
 
 // scopeState is what this process knows about one scope's log.
