@@ -12,6 +12,7 @@
 #   BENCH_PROFILE=1 server/cmd/fieldbench/bench.sh --only-push   # a CPU profile of fieldsyncd under push:
 #                                     # go tool pprof -top .cache/bench/fieldsyncd .cache/bench/fieldsyncd.cpu
 #
+# FIELDSYNCD=path measures that fieldsyncd binary instead of this tree's.
 # Ports: BENCH_POUCH_PORT and BENCH_PORT (fieldsyncd), random by default;
 # the stack's as deploy/stack.sh reads them (FIELDSYNC_STACK_*_PORT).
 set -euo pipefail
@@ -28,7 +29,11 @@ if [[ ! -x $POUCH/node_modules/.bin/pouchdb-server ]]; then
 	echo "bench: installing pouchdb-server@$POUCH_VERSION into $POUCH (once)" >&2
 	npm install --prefix "$POUCH" --no-audit --no-fund --loglevel=error "pouchdb-server@$POUCH_VERSION" >&2
 fi
-go build -o "$BIN/fieldsyncd" ./server/cmd/fieldsyncd
+if [[ -n ${FIELDSYNCD:-} ]]; then
+	cp "$FIELDSYNCD" "$BIN/fieldsyncd" # another build, e.g. of an older revision, measured with this bench
+else
+	go build -o "$BIN/fieldsyncd" ./server/cmd/fieldsyncd
+fi
 go build -o "$BIN/fieldbench" ./server/cmd/fieldbench
 export BENCH_BIN=$BIN BENCH_POUCH=$POUCH BENCH_ROOT=$ROOT
 exec deploy/stack.sh exec --profile test -- bash -c '
@@ -57,5 +62,6 @@ exec deploy/stack.sh exec --profile test -- bash -c '
 		sleep 0.2
 	done
 	"$BENCH_BIN/fieldbench" --server "http://$FIELDSYNC_ADDR" --pouch "http://127.0.0.1:$pport" --pouch-dir "$pdir/fieldbench" \
-		--pg "postgres://postgres@127.0.0.1:${FIELDSYNC_STACK_PG_PORT:-55442}/ferretdb" --out "$BENCH_BIN" "$@"
+		--pg "postgres://postgres@127.0.0.1:${FIELDSYNC_STACK_PG_PORT:-55442}/ferretdb" --out "$BENCH_BIN" \
+		--pids "fieldsyncd=$pid,pouch=$ppid,ferretdb=${FIELDSYNC_FERRETDB_PID:-},postgres=${FIELDSYNC_POSTGRES_PID:-}" "$@"
 ' bench "$@"

@@ -44,6 +44,7 @@ type config struct {
 	records, schools, modeRecords     int
 	modes                             []int
 	onlyPush                          bool
+	pids                              cpuMeter
 }
 
 func envInt(key string, def int) int {
@@ -71,7 +72,9 @@ func main() {
 	flag.IntVar(&cfg.modeRecords, "mode-records", envInt("BENCH_MODE_RECORDS", 1000), "records per schools-per-phone mode (env BENCH_MODE_RECORDS)")
 	flag.StringVar(&modes, "modes", cmp.Or(os.Getenv("BENCH_SCHOOL_MODES"), "4,50,500"), "schools per phone of the second part, comma-separated; \"none\" skips it")
 	flag.BoolVar(&cfg.onlyPush, "only-push", false, "measure only fieldsync's pushes (for a CPU profile of fieldsyncd under push)")
+	pids := flag.String("pids", "", "name=pid,… of the servers (fieldsyncd, ferretdb, postgres, pouch), to report the CPU they spend")
 	flag.Parse()
+	cfg.pids = parsePids(*pids)
 	if modes != "none" {
 		for _, m := range strings.Split(modes, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(m))
@@ -101,6 +104,9 @@ type Report struct {
 	Fieldsync   map[string]measure `json:"fieldsync"`
 	Sizes       map[string]int64   `json:"sizes"`
 	Modes       []ModeResult       `json:"schools_per_phone,omitempty"`
+	// CPU is the CPU seconds each server spent during the pushes (1 and
+	// 4 clients) of each system.
+	CPU map[string]map[string]float64 `json:"cpu_seconds_during_push,omitempty"`
 }
 
 // ModeResult is push and pull cost per record with a number of schools
@@ -181,12 +187,15 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	if err := r.coll.Database().Collection("warmup").Drop(ctx); err != nil {
 		return err
 	}
+	rep.CPU = map[string]map[string]float64{}
+	cpu0 := cfg.pids.read()
 	if rep.Raw["push1"], err = r.insert(ctx, setA, 1); err != nil {
 		return fmt.Errorf("raw insert: %w", err)
 	}
 	if rep.Raw["push4"], err = r.insert(ctx, setB, 4); err != nil {
 		return fmt.Errorf("raw insert: %w", err)
 	}
+	rep.CPU["raw"] = cfg.pids.since(cpu0)
 	if rep.Raw["pull"], err = r.read(ctx); err != nil {
 		return fmt.Errorf("raw read: %w", err)
 	}
@@ -199,12 +208,14 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		if err := p.create(ctx); err != nil {
 			return err
 		}
+		cpu0 := cfg.pids.read()
 		if rep.Pouch["push1"], err = p.bulk(ctx, setA, 1, false); err != nil {
 			return err
 		}
 		if rep.Pouch["push4"], err = p.bulk(ctx, setB, 4, false); err != nil {
 			return err
 		}
+		rep.CPU["pouch"] = cfg.pids.since(cpu0)
 		if rep.Pouch["pull"], err = p.changes(ctx); err != nil {
 			return err
 		}
@@ -236,12 +247,14 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	cpu0 = cfg.pids.read()
 	if rep.Fieldsync["push1"], err = push(ctx, phones[:1], setA, false, false); err != nil {
 		return err
 	}
 	if rep.Fieldsync["push4"], err = push(ctx, phones[1:5], setB, false, false); err != nil {
 		return err
 	}
+	rep.CPU["fieldsync"] = cfg.pids.since(cpu0)
 	if cfg.onlyPush {
 		return output(cfg, &rep, w)
 	}
@@ -410,6 +423,22 @@ func printTable(w io.Writer, rep *Report) {
 		ratio(float64(s["fieldsync_after_update"]), float64(s["pouch_after_update"])))
 	if h, o := rep.Hazard["hazard"], rep.Hazard["other"]; h.Docs > 0 && o.Docs > 0 {
 		fmt.Fprintf(w, "| push, hazards only ÷ other kinds only | | | %.0f ÷ %.0f | | | %.0f / %.0f | | cost ×%.2f |\n", h.Rate, o.Rate, h.P50ms, o.P50ms, o.Rate/h.Rate)
+	}
+	if len(rep.CPU) > 0 {
+		fmt.Fprintf(w, "\nCPU seconds spent by each server during the pushes of %d records (1 and 4 clients):\n\n", 2*rep.Records)
+		fmt.Fprintln(w, "| pushing into | fieldsyncd | FerretDB | PostgreSQL | pouchdb-server | wall s |")
+		fmt.Fprintln(w, "| --- | --: | --: | --: | --: | --: |")
+		for _, sys := range []struct {
+			key  string
+			wall float64
+		}{{"raw", rep.Raw["push1"].Seconds + rep.Raw["push4"].Seconds}, {"pouch", rep.Pouch["push1"].Seconds + rep.Pouch["push4"].Seconds},
+			{"fieldsync", rep.Fieldsync["push1"].Seconds + rep.Fieldsync["push4"].Seconds}} {
+			c, ok := rep.CPU[sys.key]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", sys.key, c["fieldsyncd"], c["ferretdb"], c["postgres"], c["pouch"], sys.wall)
+		}
 	}
 	if len(rep.Modes) > 0 {
 		fmt.Fprintln(w, "\n| schools per phone | push docs/s | push ms per record | pull docs/s | pull ms per record | pull p50 page ms |")
