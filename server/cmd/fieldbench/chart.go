@@ -74,7 +74,7 @@ func chart(rep *Report, path string) error {
 	p.Add(measured, goals)
 	p.Legend.Add("measured", measured)
 	p.Legend.Add("goal", goals)
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
 	p.NominalX(names...)
 	p.X.Tick.Label.Rotation = 0.6
 	p.X.Tick.Label.XAlign = -1
