@@ -124,21 +124,31 @@ func (c *County) inScope(f Filter) []*School {
 	}
 	var out []*School
 	for _, id := range slices.Sorted(mapKeys(ids)) {
-		s := c.Schools[id]
-		if s == nil {
-			s = &School{ID: id}
+		if c.passes(id, f) {
+			out = append(out, c.school(id))
 		}
-		if f.Zone != "" && s.ZoneID != f.Zone || f.School != "" && s.ID != f.School {
-			continue
-		}
-		if f.Inspector != "" && !slices.ContainsFunc(c.Assignments, func(a Assignment) bool {
-			return a.InspectorID == f.Inspector && a.SchoolID == id
-		}) {
-			continue
-		}
-		out = append(out, s)
 	}
 	return out
+}
+
+// school returns a school, known by its record or by its id only.
+func (c *County) school(id string) *School {
+	if s := c.Schools[id]; s != nil {
+		return s
+	}
+	return &School{ID: id}
+}
+
+// passes reports whether a school passes the filter: its zone, itself,
+// or listed with the inspector at some time.
+func (c *County) passes(id string, f Filter) bool {
+	s := c.school(id)
+	if f.Zone != "" && s.ZoneID != f.Zone || f.School != "" && s.ID != f.School {
+		return false
+	}
+	return f.Inspector == "" || slices.ContainsFunc(c.Assignments, func(a Assignment) bool {
+		return a.InspectorID == f.Inspector && a.SchoolID == id
+	})
 }
 
 // counted reports whether a visit counts toward the quota: a counted

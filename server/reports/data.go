@@ -98,20 +98,20 @@ func (a Assignment) overlaps(from, to string) bool {
 
 // Visit is a visit record (E12).
 type Visit struct {
-	ID           string   `json:"id"`
-	SchoolID     string   `json:"school_id"`
-	InspectorID  string   `json:"inspector_id"`
-	CoInspectors []string `json:"co_inspector_ids,omitempty"`
-	Kind         string   `json:"kind"`
-	Date         string   `json:"visit_date"`
-	Status       string   `json:"status"`
-	Theme        string   `json:"theme,omitempty"`
-	CheckIn      string   `json:"check_in_at,omitempty"`
-	CheckOut     string   `json:"check_out_at,omitempty"`
-	Highlights   string   `json:"highlights,omitempty"`
-	Problems     string   `json:"problems,omitempty"`
-	Suggestions  string   `json:"suggestions,omitempty"`
-	Findings     []Finding
+	ID           string    `json:"id"`
+	SchoolID     string    `json:"school_id"`
+	InspectorID  string    `json:"inspector_id"`
+	CoInspectors []string  `json:"co_inspector_ids,omitempty"`
+	Kind         string    `json:"kind"`
+	Date         string    `json:"visit_date"`
+	Status       string    `json:"status"`
+	Theme        string    `json:"theme,omitempty"`
+	CheckIn      string    `json:"check_in_at,omitempty"`
+	CheckOut     string    `json:"check_out_at,omitempty"`
+	Highlights   string    `json:"highlights,omitempty"`
+	Problems     string    `json:"problems,omitempty"`
+	Suggestions  string    `json:"suggestions,omitempty"`
+	Findings     []Finding `json:"matter_findings,omitempty"`
 }
 
 // Finding is a matter finding embedded in a visit.
@@ -278,6 +278,10 @@ func Load(ctx context.Context, s Store, dir Directory, sc Scope, now time.Time) 
 		}
 		for _, r := range recs {
 			c.Add(r)
+		}
+		// A school's scope is the school, with or without its record.
+		if len(recs) > 0 && c.Schools[scope] == nil {
+			c.Schools[scope] = &School{ID: scope}
 		}
 	}
 	if dir != nil {

@@ -96,6 +96,9 @@ type Spec struct {
 	Filter Filter
 	// Format is "xlsx" or "csv".
 	Format string
+	// Schools, when not nil, are the only schools read (a phone's
+	// assigned schools).
+	Schools []string
 }
 
 // Exporter writes ledgers from the store, one school's records at a
@@ -143,6 +146,9 @@ func (e *Exporter) Rows(ctx context.Context, rw RowWriter, spec Spec, now time.T
 		return err
 	}
 	base, scopes, err := e.base(ctx, spec.Filter, now)
+	if spec.Schools != nil {
+		scopes = slices.DeleteFunc(scopes, func(s string) bool { return !slices.Contains(spec.Schools, s) })
+	}
 	if err != nil {
 		return err
 	}
@@ -157,7 +163,7 @@ func (e *Exporter) Rows(ctx context.Context, rw RowWriter, spec Spec, now time.T
 			c.Add(r)
 		}
 		c.Sort()
-		if !slices.ContainsFunc(c.inScope(spec.Filter), func(s *School) bool { return s.ID == scope }) {
+		if !c.passes(scope, spec.Filter) {
 			continue
 		}
 		if err := writeLedger(rw, c, spec, e.BaseURL, scope, &n); err != nil {

@@ -61,14 +61,10 @@ func Defaults() Quotas {
 	}
 }
 
-// withDefaults fills the zero members of q from Defaults, so a stored
-// settings record written before a quota existed still works.
+// withDefaults fills what a zero value would break (the class hour, the
+// term starts) from Defaults.
 func (q Quotas) withDefaults() Quotas {
 	d := Defaults()
-	if q.VisitsPerSchoolPerMonth == 0 && q.VisitDaysPerSchoolPerMonth == 0 && q.ObservationHoursPerSemester == 0 && q.ClassHourMinutes == 0 {
-		// An empty object: every default.
-		return d
-	}
 	if q.ClassHourMinutes == 0 {
 		q.ClassHourMinutes = d.ClassHourMinutes
 	}
@@ -85,6 +81,16 @@ func (q Quotas) withDefaults() Quotas {
 		q.SecondTermStart = d.SecondTermStart
 	}
 	return q
+}
+
+// DecodeQuotas reads quotas from JSON: members left out keep their
+// defaults.
+func DecodeQuotas(raw []byte) (Quotas, error) {
+	q := Defaults()
+	if err := json.Unmarshal(raw, &q); err != nil {
+		return Quotas{}, err
+	}
+	return q.withDefaults(), nil
 }
 
 // Validate checks the quotas and returns field-level messages (EINVALID).
@@ -172,9 +178,9 @@ func QuotasFromRecord(r *syncproto.Record) (Quotas, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return Defaults(), nil
 	}
-	var q Quotas
-	if err := json.Unmarshal(raw, &q); err != nil {
+	q, err := DecodeQuotas(raw)
+	if err != nil {
 		return Quotas{}, fmt.Errorf("reports: settings %s: %w", r.ID, err)
 	}
-	return q.withDefaults(), nil
+	return q, nil
 }

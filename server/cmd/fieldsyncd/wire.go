@@ -11,6 +11,7 @@ import (
 	"github.com/fieldsync/fieldsync/server/media"
 	serverminio "github.com/fieldsync/fieldsync/server/minio"
 	servermongo "github.com/fieldsync/fieldsync/server/mongo"
+	"github.com/fieldsync/fieldsync/server/reports"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -21,6 +22,7 @@ type services struct {
 	media       *media.Service
 	forms       *server.Forms
 	maintenance *server.Maintenance
+	reports     *reports.Service
 }
 
 // wire builds the services on the open database and the MinIO settings,
@@ -59,5 +61,6 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	syncer.Stored = med.ExpectRecords
 	maint := cfg.Maintenance(syncStore)
 	maint.Logger = logger.With("component", "maintenance")
-	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint}, nil
+	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint,
+		reports: reports.NewService(syncStore, devStore, access, syncer, syncer.Replica)}, nil
 }
