@@ -307,9 +307,11 @@ func (c *County) addDirectory(ctx context.Context, dir Directory) error {
 	for _, v := range c.Visits {
 		ids[v.InspectorID] = true
 	}
-	seen := map[string]bool{}
+	// The directory and the records are two sources: the same listing
+	// may be in both (kept once), and ids need not agree between them.
+	seen := map[Assignment]bool{}
 	for _, a := range c.Assignments {
-		seen[a.ID] = true
+		seen[a] = true
 	}
 	for _, id := range slices.Sorted(mapKeys(ids)) {
 		if id == "" {
@@ -330,11 +332,11 @@ func (c *County) addDirectory(ctx context.Context, dir Directory) error {
 			return fmt.Errorf("reports: assignments of %s: %w", id, err)
 		}
 		for _, a := range as {
-			if seen[a.ID] {
-				continue
+			b := Assignment{ID: a.ID, InspectorID: a.InspectorID, SchoolID: a.SchoolID, Start: a.Start, End: a.End}
+			if !seen[b] {
+				seen[b] = true
+				c.Assignments = append(c.Assignments, b)
 			}
-			seen[a.ID] = true
-			c.Assignments = append(c.Assignments, Assignment{ID: a.ID, InspectorID: a.InspectorID, SchoolID: a.SchoolID, Start: a.Start, End: a.End})
 		}
 	}
 	return nil

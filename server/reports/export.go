@@ -202,8 +202,8 @@ func (e *Exporter) base(ctx context.Context, f Filter, now time.Time) (*County, 
 				return nil, nil, err
 			}
 			for _, a := range as {
-				if !slices.ContainsFunc(c.Assignments, func(b Assignment) bool { return b.ID == a.ID }) {
-					c.Assignments = append(c.Assignments, Assignment{ID: a.ID, InspectorID: a.InspectorID, SchoolID: a.SchoolID, Start: a.Start, End: a.End})
+				if b := (Assignment{ID: a.ID, InspectorID: a.InspectorID, SchoolID: a.SchoolID, Start: a.Start, End: a.End}); !slices.Contains(c.Assignments, b) {
+					c.Assignments = append(c.Assignments, b)
 				}
 			}
 		}
