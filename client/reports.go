@@ -15,6 +15,8 @@ import (
 // forms a month) and optional zone, school and inspector ids.
 type ReportQuery struct {
 	Period, Zone, School, Inspector string
+	// Photos asks for the photo appendix of one school's hazard ledger.
+	Photos bool
 }
 
 func (q ReportQuery) values(periodKey string) url.Values {
@@ -58,6 +60,9 @@ func (c *Client) ExportReport(ctx context.Context, ledger, format string, q Repo
 	v := q.values("period")
 	if format != "" {
 		v.Set("format", format)
+	}
+	if q.Photos {
+		v.Set("photos", "true")
 	}
 	path := "/v1/reports/export/" + pathID(ledger) + "?" + v.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)

@@ -56,7 +56,15 @@ func (s *Server) handleReportFeedback(c *fiber.Ctx) error {
 // and the connection closed, so the client sees a cut-off file.
 func (s *Server) handleReportExport(c *fiber.Ctx) error {
 	ledger := utils.CopyString(c.Params("ledger"))
-	pe, err := s.deps.Reports.PrepareExport(c.UserContext(), principalOf(c), ledger, utils.CopyString(c.Query("format")), reportQuery(c, "period"))
+	photos := false
+	switch c.Query("photos") {
+	case "", "false", "0":
+	case "true", "1":
+		photos = true
+	default:
+		return syncproto.FieldError("The photos flag is not valid.", map[string]string{"photos": "is true or false"})
+	}
+	pe, err := s.deps.Reports.PrepareExport(c.UserContext(), principalOf(c), ledger, utils.CopyString(c.Query("format")), photos, reportQuery(c, "period"))
 	if err != nil {
 		return err
 	}

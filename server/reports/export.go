@@ -99,6 +99,9 @@ type Spec struct {
 	// Schools, when not nil, are the only schools read (a phone's
 	// assigned schools).
 	Schools []string
+	// Photos adds a sheet with the photos of every hazard (thumbnails
+	// embedded): the hazard ledger of one school, as XLSX.
+	Photos bool
 }
 
 // Exporter writes ledgers from the store, one school's records at a
@@ -110,6 +113,8 @@ type Exporter struct {
 	// BaseURL prefixes the photo links of the hazard ledger
 	// ("https://fieldsync.example.cn"); empty gives paths.
 	BaseURL string
+	// Photos gives the photos of the photo appendix (Spec.Photos).
+	Photos PhotoSource
 }
 
 // RowWriter receives a ledger's header and rows.
@@ -142,6 +147,19 @@ func (e *Exporter) Rows(ctx context.Context, rw RowWriter, spec Spec, now time.T
 	if cols == nil {
 		return syncproto.FieldError("Unknown ledger.", map[string]string{"ledger": "is one of " + strings.Join(Ledgers, ", ")})
 	}
+	if spec.Photos {
+		switch {
+		case spec.Ledger != LedgerHazards:
+			return syncproto.FieldError("The photo appendix is for the hazard ledger.", map[string]string{"photos": "only with the hazards ledger"})
+		case spec.Filter.School == "":
+			return syncproto.FieldError("The photo appendix is made for one school.", map[string]string{"school": "is required with photos"})
+		case e.Photos == nil:
+			return syncproto.Errorf(syncproto.EUNAVAILABLE, "This server has no photo service for the appendix.")
+		}
+		if _, ok := rw.(appendixWriter); !ok {
+			return syncproto.FieldError("The photo appendix is in XLSX only.", map[string]string{"format": "must be xlsx with photos"})
+		}
+	}
 	if err := rw.Header(sheetTitles[spec.Ledger], cols); err != nil {
 		return err
 	}
@@ -153,6 +171,7 @@ func (e *Exporter) Rows(ctx context.Context, rw RowWriter, spec Spec, now time.T
 		return err
 	}
 	n := 0
+	var items []AppendixItem
 	for _, scope := range scopes {
 		recs, err := ReadScope(ctx, e.Store, scope)
 		if err != nil {
@@ -169,8 +188,33 @@ func (e *Exporter) Rows(ctx context.Context, rw RowWriter, spec Spec, now time.T
 		if err := writeLedger(rw, c, spec, e.BaseURL, scope, &n); err != nil {
 			return err
 		}
+		if spec.Photos {
+			for _, h := range c.Hazards {
+				if inLedger(h, spec.Period) && c.inspectorMatch(spec.Filter, spec.Period, scope, c.inspectorByUser(h.FoundBy)) {
+					photos, err := e.Photos(ctx, h.ID)
+					if err != nil {
+						return fmt.Errorf("reports: photos of %s: %w", h.ID, err)
+					}
+					items = append(items, AppendixItem{HazardID: h.ID, Title: h.Title, Found: h.Found, Photos: photos})
+				}
+			}
+		}
+	}
+	if spec.Photos {
+		return rw.(appendixWriter).Appendix(items)
 	}
 	return nil
+}
+
+// inLedger reports whether a hazard belongs in the ledger of a period:
+// found in it, or found before its end and open or closed in it.
+func inLedger(h *Hazard, p Period) bool {
+	return h.Found <= p.To && (p.Contains(h.Found) || openStatus(h.Status) || p.Contains(h.Closed))
+}
+
+// appendixWriter is a RowWriter that can add the photo appendix.
+type appendixWriter interface {
+	Appendix(items []AppendixItem) error
 }
 
 // base reads the reference scope and the directory's inspectors, and
@@ -271,7 +315,7 @@ func writeLedger(rw RowWriter, c *County, spec Spec, baseURL, school string, n *
 		// The ledger lists hazards found in the period, and older ones
 		// still open at its end.
 		for _, h := range c.Hazards {
-			if h.SchoolID != school || h.Found > p.To || !(p.Contains(h.Found) || openStatus(h.Status) || p.Contains(h.Closed)) {
+			if h.SchoolID != school || !inLedger(h, p) {
 				continue
 			}
 			if !c.inspectorMatch(f, p, school, c.inspectorByUser(h.FoundBy)) {
@@ -407,6 +451,57 @@ func (x *XLSXWriter) Row(values []any) error {
 		return err
 	}
 	return x.sw.SetRow(cell, values)
+}
+
+// Appendix adds the sheet 照片附录: a row per photo of each hazard, its
+// thumbnail embedded, or a note where there is none.
+func (x *XLSXWriter) Appendix(items []AppendixItem) error {
+	if x.sw != nil {
+		if err := x.sw.Flush(); err != nil {
+			return err
+		}
+		x.sw = nil
+	}
+	const sheet = "照片附录"
+	if _, err := x.f.NewSheet(sheet); err != nil {
+		return err
+	}
+	for col, w := range map[string]float64{"A": 38, "B": 30, "C": 12, "D": 48, "E": 30} {
+		if err := x.f.SetColWidth(sheet, col, col, w); err != nil {
+			return err
+		}
+	}
+	if err := x.f.SetSheetRow(sheet, "A1", &[]any{"隐患编号", "隐患", "发现日期", "照片", "说明"}); err != nil {
+		return err
+	}
+	row := 1
+	for _, it := range items {
+		photos := it.Photos
+		if len(photos) == 0 {
+			photos = []Thumb{{Note: "无照片 / no photo"}}
+		}
+		for _, ph := range photos {
+			row++
+			cell := func(col string) string { return col + strconv.Itoa(row) }
+			if err := x.f.SetSheetRow(sheet, cell("A"), &[]any{it.HazardID, it.Title, it.Found, "", strings.TrimSpace(ph.Note + " " + ph.SHA256)}); err != nil {
+				return err
+			}
+			if len(ph.JPEG) == 0 {
+				continue
+			}
+			if err := x.f.SetRowHeight(sheet, row, 180); err != nil {
+				return err
+			}
+			if err := x.f.AddPictureFromBytes(sheet, cell("D"), &excelize.Picture{Extension: ".jpg", File: ph.JPEG,
+				Format: &excelize.GraphicOptions{AutoFit: true, LockAspectRatio: true, AltText: it.Title}}); err != nil {
+				// A thumbnail that does not decode is noted, not fatal.
+				if err := x.f.SetCellValue(sheet, cell("E"), "缩略图无法读取 / unreadable thumbnail "+ph.SHA256); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Close finishes the workbook and writes it.

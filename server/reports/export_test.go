@@ -2,7 +2,11 @@ package reports_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
+	"image"
+	"image/color"
+	"image/jpeg"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/server/reports"
+	"github.com/fieldsync/fieldsync/syncproto"
 )
 
 // readXLSX opens an exported workbook and returns its one sheet's name
@@ -200,6 +205,94 @@ func TestExportRejects(t *testing.T) {
 		err := ex.Export(t.Context(), &bytes.Buffer{}, reports.Spec{Ledger: tc.ledger, Period: period, Format: tc.format}, testNow)
 		if se := asSyncError(err); se == nil || se.Fields[tc.field] == "" {
 			t.Errorf("%s/%s: %v, want a message on %s", tc.ledger, tc.format, err, tc.field)
+		}
+	}
+}
+
+// tinyJPEG returns a small JPEG image.
+func tinyJPEG(t *testing.T, shade uint8) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 32, 24))
+	for x := range 32 {
+		for y := range 24 {
+			img.Set(x, y, color.RGBA{shade, uint8(x * 8), uint8(y * 10), 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestExportPhotoAppendix(t *testing.T) {
+	p := generate(5, 1, 2, 2, "2026-11-01", "2026-11-30", 4, testNow)
+	st := testenv.OpenStores(t, "mem")
+	seed(t, t.Context(), p, st.Sync, st.Devices)
+	school := sampleSchools[2]
+	photos := map[string][]reports.Thumb{}
+	ex := &reports.Exporter{Store: st.Sync.(reports.Store), Dir: st.Devices, Photos: func(_ context.Context, hazard string) ([]reports.Thumb, error) {
+		// Two photos for every other hazard, one of them not uploaded.
+		if len(photos)%2 == 0 {
+			photos[hazard] = []reports.Thumb{{SHA256: strings.Repeat("a", 64), JPEG: tinyJPEG(t, uint8(len(photos)))}, {SHA256: strings.Repeat("b", 64), Note: "照片尚未上传"}}
+		} else {
+			photos[hazard] = nil
+		}
+		return photos[hazard], nil
+	}}
+	period, _ := reports.ParsePeriod("2026-11", reports.Defaults())
+	var buf bytes.Buffer
+	if err := ex.Export(t.Context(), &buf, reports.Spec{Ledger: reports.LedgerHazards, Period: period, Filter: reports.Filter{School: school}, Format: "xlsx", Photos: true}, testNow); err != nil {
+		t.Fatal(err)
+	}
+	f, err := excelize.OpenReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.GetSheetList(); !slices.Equal(got, []string{"隐患台账", "照片附录"}) {
+		t.Fatalf("sheets %v", got)
+	}
+	ledger, _ := f.GetRows("隐患台账")
+	rows, _ := f.GetRows("照片附录")
+	if len(photos) == 0 || len(ledger)-1 != len(photos) {
+		t.Fatalf("%d ledger rows, photos asked for %d hazards", len(ledger)-1, len(photos))
+	}
+	pictures := 0
+	for i, row := range rows[1:] {
+		cell := "D" + strconv.Itoa(i+2)
+		pics, err := f.GetPictures("照片附录", cell)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := photos[row[0]]
+		switch {
+		case len(want) == 0:
+			if len(pics) != 0 || !strings.Contains(row[4], "无照片") {
+				t.Errorf("row %d of %s: %d pictures, note %q; want none and a note", i+2, row[0], len(pics), row[4])
+			}
+		case strings.Contains(row[4], "照片尚未上传"):
+			if len(pics) != 0 {
+				t.Errorf("row %d: a picture for a photo not uploaded", i+2)
+			}
+		default:
+			if len(pics) != 1 || !bytes.Equal(pics[0].File, want[0].JPEG) {
+				t.Errorf("row %d of %s: %d pictures, want its thumbnail", i+2, row[0], len(pics))
+			}
+			pictures++
+		}
+	}
+	if pictures == 0 {
+		t.Error("no thumbnail embedded")
+	}
+
+	// The appendix is for one school's hazard ledger, as XLSX.
+	for _, spec := range []reports.Spec{
+		{Ledger: reports.LedgerHazards, Period: period, Format: "xlsx", Photos: true},
+		{Ledger: reports.LedgerVisits, Period: period, Filter: reports.Filter{School: school}, Format: "xlsx", Photos: true},
+		{Ledger: reports.LedgerHazards, Period: period, Filter: reports.Filter{School: school}, Format: "csv", Photos: true},
+	} {
+		if err := ex.Export(t.Context(), &bytes.Buffer{}, spec, testNow); syncproto.ErrorCode(err) != syncproto.EINVALID {
+			t.Errorf("%+v: %v, want invalid", spec, err)
 		}
 	}
 }

@@ -34,6 +34,9 @@ type Service struct {
 	Now func() time.Time
 	// BaseURL prefixes photo links in exports.
 	BaseURL string
+	// Photos returns the photo source of a principal for the hazard
+	// ledger's photo appendix (MediaThumbs); nil: no appendix.
+	Photos func(p server.Principal) PhotoSource
 
 	mu    sync.Mutex
 	clock syncproto.HLC
@@ -152,13 +155,14 @@ func (s *Service) Feedback(ctx context.Context, p server.Principal, q Query) (*F
 
 // PreparedExport is an export that was checked and may be streamed.
 type PreparedExport struct {
-	Spec     Spec
-	Filename string
-	MIME     string
+	Spec      Spec
+	Filename  string
+	MIME      string
+	principal server.Principal
 }
 
 // PrepareExport checks an export request (before any byte is sent).
-func (s *Service) PrepareExport(ctx context.Context, p server.Principal, ledger, format string, q Query) (*PreparedExport, error) {
+func (s *Service) PrepareExport(ctx context.Context, p server.Principal, ledger, format string, photos bool, q Query) (*PreparedExport, error) {
 	f := Filter{Zone: q.Zone, School: q.School, Inspector: q.Inspector}
 	schools, err := s.scope(ctx, p, &f)
 	if err != nil {
@@ -182,13 +186,28 @@ func (s *Service) PrepareExport(ctx context.Context, p server.Principal, ledger,
 	if err != nil {
 		return nil, err
 	}
-	return &PreparedExport{Spec: Spec{Ledger: ledger, Period: period, Filter: f, Format: format, Schools: schools},
-		Filename: fmt.Sprintf("%s-%s.%s", ledger, period.Label, format), MIME: mime}, nil
+	if photos {
+		switch {
+		case ledger != LedgerHazards:
+			return nil, syncproto.FieldError("The photo appendix is for the hazard ledger.", map[string]string{"photos": "only with the hazards ledger"})
+		case f.School == "":
+			return nil, syncproto.FieldError("The photo appendix is made for one school.", map[string]string{"school": "is required with photos"})
+		case format != "xlsx":
+			return nil, syncproto.FieldError("The photo appendix is in XLSX only.", map[string]string{"format": "must be xlsx with photos"})
+		case s.Photos == nil:
+			return nil, syncproto.Errorf(syncproto.EUNAVAILABLE, "This server has no photo service for the appendix.")
+		}
+	}
+	return &PreparedExport{Spec: Spec{Ledger: ledger, Period: period, Filter: f, Format: format, Schools: schools, Photos: photos},
+		Filename: fmt.Sprintf("%s-%s.%s", ledger, period.Label, format), MIME: mime, principal: p}, nil
 }
 
 // WriteExport streams a prepared export to w.
 func (s *Service) WriteExport(ctx context.Context, w io.Writer, pe *PreparedExport) error {
 	ex := &Exporter{Store: s.Store, Dir: s.Dir, BaseURL: s.BaseURL}
+	if pe.Spec.Photos && s.Photos != nil {
+		ex.Photos = s.Photos(pe.principal)
+	}
 	return ex.Export(ctx, w, pe.Spec, s.Now())
 }
 

@@ -17,7 +17,7 @@ import (
 const reportUsage = `usage:
   fieldsyncctl report quotas PERIOD [-zone ID] [-school ID] [-inspector ID] [-json]
   fieldsyncctl report feedback MONTH [-zone ID] [-school ID] [-inspector ID]
-  fieldsyncctl report export LEDGER PERIOD [-format xlsx|csv] [-o FILE] [-zone ID] [-school ID] [-inspector ID]
+  fieldsyncctl report export LEDGER PERIOD [-format xlsx|csv] [-o FILE] [-photos -school ID] [-zone ID] [-inspector ID]
   fieldsyncctl report settings [QUOTAS.json]
 PERIOD is a month (2026-11), a range (2026-09-01..2026-12-31) or a semester (2026-2027-1);
 LEDGER is hazards, feedback, visits, observations or questionnaires`
@@ -55,6 +55,7 @@ func report(ctx context.Context, c *client.Client, args []string, out io.Writer)
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	format := fs.String("format", "xlsx", "xlsx or csv")
 	dest := fs.String("o", "", "output file")
+	photos := fs.Bool("photos", false, "add the photo appendix (hazards of one -school, xlsx)")
 	// Positional arguments first, then flags (or the other way round).
 	var pos []string
 	for len(args) > 0 {
@@ -67,7 +68,7 @@ func report(ctx context.Context, c *client.Client, args []string, out io.Writer)
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	q := client.ReportQuery{Zone: *zone, School: *school, Inspector: *inspector}
+	q := client.ReportQuery{Zone: *zone, School: *school, Inspector: *inspector, Photos: *photos}
 	switch cmd {
 	case "quotas":
 		if len(pos) != 1 {

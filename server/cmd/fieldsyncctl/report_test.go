@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"image"
+	"image/color"
+	"image/jpeg"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -224,6 +229,80 @@ func TestReportOnRealServers(t *testing.T) {
 		if row[5] != h.found || row[8] != h.deadline || row[6] != map[string]string{"low": "一般", "medium": "较大", "high": "重大"}[h.severity] || got < want-1 || got > want {
 			t.Errorf("row %q, want found %s, deadline %s, severity %s, %d days overdue", row, h.found, h.deadline, h.severity, want)
 		}
+	}
+
+	// A photo of one hazard at …0103, uploaded; its ledger with the photo
+	// appendix embeds the thumbnail the server made.
+	img := image.NewRGBA(image.Rect(0, 0, 640, 480))
+	for x := range 640 {
+		img.Set(x, x%480, color.RGBA{200, 30, 30, 255})
+	}
+	var jb bytes.Buffer
+	if err := jpeg.Encode(&jb, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(jb.Bytes())
+	sha := hex.EncodeToString(sum[:])
+	var with *genHazard
+	for i := range hazards {
+		if hazards[i].school == demoSchools[2] {
+			with = &hazards[i]
+			break
+		}
+	}
+	if with == nil {
+		t.Fatal("no generated hazard at …0103")
+	}
+	cur, _ := syncproto.ParseID(with.id)
+	photoRec := &syncproto.Record{ID: cur, Kind: "hazard", SchoolID: with.school, CreatedAt: w.Now, CreatedBy: w.Author}
+	photoRec = set(photoRec, map[string]any{"photos": []map[string]any{{"sha256": sha, "size": jb.Len(), "content_type": "image/jpeg", "phase": "before"}}})
+	req = syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: w.Replica, BatchID: uuid.Must(uuid.NewV7()),
+		Changes: []syncproto.Change{{OpID: uuid.Must(uuid.NewV7()), Record: photoRec}}}
+	if resp, err := c.Push(t.Context(), &req); err != nil || resp.Results[0].Status == syncproto.StatusRejected {
+		t.Fatalf("push the photo's record: %v %+v", err, resp)
+	}
+	if _, err := c.PutBlob(t.Context(), sha, "image/jpeg", jb.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	// The thumbnail worker runs in the background: wait for it (up to a
+	// minute), as a reviewer would.
+	for i := 0; ; i++ {
+		b, _, err := c.Raw(t.Context(), "GET", "/v1/records/"+with.id+"/photos", "", nil)
+		if err == nil && strings.Contains(string(b), `"thumbs":"done"`) {
+			break
+		}
+		if i == 600 {
+			t.Fatalf("no thumbnail after a minute: %s %v", b, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out = filepath.Join(t.TempDir(), "ledger-photos.xlsx")
+	ctl("report", "export", "hazards", "2024-11", "-school", demoSchools[2], "-photos", "-o", out)
+	f, err = excelize.OpenFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendix, err := f.GetRows("照片附录")
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded := 0
+	for i, row := range appendix[1:] {
+		pics, err := f.GetPictures("照片附录", "D"+strconv.Itoa(i+2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row[0] == with.id {
+			if len(pics) != 1 {
+				t.Errorf("the hazard with a photo has %d pictures in the appendix: %q", len(pics), row)
+			} else if cfg, _, err := image.DecodeConfig(bytes.NewReader(pics[0].File)); err != nil || max(cfg.Width, cfg.Height) != 320 {
+				t.Errorf("the embedded picture is %dx%d (%v), want the 320 px thumbnail", cfg.Width, cfg.Height, err)
+			}
+		}
+		embedded += len(pics)
+	}
+	if embedded != 1 {
+		t.Errorf("%d pictures embedded, want 1", embedded)
 	}
 
 	// The quotas, changed from a file.

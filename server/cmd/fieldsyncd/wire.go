@@ -61,6 +61,8 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	syncer.Stored = med.ExpectRecords
 	maint := cfg.Maintenance(syncStore)
 	maint.Logger = logger.With("component", "maintenance")
+	rep := reports.NewService(syncStore, devStore, access, syncer, syncer.Replica)
+	rep.Photos = func(p server.Principal) reports.PhotoSource { return reports.MediaThumbs(med, nil, p) }
 	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint,
-		reports: reports.NewService(syncStore, devStore, access, syncer, syncer.Replica)}, nil
+		reports: rep}, nil
 }
