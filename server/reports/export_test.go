@@ -117,6 +117,18 @@ func TestExportAgainstRecords(t *testing.T) {
 				}
 				return m
 			}, 15},
+			{reports.LedgerQuestionnaire, reports.Filter{}, "问卷答卷", func() map[string][]string {
+				// One row per answer: the generator gives every response
+				// three answers; the id column holds the response id,
+				// so the rows of one response share it.
+				m := map[string][]string{}
+				for _, q := range p.responses {
+					if period.Contains(q.date) {
+						m[q.id] = []string{q.date, "", "questionnaire.student_burden@3", "学生"}
+					}
+				}
+				return m
+			}, 6},
 		} {
 			t.Run(tc.ledger, func(t *testing.T) {
 				var buf bytes.Buffer
@@ -164,8 +176,12 @@ func TestExportAgainstRecords(t *testing.T) {
 						t.Errorf("no row for %s", id)
 					}
 				}
-				if len(rows)-1 != len(want) {
-					t.Errorf("%d rows, want %d", len(rows)-1, len(want))
+				perRecord := 1
+				if tc.ledger == reports.LedgerQuestionnaire {
+					perRecord = 3
+				}
+				if len(rows)-1 != perRecord*len(want) {
+					t.Errorf("%d rows, want %d", len(rows)-1, perRecord*len(want))
 				}
 
 				// The CSV holds the same rows, after a byte order mark.
@@ -184,7 +200,7 @@ func TestExportAgainstRecords(t *testing.T) {
 					t.Errorf("CSV has %d rows (first %q), the XLSX %d", len(recs), recs[0][0], len(rows))
 				}
 				for i := 1; i < len(recs); i++ {
-					if !slices.Contains(recs[i], rows[i][tc.idCol]) {
+					if recs[i][tc.idCol] != rows[i][tc.idCol] {
 						t.Errorf("CSV row %d differs from the XLSX's", i)
 						break
 					}
@@ -294,5 +310,27 @@ func TestExportPhotoAppendix(t *testing.T) {
 		if err := ex.Export(t.Context(), &bytes.Buffer{}, spec, testNow); syncproto.ErrorCode(err) != syncproto.EINVALID {
 			t.Errorf("%+v: %v, want invalid", spec, err)
 		}
+	}
+}
+
+// The sample county's monthly form for October 2024 is the feedback
+// ledger of that month.
+func TestExportFeedbackLedger(t *testing.T) {
+	p := generate(1, 0, 0, 0, "2026-11-01", "2026-11-30", 0, testNow)
+	st := testenv.OpenStores(t, "mem")
+	seed(t, t.Context(), p, st.Sync, st.Devices)
+	ex := &reports.Exporter{Store: st.Sync.(reports.Store), Dir: st.Devices}
+	period, _ := reports.ParsePeriod("2024-10", reports.Defaults())
+	var buf bytes.Buffer
+	if err := ex.Export(t.Context(), &buf, reports.Spec{Ledger: reports.LedgerFeedback, Period: period, Format: "csv"}, testNow); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(buf.Bytes())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"2024-10", "陈立群", "东河县第二初级中学", "已接收", "1", "1", "1", "0", "0", "1", "20"}
+	if len(recs) != 2 || !slices.Equal(recs[1][:len(want)], want) || recs[1][len(recs[1])-1] != "0192b000-0000-7000-8000-000000000901" {
+		t.Fatalf("feedback ledger %q, want the sample's form %q", recs, want)
 	}
 }
