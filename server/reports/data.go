@@ -214,6 +214,7 @@ type Feedback struct {
 // County is the records a report is computed from.
 type County struct {
 	Schools      map[string]*School
+	Zones        map[string]string // zone id → name, from zone records
 	Inspectors   map[string]*Inspector
 	Assignments  []Assignment
 	Visits       []*Visit
@@ -228,7 +229,7 @@ type County struct {
 
 // NewCounty returns an empty county.
 func NewCounty(q Quotas, now time.Time) *County {
-	return &County{Schools: map[string]*School{}, Inspectors: map[string]*Inspector{}, Quotas: q.withDefaults(), Now: now}
+	return &County{Schools: map[string]*School{}, Zones: map[string]string{}, Inspectors: map[string]*Inspector{}, Quotas: q.withDefaults(), Now: now}
 }
 
 // Scope selects what Load reads: every school (the zero Scope), or the
@@ -379,6 +380,8 @@ func (c *County) Add(r *syncproto.Record) {
 	switch r.Kind {
 	case "school":
 		c.Schools[id] = &School{ID: id, Name: str(r, "name"), ZoneID: str(r, "zone_id")}
+	case "zone":
+		c.Zones[id] = str(r, "name")
 	case "inspector":
 		c.Inspectors[id] = &Inspector{ID: id, UserID: str(r, "user_id"), Name: str(r, "name")}
 	case "assignment":

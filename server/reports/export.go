@@ -272,7 +272,7 @@ func (e *Exporter) base(ctx context.Context, f Filter, now time.Time) (*County, 
 // child returns a county sharing c's reference data (inspectors, the
 // directory's assignments, quotas, time) with no school records.
 func (c *County) child() *County {
-	return &County{Schools: map[string]*School{}, Inspectors: c.Inspectors, Assignments: slices.Clone(c.Assignments), Quotas: c.Quotas, Now: c.Now}
+	return &County{Schools: map[string]*School{}, Zones: c.Zones, Inspectors: c.Inspectors, Assignments: slices.Clone(c.Assignments), Quotas: c.Quotas, Now: c.Now}
 }
 
 func (c *County) inspectorName(id string) string {
