@@ -98,3 +98,10 @@ func (c *Client) ExportReport(ctx context.Context, ledger, format string, q Repo
 	}
 	return name, n, nil
 }
+
+// ReportChart returns a chart of the office dashboard (GET
+// /v1/reports/charts/{chart}) as SVG.
+func (c *Client) ReportChart(ctx context.Context, name string, q ReportQuery) ([]byte, error) {
+	b, _, err := c.Raw(ctx, http.MethodGet, "/v1/reports/charts/"+pathID(name)+"?"+q.values("period").Encode(), "", nil)
+	return b, err
+}

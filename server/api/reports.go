@@ -22,6 +22,7 @@ func (s *Server) routesReports() {
 	s.app.Get("/v1/reports/quotas", s.authenticated, s.handleReportQuotas)
 	s.app.Get("/v1/reports/feedback", s.authenticated, s.handleReportFeedback)
 	s.app.Get("/v1/reports/export/:ledger", s.authenticated, s.handleReportExport)
+	s.app.Get("/v1/reports/charts/:chart", s.authenticated, s.handleReportChart)
 	s.app.Get("/v1/reports/settings", s.authenticated, s.handleGetReportSettings)
 	s.app.Put("/v1/reports/settings", s.authenticated, s.body(smallBodyMax), s.handlePutReportSettings)
 }
@@ -83,6 +84,18 @@ func (s *Server) handleReportExport(c *fiber.Ctx) error {
 		_ = w.Flush()
 	})
 	return nil
+}
+
+// handleReportChart handles "GET /v1/reports/charts/:chart": a chart of
+// the dashboard as SVG.
+func (s *Server) handleReportChart(c *fiber.Ctx) error {
+	svg, err := s.deps.Reports.Chart(c.UserContext(), principalOf(c), utils.CopyString(c.Params("chart")), reportQuery(c, "period"))
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "image/svg+xml; charset=utf-8")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Send(svg)
 }
 
 // handleGetReportSettings handles "GET /v1/reports/settings".

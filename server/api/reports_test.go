@@ -114,6 +114,14 @@ func testReports(t *testing.T, st *stack) {
 		t.Errorf("visits workbook rows %v (%v), want the header and 李's visit", xrows, err)
 	}
 
+	// The dashboard's charts.
+	for _, name := range reports.Charts {
+		r := st.mustDo(t, 200, request{method: "GET", path: "/v1/reports/charts/" + name + "?period=2026-09-01..2026-12-31", token: stackAdminToken})
+		if !strings.HasPrefix(r.header.Get("Content-Type"), "image/svg+xml") || !bytes.HasPrefix(r.body, []byte("<svg")) || !bytes.Contains(r.body, []byte(`class="point"`)) {
+			t.Errorf("chart %s: %s %.200s", name, r.header.Get("Content-Type"), r.body)
+		}
+	}
+
 	for _, tt := range []struct {
 		name   string
 		rq     request
@@ -127,6 +135,8 @@ func testReports(t *testing.T, st *stack) {
 		{"PhoneAsksForAnother", request{method: "GET", path: "/v1/reports/quotas?period=2026-11&inspector=" + li.id, token: zhang.token}, 403, ""},
 		{"PhoneAsksForASchoolNotItsOwn", request{method: "GET", path: "/v1/reports/export/hazards?period=2026-11&school=" + schoolB, token: zhang.token}, 403, ""},
 		{"FeedbackNotAMonth", request{method: "GET", path: "/v1/reports/feedback?month=2026-2027-1", token: stackAdminToken}, 400, "month"},
+		{"UnknownChart", request{method: "GET", path: "/v1/reports/charts/pie?period=2026-11", token: stackAdminToken}, 400, "chart"},
+		{"PhoneChartOfAnother", request{method: "GET", path: "/v1/reports/charts/visits?period=2026-11&inspector=" + li.id, token: zhang.token}, 403, ""},
 		{"UnknownLedger", request{method: "GET", path: "/v1/reports/export/salaries?period=2026-11", token: stackAdminToken}, 400, "ledger"},
 		{"UnknownFormat", request{method: "GET", path: "/v1/reports/export/hazards?period=2026-11&format=pdf", token: stackAdminToken}, 400, "format"},
 		{"PhoneSetsQuotas", request{method: "PUT", path: "/v1/reports/settings", token: zhang.token, json: map[string]any{"visits_per_school_per_month": 0}}, 403, ""},

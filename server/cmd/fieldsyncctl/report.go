@@ -18,9 +18,11 @@ const reportUsage = `usage:
   fieldsyncctl report quotas PERIOD [-zone ID] [-school ID] [-inspector ID] [-json]
   fieldsyncctl report feedback MONTH [-zone ID] [-school ID] [-inspector ID]
   fieldsyncctl report export LEDGER PERIOD [-format xlsx|csv] [-o FILE] [-photos -school ID] [-zone ID] [-inspector ID]
+  fieldsyncctl report chart CHART PERIOD [-o FILE.svg] [-zone ID] [-school ID] [-inspector ID]
   fieldsyncctl report settings [QUOTAS.json]
 PERIOD is a month (2026-11), a range (2026-09-01..2026-12-31) or a semester (2026-2027-1);
-LEDGER is hazards, feedback, visits, observations or questionnaires`
+LEDGER is hazards, feedback, visits, observations or questionnaires;
+CHART is completion-zones, completion-inspectors, hazards-severity, hazards-status, overdue or visits`
 
 // report runs the report commands: quota completion (a table, or the
 // API's JSON), the month's prefilled feedback forms, a ledger saved as
@@ -93,6 +95,24 @@ func report(ctx context.Context, c *client.Client, args []string, out io.Writer)
 			return err
 		}
 		return printJSON(out, resp)
+	case "chart":
+		if len(pos) != 2 {
+			return errors.New(reportUsage)
+		}
+		q.Period = pos[1]
+		svg, err := c.ReportChart(ctx, pos[0], q)
+		if err != nil {
+			return err
+		}
+		name := *dest
+		if name == "" {
+			name = pos[0] + ".svg"
+		}
+		if err := os.WriteFile(name, svg, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "wrote %s (%d bytes)\n", name, len(svg))
+		return nil
 	case "export":
 		if len(pos) != 2 {
 			return errors.New(reportUsage)

@@ -305,6 +305,13 @@ func TestReportOnRealServers(t *testing.T) {
 		t.Errorf("%d pictures embedded, want 1", embedded)
 	}
 
+	// A chart of the dashboard, saved.
+	svgPath := filepath.Join(t.TempDir(), "visits.svg")
+	ctl("report", "chart", "visits", "2024-09-01..2024-11-30", "-o", svgPath)
+	if svg, err := os.ReadFile(svgPath); err != nil || !bytes.Contains(svg, []byte(`data-label="2024-11"`)) {
+		t.Errorf("the visits chart: %v %.300s", err, svg)
+	}
+
 	// The quotas, changed from a file.
 	qf := filepath.Join(t.TempDir(), "quotas.json")
 	os.WriteFile(qf, []byte(`{"visits_per_school_per_month": 2}`), 0o644)

@@ -134,8 +134,16 @@ func point(b *bytes.Buffer, c Chart, series, label string, v float64, shape stri
 		attr(series), attr(label), strconv.FormatFloat(v, 'f', -1, 64), shape, text(tip))
 }
 
-// niceMax returns a round axis maximum ≥ v and its step (5 or so ticks).
-func niceMax(v float64) (top, step float64) {
+// niceMax returns a round axis maximum ≥ v and its step (5 or so
+// ticks); whole steps when the values are counts.
+func niceMax(v float64, whole bool) (top, step float64) {
+	if whole {
+		defer func() {
+			if step < 1 {
+				step, top = 1, math.Max(1, math.Ceil(top))
+			}
+		}()
+	}
 	if v <= 0 {
 		return 1, 0.2
 	}
@@ -193,7 +201,7 @@ func bars(b *bytes.Buffer, c Chart, w, h int) error {
 		for _, v := range s.Values {
 			top = math.Max(top, v)
 		}
-		top, _ = niceMax(top)
+		top, _ = niceMax(top, wholes(c))
 	}
 	for i, l := range c.Labels {
 		y := 40 + 28*float64(i)
@@ -226,7 +234,7 @@ func columns(b *bytes.Buffer, c Chart, w, h int) error {
 	for _, t := range totals {
 		peak = math.Max(peak, t)
 	}
-	top, step := niceMax(peak)
+	top, step := niceMax(peak, wholes(c))
 	axes(b, c, p, top, step)
 	n := float64(max(1, len(c.Labels)))
 	slot := (p.right - p.left) / n
@@ -260,7 +268,7 @@ func lines(b *bytes.Buffer, c Chart, w, h int) error {
 	if c.Percent {
 		peak = math.Max(peak, 1)
 	}
-	top, step := niceMax(peak)
+	top, step := niceMax(peak, wholes(c))
 	axes(b, c, p, top, step)
 	n := float64(max(1, len(c.Labels)))
 	xy := func(i int, v float64) (float64, float64) {
@@ -287,6 +295,22 @@ func lines(b *bytes.Buffer, c Chart, w, h int) error {
 	xLabels(b, c, p)
 	legend(b, c, int(p.left), h-14)
 	return nil
+}
+
+// wholes reports whether every value is a whole number (counts), not
+// shown as percentages.
+func wholes(c Chart) bool {
+	if c.Percent {
+		return false
+	}
+	for _, s := range c.Series {
+		for _, v := range s.Values {
+			if v != math.Trunc(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // text escapes character data.

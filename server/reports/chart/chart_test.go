@@ -201,3 +201,19 @@ func TestRenderRefuses(t *testing.T) {
 		})
 	}
 }
+
+// Counts get whole ticks: a chart of one hazard has no 0.2 on its axis.
+func TestWholeTicks(t *testing.T) {
+	for _, kind := range []string{chart.KindStacked, chart.KindLines} {
+		b, err := chart.Render(chart.Chart{Kind: kind, Labels: []string{"2026-11"}, Series: []chart.Series{{Name: "新发现", Values: []float64{1}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := parse(t, b)
+		for _, n := range root.all(func(n *node) bool { return n.Name == "text" && n.Attr["text-anchor"] == "end" }) {
+			if strings.Contains(n.Text, ".") {
+				t.Errorf("%s: tick %q on an axis of counts", kind, n.Text)
+			}
+		}
+	}
+}
