@@ -8,7 +8,10 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/fieldsync/fieldsync/internal/testenv"
+	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/memstore"
+	servermongo "github.com/fieldsync/fieldsync/server/mongo"
 	"github.com/fieldsync/fieldsync/server/reports"
 )
 
@@ -49,10 +52,34 @@ func (c *countWriter) Write(b []byte) (int, error) { c.n += int64(len(b)); retur
 // largest live heap (collected before each sample, in one extra run
 // outside the timing) above the live heap before it: what the export
 // holds, which stays flat as rows grow.
+//
+// With the test servers configured (make bench, or deploy/stack.sh exec),
+// BenchmarkHazardLedgerFerretDB runs the same exports reading FerretDB.
 func BenchmarkHazardLedger(b *testing.B) {
+	sync, devices := memstore.NewSyncStore(nil), memstore.NewDeviceStore()
+	benchLedger(b, sync, devices)
+}
+
+func BenchmarkHazardLedgerFerretDB(b *testing.B) {
+	db := testenv.Mongo(b)
+	sync, devices := servermongo.NewSyncStore(db.Database()), servermongo.NewDeviceStore(db.Database())
+	if err := sync.EnsureIndexes(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	if err := devices.EnsureIndexes(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	benchLedger(b, sync, devices)
+}
+
+type benchStore interface {
+	server.SyncStore
+	reports.Store
+}
+
+func benchLedger(b *testing.B, sync benchStore, devices server.DeviceStore) {
 	ctx := context.Background()
 	p := generate(10000, 4, 25, 8, "2026-11-01", "2026-11-30", 100, testNow)
-	sync, devices := memstore.NewSyncStore(nil), memstore.NewDeviceStore()
 	seed(b, ctx, p, sync, devices)
 	ex := &reports.Exporter{Store: sync, Dir: devices}
 	period, _ := reports.ParsePeriod("2026-01-01..2026-12-31", reports.Defaults())
