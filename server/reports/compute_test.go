@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/internal/testenv"
+	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/reports"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
@@ -323,4 +324,31 @@ func TestQuotasValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A school listed with an inspector who has recorded nothing yet still
+// requires its visits: the directory lists every assignment.
+func TestComputeListingWithoutRecords(t *testing.T) {
+	testenv.ForEachStore(t, func(t *testing.T, st testenv.Stores) {
+		ctx := t.Context()
+		school, inspector := "0192b000-0000-7000-8000-0000000001aa", "0192b000-0000-7000-8000-0000000002aa"
+		if err := st.Devices.PutInspector(ctx, server.Inspector{ID: inspector, UserID: "0192b000-0000-7000-8000-0000000002ab", Name: "新督学", Active: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Devices.PutAssignment(ctx, server.Assignment{ID: "0192b000-0000-7000-8000-0000000003aa", InspectorID: inspector, SchoolID: school, Role: "responsibility", Start: "2026-09-01"}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := reports.Load(ctx, st.Sync.(reports.Store), st.Devices, reports.Scope{}, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		period, _ := reports.ParsePeriod("2026-11", reports.Defaults())
+		rep := reports.Compute(c, period, reports.Filter{})
+		if len(rep.Schools) != 1 || rep.Schools[0].Visits.Required != 1 || rep.Schools[0].Visits.Missing != 1 || len(rep.Schools[0].Gaps) != 2 {
+			t.Errorf("schools %+v, want the listed school missing its visit and day", rep.Schools)
+		}
+		if len(rep.Inspectors) != 1 || rep.Inspectors[0].Name != "新督学" || rep.Inspectors[0].Visits.Missing != 1 {
+			t.Errorf("inspectors %+v, want 新督学 missing one visit", rep.Inspectors)
+		}
+	})
 }

@@ -30,6 +30,14 @@ type Directory interface {
 	AssignmentsOfInspector(ctx context.Context, inspectorID string) ([]server.Assignment, error)
 }
 
+// AssignmentLister is a Directory that can list every assignment (the
+// stores of server/mongo and server/memstore can): with it, a school
+// listed with an inspector who has no record yet still requires its
+// visits. Without it, reports know the inspectors the records name.
+type AssignmentLister interface {
+	AllAssignments(ctx context.Context) ([]server.Assignment, error)
+}
+
 // Page sizes of a scope read: bounded in records and bytes, so a read's
 // memory stays within one school's current records plus one page.
 const (
@@ -313,6 +321,15 @@ func (c *County) addDirectory(ctx context.Context, dir Directory) error {
 	seen := map[Assignment]bool{}
 	for _, a := range c.Assignments {
 		seen[a] = true
+	}
+	if l, ok := dir.(AssignmentLister); ok {
+		all, err := l.AllAssignments(ctx)
+		if err != nil {
+			return fmt.Errorf("reports: assignments: %w", err)
+		}
+		for _, a := range all {
+			ids[a.InspectorID] = true
+		}
 	}
 	for _, id := range slices.Sorted(mapKeys(ids)) {
 		if id == "" {
