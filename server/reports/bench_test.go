@@ -156,3 +156,40 @@ func benchLedger(b *testing.B, sync benchStore, devices server.DeviceStore) {
 		b.ReportMetric(float64(len(rows)), "rows")
 	})
 }
+
+// BenchmarkQuotas loads the county of BenchmarkHazardLedger (10,300
+// hazards, 100 schools and their visits) and computes a semester's
+// quotas: what GET /v1/reports/quotas does per request.
+func BenchmarkQuotas(b *testing.B) {
+	b.Run("mem", func(b *testing.B) {
+		benchQuotas(b, memstore.NewSyncStore(nil), memstore.NewDeviceStore())
+	})
+	b.Run("ferretdb", func(b *testing.B) {
+		db := testenv.Mongo(b)
+		sync, devices := servermongo.NewSyncStore(db.Database()), servermongo.NewDeviceStore(db.Database())
+		if err := sync.EnsureIndexes(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		if err := devices.EnsureIndexes(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		benchQuotas(b, sync, devices)
+	})
+}
+
+func benchQuotas(b *testing.B, sync benchStore, devices server.DeviceStore) {
+	ctx := context.Background()
+	p := generate(10000, 4, 25, 8, "2026-09-01", "2026-12-20", 100, testNow)
+	seed(b, ctx, p, sync, devices)
+	period, _ := reports.ParsePeriod("2026-2027-1", reports.Defaults())
+	b.ReportAllocs()
+	var schools int
+	for b.Loop() {
+		c, err := reports.Load(ctx, sync, devices, reports.Scope{}, testNow)
+		if err != nil {
+			b.Fatal(err)
+		}
+		schools = len(reports.Compute(c, period, reports.Filter{}).Schools)
+	}
+	b.ReportMetric(float64(schools), "schools")
+}
