@@ -88,6 +88,19 @@ func testReports(t *testing.T, st *stack) {
 		t.Errorf("observation hours %+v, want 1 of 20", h)
 	}
 
+	// …and only at the schools assigned to it today: a past listing at
+	// school B is not its to see.
+	st.mustDo(t, 200, request{method: "PUT", path: "/v1/admin/assignments/" + uuid.NewString(), token: stackAdminToken,
+		json: map[string]string{"inspector_id": zhang.id, "school_id": schoolB, "role": "responsibility", "start_date": "2024-09-01", "end_date": "2025-01-31"}})
+	st.mustDo(t, 200, request{method: "GET", path: "/v1/reports/quotas?period=2024-2025-1", token: zhang.token}).decode(t, &rep)
+	if len(rep.Schools) != 1 || rep.Schools[0].SchoolID != schoolA {
+		t.Errorf("张's phone sees schools %+v of 2024, want only A", rep.Schools)
+	}
+	st.mustDo(t, 200, request{method: "GET", path: "/v1/reports/quotas?period=2024-2025-1", token: stackAdminToken}).decode(t, &rep)
+	if len(rep.Schools) != 2 {
+		t.Errorf("the office sees %d schools of 2024, want A and B", len(rep.Schools))
+	}
+
 	var fb reports.FeedbackList
 	st.mustDo(t, 200, request{method: "GET", path: "/v1/reports/feedback?month=2026-11", token: zhang.token}).decode(t, &fb)
 	if len(fb.Forms) != 1 || fb.Forms[0].SchoolID != schoolA || len(fb.Forms[0].Sources["visit_ids"]) != 1 {

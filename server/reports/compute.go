@@ -142,6 +142,9 @@ func (c *County) school(id string) *School {
 // passes reports whether a school passes the filter: its zone, itself,
 // or listed with the inspector at some time.
 func (c *County) passes(id string, f Filter) bool {
+	if c.only != nil && !c.only[id] {
+		return false
+	}
 	s := c.school(id)
 	if f.Zone != "" && s.ZoneID != f.Zone || f.School != "" && s.ID != f.School {
 		return false

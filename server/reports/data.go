@@ -233,6 +233,9 @@ type County struct {
 	Quotas       Quotas
 	// Now is the server time the hazards were folded at.
 	Now time.Time
+	// only, when set, are the only schools reports show: those whose
+	// records were read (Scope.Schools).
+	only map[string]bool
 }
 
 // NewCounty returns an empty county.
@@ -266,6 +269,12 @@ func Load(ctx context.Context, s Store, dir Directory, sc Scope, now time.Time) 
 	c := NewCounty(q, now)
 	for _, r := range ref {
 		c.Add(r)
+	}
+	if sc.Schools != nil {
+		c.only = map[string]bool{}
+		for _, s := range sc.Schools {
+			c.only[s] = true
+		}
 	}
 	scopes := sc.Schools
 	if scopes == nil {
