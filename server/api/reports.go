@@ -89,7 +89,19 @@ func (s *Server) handleReportExport(c *fiber.Ctx) error {
 // handleReportChart handles "GET /v1/reports/charts/:chart": a chart of
 // the dashboard as SVG.
 func (s *Server) handleReportChart(c *fiber.Ctx) error {
-	svg, err := s.deps.Reports.Chart(c.UserContext(), principalOf(c), utils.CopyString(c.Params("chart")), reportQuery(c, "period"))
+	name := utils.CopyString(c.Params("chart"))
+	switch c.Query("format") {
+	case "", "svg":
+	case "json":
+		ch, err := s.deps.Reports.ChartData(c.UserContext(), principalOf(c), name, reportQuery(c, "period"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(ch)
+	default:
+		return syncproto.FieldError("Unknown chart format.", map[string]string{"format": "is svg or json"})
+	}
+	svg, err := s.deps.Reports.Chart(c.UserContext(), principalOf(c), name, reportQuery(c, "period"))
 	if err != nil {
 		return err
 	}

@@ -135,6 +135,19 @@ func testReports(t *testing.T, st *stack) {
 		}
 	}
 
+	var data struct {
+		Kind   string
+		Labels []string
+		Series []struct {
+			Name   string
+			Values []float64
+		}
+	}
+	st.mustDo(t, 200, request{method: "GET", path: "/v1/reports/charts/visits?period=2026-11&format=json", token: stackAdminToken}).decode(t, &data)
+	if data.Kind != "lines" || len(data.Labels) != 1 || len(data.Series) != 2 || data.Series[0].Values[0] != 2 {
+		t.Errorf("visits chart data %+v, want November's two visits", data)
+	}
+
 	for _, tt := range []struct {
 		name   string
 		rq     request
@@ -148,6 +161,7 @@ func testReports(t *testing.T, st *stack) {
 		{"PhoneAsksForAnother", request{method: "GET", path: "/v1/reports/quotas?period=2026-11&inspector=" + li.id, token: zhang.token}, 403, ""},
 		{"PhoneAsksForASchoolNotItsOwn", request{method: "GET", path: "/v1/reports/export/hazards?period=2026-11&school=" + schoolB, token: zhang.token}, 403, ""},
 		{"FeedbackNotAMonth", request{method: "GET", path: "/v1/reports/feedback?month=2026-2027-1", token: stackAdminToken}, 400, "month"},
+		{"UnknownChartFormat", request{method: "GET", path: "/v1/reports/charts/visits?period=2026-11&format=png", token: stackAdminToken}, 400, "format"},
 		{"UnknownChart", request{method: "GET", path: "/v1/reports/charts/pie?period=2026-11", token: stackAdminToken}, 400, "chart"},
 		{"PhoneChartOfAnother", request{method: "GET", path: "/v1/reports/charts/visits?period=2026-11&inspector=" + li.id, token: zhang.token}, 403, ""},
 		{"UnknownLedger", request{method: "GET", path: "/v1/reports/export/salaries?period=2026-11", token: stackAdminToken}, 400, "ledger"},

@@ -154,25 +154,38 @@ func (c *County) zoneName(id string) string {
 
 // Chart renders one of the dashboard's charts as SVG.
 func (s *Service) Chart(ctx context.Context, p server.Principal, name string, q Query) ([]byte, error) {
-	f := Filter{Zone: q.Zone, School: q.School, Inspector: q.Inspector}
-	schools, err := s.scope(ctx, p, &f)
-	if err != nil {
-		return nil, err
-	}
-	if !slices.Contains(Charts, name) {
-		return nil, syncproto.FieldError("Unknown chart.", map[string]string{"chart": "is one of " + strings.Join(Charts, ", ")})
-	}
-	c, err := Load(ctx, s.Store, s.Dir, Scope{Schools: schools}, s.Now())
-	if err != nil {
-		return nil, err
-	}
-	period, err := ParsePeriod(q.Period, c.Quotas)
-	if err != nil {
-		return nil, err
-	}
-	ch, err := BuildChart(c, name, period, f)
+	ch, err := s.ChartData(ctx, p, name, q)
 	if err != nil {
 		return nil, err
 	}
 	return chart.Render(ch)
+}
+
+// ChartData returns one of the dashboard's charts as data: its labels and
+// series, for a page that draws it itself.
+func (s *Service) ChartData(ctx context.Context, p server.Principal, name string, q Query) (chart.Chart, error) {
+	f := Filter{Zone: q.Zone, School: q.School, Inspector: q.Inspector}
+	schools, err := s.scope(ctx, p, &f)
+	if err != nil {
+		return chart.Chart{}, err
+	}
+	if !slices.Contains(Charts, name) {
+		return chart.Chart{}, syncproto.FieldError("Unknown chart.", map[string]string{"chart": "is one of " + strings.Join(Charts, ", ")})
+	}
+	c, err := Load(ctx, s.Store, s.Dir, Scope{Schools: schools}, s.Now())
+	if err != nil {
+		return chart.Chart{}, err
+	}
+	period, err := ParsePeriod(q.Period, c.Quotas)
+	if err != nil {
+		return chart.Chart{}, err
+	}
+	ch, err := BuildChart(c, name, period, f)
+	if ch.Labels == nil {
+		ch.Labels = []string{}
+	}
+	if ch.Series == nil {
+		ch.Series = []chart.Series{}
+	}
+	return ch, err
 }

@@ -29,26 +29,27 @@ const (
 
 // Series is a named list of values, one per label.
 type Series struct {
-	Name   string
-	Values []float64
+	Name   string    `json:"name"`
+	Values []float64 `json:"values"`
 	// Color is a CSS color; empty picks one of Palette.
-	Color string
+	Color string `json:"color,omitempty"`
 }
 
 // Chart is what to draw.
 type Chart struct {
-	Kind   string
-	Title  string
-	Labels []string
-	Series []Series
+	Kind   string   `json:"kind"`
+	Title  string   `json:"title"`
+	Labels []string `json:"labels"`
+	Series []Series `json:"series"`
 	// Percent shows values as percentages (0.5 → 50%), with the axis
 	// from 0 to 100% and a target line at 100%.
-	Percent bool
+	Percent bool `json:"percent,omitempty"`
 	// Unit follows values in tooltips ("次", "项").
-	Unit string
+	Unit string `json:"unit,omitempty"`
 	// Width and Height in pixels; 0 gives 640 × 360 (bars: 28 px a
 	// label).
-	Width, Height int
+	Width  int `json:"-"`
+	Height int `json:"-"`
 }
 
 // Palette is the default series colors, distinguishable in print.
