@@ -77,13 +77,35 @@
 // whose process died is taken over when its lease ends. A job reads the
 // original, keeps the EXIF time (DateTimeOriginal, read in
 // Config.EXIFZone because cameras write local time) and GPS position,
-// decodes the image turned upright by its EXIF orientation, and stores
-// JPEG thumbnails of at most 1280 and 320 px under thumbs/. A job that
-// fails because a store is down is retried with backoff until it works;
-// one that fails otherwise is retried Config.ThumbAttempts times, then
-// given up with the error on the photo. HEIC/HEIF cannot be decoded in
-// pure Go: such photos are kept and served as they are, with thumbnails
-// marked unsupported.
+// decodes the image, and stores JPEG thumbnails of at most 1280 and 320
+// px under thumbs/, turned upright by the EXIF orientation. HEIC/HEIF
+// cannot be decoded in pure Go: such photos are kept and served as they
+// are, with thumbnails marked unsupported.
+//
+// # Hostile bytes
+//
+// Any device can upload any bytes, so no photo may crash, stall or
+// exhaust the server, or do so again after a restart:
+//
+//   - an upload is accepted only if its magic number is that of a JPEG,
+//     PNG, WebP or HEIC image and, but for HEIC, its header decodes
+//     (Identify: an HTML page behind FF D8 FF is refused, 415); a
+//     declared content type with control characters is refused (400);
+//   - EXIF is read by package exif, which bounds every count and offset
+//     by the block's size, reads at most a few IFDs and refuses cycles;
+//   - an image is decoded only if its decoded pixels — bit depth counted
+//     (DecodeCost) — fit in Config.ThumbMaxDecodeBytes, which also bounds
+//     what the workers of one process decode at a time; a larger one is
+//     kept without thumbnails (failed);
+//   - a job runs within Config.ThumbJobTimeout, and a panic in it is
+//     recovered and counts as a failure;
+//   - a job that fails because a store is down is retried with backoff
+//     until it works; one that fails otherwise is retried
+//     Config.ThumbAttempts times, then quarantined: never run again, the
+//     reason on the photo (thumbs "quarantined" in the record's photo
+//     status) and one error line in the log. A job claimed
+//     Config.ThumbMaxUnfinished times without an outcome (its process
+//     died making it) is quarantined too, before it can kill the next.
 //
 // # Links
 //

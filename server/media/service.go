@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
@@ -52,6 +54,18 @@ type Config struct {
 	// file can declare a huge image. Larger photos are kept without
 	// thumbnails (ThumbsFailed).
 	ThumbMaxPixels int
+	// ThumbMaxDecodeBytes bounds the memory of decoding: an image whose
+	// decoded pixels (bit depth counted, see DecodeCost) take more is
+	// kept without thumbnails (ThumbsFailed), and the workers of one
+	// process decode at most this many bytes at a time.
+	ThumbMaxDecodeBytes int64
+	// ThumbJobTimeout bounds one thumbnail job; it must be shorter than
+	// ThumbLease.
+	ThumbJobTimeout time.Duration
+	// ThumbMaxUnfinished is how many times a job may be claimed without
+	// an outcome (its process died or hung while making it) before it is
+	// quarantined instead of run again.
+	ThumbMaxUnfinished int
 	// PollInterval is how often an idle worker looks for jobs.
 	PollInterval time.Duration
 
@@ -94,11 +108,16 @@ func DefaultConfig() Config {
 		ThumbMaxBackoff: 10 * time.Minute,
 		ThumbQuality:    82,
 		ThumbMaxPixels:  64 << 20,
-		PollInterval:    2 * time.Second,
-		StagingTTL:      7 * 24 * time.Hour,
-		SweepInterval:   time.Hour,
-		EXIFZone:        chinaStandardTime,
-		Now:             time.Now,
+		// A 12-megapixel JPEG takes about 80 MiB; an 8192×8192 16-bit
+		// PNG 768 MiB, which is refused.
+		ThumbMaxDecodeBytes: 192 << 20,
+		ThumbJobTimeout:     time.Minute,
+		ThumbMaxUnfinished:  2,
+		PollInterval:        2 * time.Second,
+		StagingTTL:          7 * 24 * time.Hour,
+		SweepInterval:       time.Hour,
+		EXIFZone:            chinaStandardTime,
+		Now:                 time.Now,
 	}
 }
 
@@ -130,6 +149,12 @@ func (c Config) withDefaults() Config {
 	setD(&c.ThumbMaxBackoff, d.ThumbMaxBackoff)
 	setI(&c.ThumbQuality, d.ThumbQuality)
 	setI(&c.ThumbMaxPixels, d.ThumbMaxPixels)
+	set(&c.ThumbMaxDecodeBytes, d.ThumbMaxDecodeBytes)
+	setD(&c.ThumbJobTimeout, d.ThumbJobTimeout)
+	setI(&c.ThumbMaxUnfinished, d.ThumbMaxUnfinished)
+	if c.ThumbJobTimeout >= c.ThumbLease {
+		c.ThumbJobTimeout = c.ThumbLease * 3 / 4
+	}
 	setD(&c.PollInterval, d.PollInterval)
 	setD(&c.StagingTTL, d.StagingTTL)
 	setD(&c.SweepInterval, d.SweepInterval)
@@ -155,6 +180,10 @@ type Service struct {
 	access Access
 	cfg    Config
 	logger *slog.Logger
+
+	// decodeBudget holds Config.ThumbMaxDecodeBytes: the bytes the
+	// thumbnail workers of this process may decode at a time.
+	decodeBudget *semaphore.Weighted
 }
 
 // New returns a service on the given stores. access decides who may see a
@@ -163,7 +192,9 @@ func New(blobs BlobStore, meta MetaStore, access Access, cfg Config, logger *slo
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{blobs: blobs, meta: meta, access: access, cfg: cfg.withDefaults(), logger: logger.With("component", "media")}
+	cfg = cfg.withDefaults()
+	return &Service{blobs: blobs, meta: meta, access: access, cfg: cfg, logger: logger.With("component", "media"),
+		decodeBudget: semaphore.NewWeighted(cfg.ThumbMaxDecodeBytes)}
 }
 
 // Limits returns the chunk size advertised to phones and the largest photo
@@ -377,6 +408,9 @@ func (s *Service) Finish(ctx context.Context, sha string, size int64, declaredTy
 	if err := checkSHA256(sha); err != nil {
 		return Upload{}, err
 	}
+	if err := checkDeclaredType(declaredType); err != nil {
+		return Upload{}, err
+	}
 	if size <= 0 {
 		return Upload{}, syncproto.Errorf(syncproto.EINVALID, "The size must be a positive number of bytes.")
 	}
@@ -406,14 +440,14 @@ func (s *Service) Finish(ctx context.Context, sha string, size int64, declaredTy
 
 	r := &assembly{ctx: ctx, blobs: s.blobs, chunks: st.chunks, size: size}
 	defer r.Close()
-	head := make([]byte, min(size, SniffLen))
+	head := make([]byte, min(size, HeadLen))
 	if _, err := io.ReadFull(r, head); err != nil {
 		return s.readFailed(ctx, sha, err)
 	}
-	contentType := Sniff(head)
-	if contentType == "" {
+	contentType, err := Identify(head, declaredType)
+	if err != nil {
 		s.dropStaging(ctx, sha, st.chunks)
-		return Upload{}, unsupported(declaredType)
+		return Upload{}, err
 	}
 	h := sha256.New()
 	h.Write(head)
@@ -451,6 +485,9 @@ func (s *Service) Put(ctx context.Context, sha string, data []byte, declaredType
 	if err := checkSHA256(sha); err != nil {
 		return Upload{}, err
 	}
+	if err := checkDeclaredType(declaredType); err != nil {
+		return Upload{}, err
+	}
 	n := int64(len(data))
 	switch {
 	case n == 0:
@@ -458,14 +495,14 @@ func (s *Service) Put(ctx context.Context, sha string, data []byte, declaredType
 	case n > s.cfg.MaxBlobSize:
 		return Upload{}, syncproto.Errorf(syncproto.ETOOLARGE, "A photo may have at most %d bytes; this one has %d.", s.cfg.MaxBlobSize, n)
 	}
-	contentType := Sniff(data[:min(n, SniffLen)])
-	if contentType == "" {
-		return Upload{}, unsupported(declaredType)
+	contentType, err := Identify(data[:min(n, HeadLen)], declaredType)
+	if err != nil {
+		return Upload{}, err
 	}
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != sha {
 		return Upload{}, mismatch(sha)
 	}
-	err := s.blobs.Put(ctx, photoKey(sha), bytes.NewReader(data), n, PutOptions{ContentType: contentType, SHA256: sha, IfAbsent: true})
+	err = s.blobs.Put(ctx, photoKey(sha), bytes.NewReader(data), n, PutOptions{ContentType: contentType, SHA256: sha, IfAbsent: true})
 	switch code := syncproto.ErrorCode(err); {
 	case err == nil, code == syncproto.ECONFLICT: // ECONFLICT: stored before
 	case code == syncproto.EINVALID: // corrupted on the way to the store

@@ -102,7 +102,10 @@ type MetaStore interface {
 
 	// ClaimThumbs takes a queued job whose time has come (or whose lease
 	// expired) and leases it until now+lease, so that no other process
-	// takes it meanwhile. It returns ENOTFOUND when no job is due.
+	// takes it meanwhile. It returns ENOTFOUND when no job is due. Each
+	// claim counts in the job's Unfinished until ThumbsRetry or
+	// ThumbsDone gives it an outcome: the returned job's Unfinished is the
+	// count of earlier claims that never got one.
 	ClaimThumbs(ctx context.Context, now time.Time, lease time.Duration) (ThumbJob, error)
 
 	// ThumbsDone stores the outcome on the photo (Thumbs, its EXIF
@@ -112,7 +115,8 @@ type MetaStore interface {
 	ThumbsDone(ctx context.Context, job ThumbJob, res ThumbResult) error
 
 	// ThumbsRetry puts a failed job back in the queue, due at next, with
-	// its error, if it is still leased to the caller (ECONFLICT if not).
+	// its error, if it is still leased to the caller (ECONFLICT if not):
+	// Attempts grows by one, Unfinished goes back to 0.
 	ThumbsRetry(ctx context.Context, job ThumbJob, next time.Time, msg string) error
 }
 
@@ -134,6 +138,10 @@ const (
 	ThumbsDone        = "done"        // both sizes are stored
 	ThumbsFailed      = "failed"      // gave up after Config.ThumbAttempts; see ThumbError
 	ThumbsUnsupported = "unsupported" // HEIC/HEIF: the server cannot decode it
+	// ThumbsQuarantined: the job failed Config.ThumbAttempts times, or
+	// its process died while making it Config.ThumbMaxUnfinished times;
+	// it is never run again (see ThumbError). The original is kept.
+	ThumbsQuarantined = "quarantined"
 )
 
 // RecordRefs are the photos one record refers to, as of its server
@@ -156,7 +164,7 @@ type Photo struct {
 	UploadedBy  string    // user id of the uploader, if known
 
 	ThumbState string            // "" until complete, then one of the Thumbs* states
-	ThumbError string            // why the thumbnails failed
+	ThumbError string            // why the thumbnails failed or were quarantined
 	Thumbs     map[string]string // variant ("320", "1280") → object key
 	EXIF       EXIF
 }
@@ -187,14 +195,15 @@ type EXIF struct {
 type ThumbJob struct {
 	SHA256      string
 	ContentType string
-	Attempts    int       // attempts before this one
+	Attempts    int       // failed attempts before this one
+	Unfinished  int       // earlier claims that got no outcome (see MetaStore.ClaimThumbs)
 	Until       time.Time // the lease; it identifies this claim
 }
 
 // ThumbResult is the outcome of a thumbnail job.
 type ThumbResult struct {
-	State  string            // ThumbsDone, ThumbsFailed or ThumbsUnsupported
-	Error  string            // for ThumbsFailed
+	State  string            // ThumbsDone, ThumbsFailed, ThumbsUnsupported or ThumbsQuarantined
+	Error  string            // for ThumbsFailed and ThumbsQuarantined
 	Thumbs map[string]string // variant → object key, for ThumbsDone
 	EXIF   EXIF
 }

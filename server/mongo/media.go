@@ -96,6 +96,7 @@ type thumbJobDoc struct {
 	ContentType string    `bson:"content_type"`
 	State       string    `bson:"state"`
 	Attempts    int       `bson:"attempts"`
+	Unfinished  int       `bson:"unfinished"`
 	NextAt      time.Time `bson:"next_at"`
 	Until       time.Time `bson:"until"`
 	Error       string    `bson:"error,omitempty"`
@@ -243,12 +244,17 @@ func (s *MediaStore) ClaimThumbs(ctx context.Context, now time.Time, lease time.
 			if state == jobWorking {
 				filter = append(filter, bson.E{Key: "until", Value: d.Until})
 			}
-			res, err := s.jobs.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: jobWorking}, {Key: "until", Value: until}}}})
+			// The claim counts as unfinished until ThumbsRetry or
+			// ThumbsDone: a photo that kills its process is seen.
+			res, err := s.jobs.UpdateOne(ctx, filter, bson.D{
+				{Key: "$set", Value: bson.D{{Key: "state", Value: jobWorking}, {Key: "until", Value: until}}},
+				{Key: "$inc", Value: bson.D{{Key: "unfinished", Value: 1}}},
+			})
 			if err != nil {
 				return media.ThumbJob{}, mediaErr("claim thumbnail job "+d.ID, err)
 			}
 			if res.ModifiedCount == 1 {
-				return media.ThumbJob{SHA256: d.ID, ContentType: d.ContentType, Attempts: d.Attempts, Until: until}, nil
+				return media.ThumbJob{SHA256: d.ID, ContentType: d.ContentType, Attempts: d.Attempts, Unfinished: d.Unfinished, Until: until}, nil
 			}
 		}
 	}
@@ -318,7 +324,7 @@ func (s *MediaStore) ThumbsDone(ctx context.Context, job media.ThumbJob, res med
 // ThumbsRetry implements media.MetaStore.
 func (s *MediaStore) ThumbsRetry(ctx context.Context, job media.ThumbJob, next time.Time, msg string) error {
 	res, err := s.jobs.UpdateOne(ctx, leaseFilter(job), bson.D{
-		{Key: "$set", Value: bson.D{{Key: "state", Value: jobPending}, {Key: "next_at", Value: next.Truncate(time.Millisecond)}, {Key: "error", Value: msg}}},
+		{Key: "$set", Value: bson.D{{Key: "state", Value: jobPending}, {Key: "next_at", Value: next.Truncate(time.Millisecond)}, {Key: "error", Value: msg}, {Key: "unfinished", Value: 0}}},
 		{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}},
 	})
 	if err != nil {

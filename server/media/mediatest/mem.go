@@ -287,7 +287,9 @@ func (m *Meta) ClaimThumbs(ctx context.Context, now time.Time, lease time.Durati
 	j := due[0]
 	j.state = "working"
 	j.job.Until = now.Add(lease).Truncate(time.Millisecond)
-	return j.job, nil
+	out := j.job
+	j.job.Unfinished++ // until ThumbsRetry or ThumbsDone
+	return out, nil
 }
 
 func (m *Meta) leased(job media.ThumbJob) (*memJob, error) {
@@ -323,6 +325,7 @@ func (m *Meta) ThumbsRetry(ctx context.Context, job media.ThumbJob, next time.Ti
 	}
 	j.state, j.next, j.err = "pending", next, msg
 	j.job.Attempts++
+	j.job.Unfinished = 0
 	j.job.Until = time.Time{}
 	return nil
 }
