@@ -31,7 +31,26 @@
 // Status again and goes on from Received: at most the chunk that was in
 // flight is sent again.
 //
-// Chunks are staged as objects of their own, staging/<sha>/<offset>, in the
+// # Whose photo
+//
+// A sha256 is not a secret (it travels in records), so knowing one must
+// give nothing. An upload belongs to its uploader (a device, or an office
+// user): its chunks are staged under the uploader's own prefix, so
+// another device can neither see, extend, finish nor abort it, and two
+// devices sending the same photo each complete. Status answers complete
+// only to a holder, an uploader that has sent the whole photo with the
+// right hash; anyone else sees their own upload and sends the bytes,
+// once. A photo is read (URL, RecordPhotos) only through a school the
+// reader may see, whose records refer to it, and where it was vouched
+// for: a holder allowed in that school sent it, or a holder pushed a
+// record of that school referring to it. A record naming someone else's
+// sha256 grants nothing, and every refusal is the same 404 as for a photo
+// that does not exist. The photos of records are kept per (school,
+// record id). A device may hold Config.DeviceQuota bytes in unfinished
+// uploads and in photos no record refers to yet; such photos are removed
+// after Config.UnreferencedTTL (ExpireUnreferenced, run with Sweep).
+//
+// Chunks are staged as objects of their own, staging/<uploader>/<sha>/<offset>, in the
 // same bucket as the photos. That is the whole upload state: no upload
 // state lives in one process's memory or on its disk, so an upload goes on
 // after a restart, or through another fieldsyncd behind the same load
@@ -111,7 +130,8 @@
 //
 // URL returns a presigned GET URL of the original or a thumbnail, valid
 // for Config.URLLifetime (10 minutes), only to a principal that Access
-// allows to see one of the schools whose records refer to the photo.
+// allows to see one of the schools whose records refer to the photo and
+// where it was vouched for (see "Whose photo").
 //
 // # Failures
 //

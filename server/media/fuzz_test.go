@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldsync/fieldsync/server/media"
 	"github.com/fieldsync/fieldsync/server/media/mediatest"
@@ -37,7 +38,7 @@ func FuzzPhotoPath(f *testing.F) {
 		if len(data) == 0 {
 			return
 		}
-		e := openMem(t, media.Config{ThumbMaxDecodeBytes: 4 << 20, ThumbAttempts: 1})
+		e := openMem(t, media.Config{ThumbMaxDecodeBytes: 4 << 20, ThumbAttempts: 1, ThumbJobTimeout: 5 * time.Second})
 		ctx := t.Context()
 		svc := e.service()
 		sha := mediatest.SHA256(data)

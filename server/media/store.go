@@ -73,8 +73,14 @@ type BlobInfo struct {
 // equality filters on top-level fields only. Every method returns
 // EUNAVAILABLE when the database cannot be reached.
 type MetaStore interface {
-	// Record returns the photos a record expects, or ENOTFOUND.
-	Record(ctx context.Context, recordID string) (RecordRefs, error)
+	// Record returns the photos the record recordID of school (scope)
+	// schoolID expects, or ENOTFOUND. Records are keyed by (school,
+	// record id): the same id in two schools is two records.
+	Record(ctx context.Context, schoolID, recordID string) (RecordRefs, error)
+
+	// RecordsByID returns the records of every school with this id
+	// (usually one, or none).
+	RecordsByID(ctx context.Context, recordID string) ([]RecordRefs, error)
 
 	// PutRecord stores r. With prev nil it inserts r and returns ECONFLICT
 	// if the record exists; otherwise it replaces the stored record only
@@ -85,8 +91,23 @@ type MetaStore interface {
 	// ExpectPhoto notes that a record of schoolID refers to the photo: it
 	// creates the photo in state StateExpected (with the size and type the
 	// record declares) if it is unknown, and adds schoolID to its schools.
-	// A photo already complete stays complete.
+	// A photo already complete stays complete. The photo is referenced
+	// from then on: ExpireUnreferenced no longer removes it.
 	ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID string) error
+
+	// Vouch records that holder (an uploader id, see Holder; "" for none)
+	// has sent the whole photo with the right hash, and that the schools
+	// may see it: adds them to Holders and Vouched. The photo must exist;
+	// a missing one is ENOTFOUND.
+	Vouch(ctx context.Context, sha, holder string, schools []string) error
+
+	// Unreferenced returns up to limit complete photos that no record
+	// has referred to (no ExpectPhoto since they were stored).
+	Unreferenced(ctx context.Context, limit int) ([]Photo, error)
+
+	// ForgetPhoto removes what is known of the photo if no record refers
+	// to it still, and reports whether it did.
+	ForgetPhoto(ctx context.Context, sha string) (bool, error)
 
 	// Photo returns what is known of a photo, or ENOTFOUND.
 	Photo(ctx context.Context, sha string) (Photo, error)
@@ -156,12 +177,20 @@ type RecordRefs struct {
 // Photo is what the server knows about one photo.
 type Photo struct {
 	SHA256      string
-	State       string // StateExpected or StateComplete
-	Size        int64  // stored size when complete, otherwise as a record declared it
-	ContentType string // sniffed when complete, otherwise as a record declared it
-	Schools     []string
+	State       string    // StateExpected or StateComplete
+	Size        int64     // stored size when complete, otherwise as a record declared it
+	ContentType string    // sniffed when complete, otherwise as a record declared it
+	Schools     []string  // schools whose records refer to it
 	StoredAt    time.Time // zero until complete
-	UploadedBy  string    // user id of the uploader, if known
+	UploadedBy  string    // user id of the first uploader, if known
+	// Holders are the uploaders (Holder ids) that sent the whole photo
+	// with the right hash: they need not send it again.
+	Holders []string
+	// Vouched are the schools of Schools where a holder allowed to see
+	// the school has sent the photo, or a holder pushed a record that
+	// refers to it. Only through these may anyone read it: a record
+	// that names a sha256 its author never uploaded grants nothing.
+	Vouched []string
 
 	ThumbState string            // "" until complete, then one of the Thumbs* states
 	ThumbError string            // why the thumbnails failed or were quarantined

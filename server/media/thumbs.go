@@ -53,6 +53,11 @@ func (s *Service) sweepLoop(ctx context.Context) {
 		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Warn("staging sweep", "error", err)
 		}
+		if n, err := s.ExpireUnreferenced(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Warn("expire unreferenced photos", "error", err)
+		} else if n > 0 {
+			s.logger.Info("expired unreferenced photos", "count", n)
+		}
 		if !sleep(ctx, s.cfg.SweepInterval) {
 			return
 		}
@@ -195,25 +200,27 @@ func (s *Service) makeThumbs(ctx context.Context, job ThumbJob) (ThumbResult, er
 	if err := s.decodeBudget.Acquire(ctx, cost); err != nil {
 		return ThumbResult{}, fmt.Errorf("wait for decode memory: %w", err)
 	}
-	defer s.decodeBudget.Release(cost)
-	img, _, err := image.Decode(&ctxReader{ctx: ctx, r: bytes.NewReader(data)})
-	if err != nil {
-		return ThumbResult{}, fmt.Errorf("decode %s: %w", job.ContentType, err)
+	// Decoding and resizing run in a goroutine of their own, so that the
+	// job ends at its deadline even when a decoder is busy with hostile
+	// bytes without reading more of them. The goroutine keeps its share
+	// of the budget until it is done, so memory stays bounded even then.
+	done := make(chan resized, 1)
+	go func() {
+		defer s.decodeBudget.Release(cost)
+		done <- resize(ctx, data, res.EXIF.Orientation)
+	}()
+	var out resized
+	select {
+	case <-ctx.Done():
+		return ThumbResult{}, fmt.Errorf("decode %s: %w", job.ContentType, ctx.Err())
+	case out = <-done:
 	}
-	data = nil // let the original go before the resizing allocates
+	if out.err != nil {
+		return ThumbResult{}, fmt.Errorf("%s: %w", job.ContentType, out.err)
+	}
 	for i, t := range thumbSizes {
-		if err := ctx.Err(); err != nil {
-			return ThumbResult{}, fmt.Errorf("resize: %w", err)
-		}
-		// Sizes go from large to small: each is made from the one before,
-		// which is faster and looks the same. The orientation is applied
-		// to the first (small) result rather than to the original.
-		img = imaging.Fit(img, t.px, t.px, imaging.Lanczos)
-		if i == 0 {
-			img = upright(img, res.EXIF.Orientation)
-		}
 		var buf bytes.Buffer
-		if err := imaging.Encode(&buf, img, imaging.JPEG, imaging.JPEGQuality(s.cfg.ThumbQuality)); err != nil {
+		if err := imaging.Encode(&buf, out.imgs[i], imaging.JPEG, imaging.JPEGQuality(s.cfg.ThumbQuality)); err != nil {
 			return ThumbResult{}, fmt.Errorf("encode %s px: %w", t.variant, err)
 		}
 		key := thumbKey(job.SHA256, t.variant)
@@ -223,6 +230,40 @@ func (s *Service) makeThumbs(ctx context.Context, job ThumbJob) (ThumbResult, er
 		res.Thumbs[t.variant] = key
 	}
 	return res, nil
+}
+
+// resized is the outcome of resize: an image per thumbSizes entry.
+type resized struct {
+	imgs []image.Image
+	err  error
+}
+
+// resize decodes data and fits it into each thumbnail size, upright. A
+// panic in a decoder becomes an error.
+func resize(ctx context.Context, data []byte, orientation int) (out resized) {
+	defer func() {
+		if v := recover(); v != nil {
+			out = resized{err: fmt.Errorf("panic: %v", v)}
+		}
+	}()
+	img, _, err := image.Decode(&ctxReader{ctx: ctx, r: bytes.NewReader(data)})
+	if err != nil {
+		return resized{err: fmt.Errorf("decode: %w", err)}
+	}
+	for i, t := range thumbSizes {
+		if err := ctx.Err(); err != nil {
+			return resized{err: fmt.Errorf("resize: %w", err)}
+		}
+		// Sizes go from large to small: each is made from the one before,
+		// which is faster and looks the same. The orientation is applied
+		// to the first (small) result rather than to the original.
+		img = imaging.Fit(img, t.px, t.px, imaging.Lanczos)
+		if i == 0 {
+			img = upright(img, orientation)
+		}
+		out.imgs = append(out.imgs, img)
+	}
+	return out
 }
 
 // upright turns an image as its EXIF orientation (1–8) says.
@@ -321,6 +362,7 @@ func validLatLon(lat, lon float64) bool {
 
 // Sweep removes the chunks of uploads that nobody has added to for
 // Config.StagingTTL: a phone that was lost or reset never finishes them.
+// An upload is the chunks under one staging/<uploader>/<sha>/.
 func (s *Service) Sweep(ctx context.Context) error {
 	infos, err := s.blobs.List(ctx, stagingDir)
 	if err != nil {
@@ -332,14 +374,15 @@ func (s *Service) Sweep(ctx context.Context) error {
 	}
 	uploads := map[string]*upload{}
 	for _, in := range infos {
-		sha, _, ok := strings.Cut(strings.TrimPrefix(in.Key, stagingDir), "/")
-		if !ok {
+		i := strings.LastIndexByte(in.Key, '/')
+		if i <= len(stagingDir) {
 			continue
 		}
-		u := uploads[sha]
+		dir := in.Key[len(stagingDir):i]
+		u := uploads[dir]
 		if u == nil {
 			u = &upload{}
-			uploads[sha] = u
+			uploads[dir] = u
 		}
 		u.keys = append(u.keys, in.Key)
 		if in.Modified.After(u.newest) {
@@ -348,16 +391,57 @@ func (s *Service) Sweep(ctx context.Context) error {
 	}
 	cutoff := s.cfg.Now().Add(-s.cfg.StagingTTL)
 	var errs []error
-	for sha, u := range uploads {
+	for dir, u := range uploads {
 		if u.newest.After(cutoff) {
 			continue
 		}
 		if err := s.blobs.Remove(ctx, u.keys...); err != nil {
-			errs = append(errs, fmt.Errorf("remove staging of %s: %w", sha, err))
+			errs = append(errs, fmt.Errorf("remove staging of %s: %w", dir, err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("media: sweep: %w", err)
 	}
 	return nil
+}
+
+// ExpireUnreferenced removes the photos no record has referred to for
+// Config.UnreferencedTTL since they were stored — the original, its
+// thumbnails and what the MetaStore knows — and returns how many. A
+// record that refers to one meanwhile keeps it (MetaStore.ForgetPhoto
+// checks). Run calls it with Sweep.
+func (s *Service) ExpireUnreferenced(ctx context.Context) (int, error) {
+	phs, err := s.meta.Unreferenced(ctx, unreferencedScan)
+	if err != nil {
+		return 0, fmt.Errorf("media: expire: %w", err)
+	}
+	cutoff := s.cfg.Now().Add(-s.cfg.UnreferencedTTL)
+	var errs []error
+	n := 0
+	for _, ph := range phs {
+		if ph.StoredAt.After(cutoff) {
+			continue
+		}
+		gone, err := s.meta.ForgetPhoto(ctx, ph.SHA256)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !gone {
+			continue
+		}
+		keys := []string{photoKey(ph.SHA256)}
+		for _, t := range thumbSizes {
+			keys = append(keys, thumbKey(ph.SHA256, t.variant))
+		}
+		if err := s.blobs.Remove(ctx, keys...); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("media: expire: %w", err)
+	}
+	return n, nil
 }
