@@ -278,6 +278,13 @@ func (s *Service) URL(ctx context.Context, p server.Principal, sha, variant stri
 	if variant != VariantOriginal && variant != Variant320 && variant != Variant1280 {
 		return SignedURL{}, syncproto.Errorf(syncproto.EINVALID, "Unknown variant %q: use original, 320 or 1280.", clip(variant, 40))
 	}
+	if b, ok := s.blobs.(*Breaker); ok {
+		// A link to a store that is down would not work: say so first
+		// (the same for every photo, so it tells nothing).
+		if err := b.Check(ctx); err != nil {
+			return SignedURL{}, err
+		}
+	}
 	ph, err := s.meta.Photo(ctx, sha)
 	if err != nil {
 		if syncproto.ErrorCode(err) == syncproto.ENOTFOUND {
