@@ -84,6 +84,12 @@
 // Syncer.Stored hook), which calls Expect for each: the photos the record
 // refers to become expected for that record (replacing what an older
 // revision expected), and each photo remembers the record's school.
+// A record's photos also include those of the attachment records it names
+// (its "photo_ids", and those of a hazard's events): a hazard reported
+// with a photo refers to the attachment record, which holds the sha256.
+// RecordPhotos follows them, and reports an attachment record not yet
+// received as missing (missing_records), so such a hazard is complete
+// only when its photos have arrived.
 // Expect writes only to the MetaStore, so pushes of records succeed while
 // MinIO is down. A stored photo is marked complete in the MetaStore;
 // RecordPhotos reports, per record, the photos expected, received and

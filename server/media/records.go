@@ -2,9 +2,11 @@ package media
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,16 +55,18 @@ func (s *Service) ExpectRecords(ctx context.Context, states []*syncproto.Record)
 // is the same for a batch, shaped as server.Syncer's Stored hook.
 func (s *Service) Expect(ctx context.Context, r *syncproto.Record) error {
 	var refs []syncproto.PhotoRef
+	var atts []string
 	if !r.IsDeleted() {
 		refs = syncproto.PhotoRefs(r)
+		atts = attachmentIDs(r)
 	}
-	if len(refs) == 0 && r.Rev <= 1 {
+	if len(refs) == 0 && len(atts) == 0 && r.Rev <= 1 {
 		// The first revision of a record without photos: there is
 		// nothing to expect, and no older revision to forget. Most
 		// records are like this, so they cost no round trip.
 		return nil
 	}
-	next := RecordRefs{RecordID: r.ID.String(), SchoolID: r.SchoolID, Rev: r.Rev, Photos: refs}
+	next := RecordRefs{RecordID: r.ID.String(), SchoolID: r.SchoolID, Rev: r.Rev, Photos: refs, Attachments: atts}
 	up := uploaderOf(ctx)
 	for range expectRetries {
 		cur, err := s.meta.Record(ctx, next.SchoolID, next.RecordID)
@@ -74,11 +78,11 @@ func (s *Service) Expect(ctx context.Context, r *syncproto.Record) error {
 			return fmt.Errorf("media: expect photos of %s: %w", next.RecordID, err)
 		}
 		switch {
-		case prev == nil && len(refs) == 0:
+		case prev == nil && len(refs) == 0 && len(atts) == 0:
 			return nil // nothing to expect, nothing to forget
 		case prev != nil && prev.Rev > next.Rev:
 			return nil // a newer state was noted already
-		case prev != nil && prev.Rev == next.Rev && slices.Equal(prev.Photos, next.Photos):
+		case prev != nil && prev.Rev == next.Rev && slices.Equal(prev.Photos, next.Photos) && slices.Equal(prev.Attachments, next.Attachments):
 			return nil
 		}
 		// The photos first: if this process stops before the record is
@@ -128,12 +132,16 @@ func (s *Service) vouchByRecord(ctx context.Context, sha, schoolID string, up up
 type RecordPhotos struct {
 	RecordID string `json:"record_id"`
 	SchoolID string `json:"school_id,omitempty"`
-	// Complete is true when every expected photo has arrived.
-	Complete bool          `json:"complete"`
-	Expected int           `json:"expected"`
-	Received int           `json:"received"`
-	Missing  []string      `json:"missing"` // the sha256 of every photo still missing
-	Photos   []PhotoStatus `json:"photos"`
+	// Complete is true when every expected photo has arrived, and every
+	// attachment record the record names.
+	Complete bool     `json:"complete"`
+	Expected int      `json:"expected"`
+	Received int      `json:"received"`
+	Missing  []string `json:"missing"` // the sha256 of every photo still missing
+	// MissingRecords are the attachment records the record names that
+	// have not arrived: their photos are not known yet.
+	MissingRecords []string      `json:"missing_records,omitempty"`
+	Photos         []PhotoStatus `json:"photos"`
 }
 
 // PhotoStatus is the state of one expected photo.
@@ -174,7 +182,27 @@ func (s *Service) RecordPhotos(ctx context.Context, p server.Principal, recordID
 		return out, err
 	}
 	out.SchoolID = refs.SchoolID
-	for _, ref := range refs.Photos {
+	photos := slices.Clone(refs.Photos)
+	// The photos of the attachment records the record names (a hazard's
+	// photo_ids, its events' photos) are its photos too; an attachment
+	// record not received yet is missing, its photo unknown.
+	for _, id := range refs.Attachments {
+		att, err := s.meta.Record(ctx, refs.SchoolID, id)
+		switch code := syncproto.ErrorCode(err); {
+		case code == syncproto.ENOTFOUND:
+			out.MissingRecords = append(out.MissingRecords, id)
+			continue
+		case err != nil:
+			return RecordPhotos{}, fmt.Errorf("media: photos of %s: %w", recordID, err)
+		}
+		for _, ref := range att.Photos {
+			if !slices.ContainsFunc(photos, func(p syncproto.PhotoRef) bool { return p.SHA256 == ref.SHA256 }) {
+				photos = append(photos, ref)
+			}
+		}
+	}
+	slices.SortFunc(photos, func(a, b syncproto.PhotoRef) int { return strings.Compare(a.SHA256, b.SHA256) })
+	for _, ref := range photos {
 		ph, err := s.meta.Photo(ctx, ref.SHA256)
 		if err != nil && syncproto.ErrorCode(err) != syncproto.ENOTFOUND {
 			return RecordPhotos{}, fmt.Errorf("media: photos of %s: %w", recordID, err)
@@ -193,8 +221,8 @@ func (s *Service) RecordPhotos(ctx context.Context, p server.Principal, recordID
 		}
 		out.Photos = append(out.Photos, st)
 	}
-	out.Expected = len(refs.Photos)
-	out.Complete = len(out.Missing) == 0
+	out.Expected = len(photos)
+	out.Complete = len(out.Missing) == 0 && len(out.MissingRecords) == 0
 	return out, nil
 }
 
@@ -328,4 +356,71 @@ func (s *Service) canSee(ctx context.Context, p server.Principal, ph Photo) erro
 		}
 	}
 	return notYours("photo " + ph.SHA256)
+}
+
+// attachmentIDs returns the ids of the attachment records r names, sorted
+// and distinct: the strings of every "photo_ids" array in its fields and
+// items (a hazard's own photo_ids and its events'), and the "id" of every
+// member of a "photos" array that has no "sha256" of its own (those with
+// one are photos, see syncproto.PhotoRefs). Only canonical record ids
+// count, and never r's own.
+func attachmentIDs(r *syncproto.Record) []string {
+	found := map[string]bool{}
+	add := func(v any) {
+		if s, ok := v.(string); ok {
+			if id, err := syncproto.ParseID(s); err == nil && id.String() == s && id != r.ID {
+				found[s] = true
+			}
+		}
+	}
+	var walk func(x any)
+	walk = func(x any) {
+		switch t := x.(type) {
+		case map[string]any:
+			for k, v := range t {
+				switch list, _ := v.([]any); k {
+				case "photo_ids":
+					for _, id := range list {
+						add(id)
+					}
+				case "photos":
+					for _, p := range list {
+						if m, ok := p.(map[string]any); ok && m["sha256"] == nil {
+							add(m["id"])
+						}
+					}
+				}
+				walk(v)
+			}
+		case []any:
+			for _, v := range t {
+				walk(v)
+			}
+		}
+	}
+	decode := func(key string, raw json.RawMessage) {
+		var x any
+		if json.Unmarshal(raw, &x) == nil {
+			walk(map[string]any{key: x})
+		}
+	}
+	for name, f := range r.Fields {
+		for _, v := range f {
+			decode(name, v.Value)
+		}
+	}
+	for coll, items := range r.Items {
+		for _, it := range items {
+			decode(coll, it.Data)
+		}
+	}
+	out := make([]string, 0, len(found))
+	for id := range found {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

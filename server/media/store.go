@@ -172,6 +172,10 @@ type RecordRefs struct {
 	SchoolID string
 	Rev      int64
 	Photos   []syncproto.PhotoRef // sorted by SHA256, as syncproto.PhotoRefs returns them
+	// Attachments are the ids of the attachment records (of the same
+	// school) the record names: its "photo_ids", and those of a
+	// hazard's events; sorted. Their photos are the record's too.
+	Attachments []string
 }
 
 // Photo is what the server knows about one photo.

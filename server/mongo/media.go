@@ -24,7 +24,7 @@ import (
 //
 // Collections:
 //
-//	media_records     {_id: "school/record id", record_id, school_id, rev, photos: [{sha256, size, content_type}]}
+//	media_records     {_id: "school/record id", record_id, school_id, rev, photos: [{sha256, size, content_type}], attachments}
 //	media_photos      {_id: sha256, state, size, content_type, schools, referenced, holders, vouched,
 //	                   stored_at, uploaded_by, thumb_state, thumb_error, thumbs, taken_at, exif_time,
 //	                   lat, lon, orientation}
@@ -81,6 +81,8 @@ type mediaRecordDoc struct {
 	SchoolID string        `bson:"school_id"`
 	Rev      int64         `bson:"rev"`
 	Photos   []mediaRefDoc `bson:"photos"`
+	// Attachments are the attachment records it names (media.RecordRefs).
+	Attachments []string `bson:"attachments,omitempty"`
 }
 
 type mediaPhotoDoc struct {
@@ -123,7 +125,7 @@ const (
 func recordDocID(schoolID, recordID string) string { return schoolID + "/" + recordID }
 
 func recordOf(d mediaRecordDoc) media.RecordRefs {
-	r := media.RecordRefs{RecordID: d.RecordID, SchoolID: d.SchoolID, Rev: d.Rev, Photos: []syncproto.PhotoRef{}}
+	r := media.RecordRefs{RecordID: d.RecordID, SchoolID: d.SchoolID, Rev: d.Rev, Photos: []syncproto.PhotoRef{}, Attachments: d.Attachments}
 	for _, p := range d.Photos {
 		r.Photos = append(r.Photos, syncproto.PhotoRef(p))
 	}
@@ -160,7 +162,7 @@ func (s *MediaStore) RecordsByID(ctx context.Context, recordID string) ([]media.
 // PutRecord implements media.MetaStore.
 func (s *MediaStore) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.RecordRefs) error {
 	id := recordDocID(r.SchoolID, r.RecordID)
-	d := mediaRecordDoc{ID: id, RecordID: r.RecordID, SchoolID: r.SchoolID, Rev: r.Rev, Photos: []mediaRefDoc{}}
+	d := mediaRecordDoc{ID: id, RecordID: r.RecordID, SchoolID: r.SchoolID, Rev: r.Rev, Photos: []mediaRefDoc{}, Attachments: r.Attachments}
 	for _, p := range r.Photos {
 		d.Photos = append(d.Photos, mediaRefDoc(p))
 	}

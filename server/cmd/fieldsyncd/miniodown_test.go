@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -71,7 +72,8 @@ func closedAddr(t *testing.T) string {
 
 // TestMain_MinioDownAtStart starts fieldsyncd while MinIO cannot be
 // reached: it starts and serves records — a phone pushes a hazard with a
-// photo, another pulls it — while the photo routes answer 503 with
+// photo, another pulls it, the hazard's photo status counts the photo of
+// its attachment record — while the photo routes answer 503 with
 // Retry-After and code unavailable; then MinIO comes back, without a
 // restart, and the photo goes through. The log says that MinIO is down
 // once, and that it is back once.
@@ -201,6 +203,19 @@ func TestMain_MinioDownAtStart(t *testing.T) {
 		}
 	}
 
+	// The hazard's photo status needs only the database: its photo is
+	// that of the attachment record its photo_ids name, not there yet.
+	photos := func() map[string]any {
+		var out map[string]any
+		if err := client.New(base, enr.Token).Do(ctx, http.MethodGet, "/v1/records/"+id.String()+"/photos?scope="+school, nil, &out); err != nil {
+			t.Fatalf("photos of the hazard: %v", err)
+		}
+		return out
+	}
+	if rp := photos(); fmt.Sprintf("%v %v %v", rp["complete"], rp["expected"], rp["received"]) != "false 1 0" {
+		t.Fatalf("photos of the hazard with MinIO down: %v", rp)
+	}
+
 	// MinIO comes back; within the breaker's probe interval the photo
 	// goes through, without a restart.
 	minio.start(t)
@@ -228,6 +243,10 @@ func TestMain_MinioDownAtStart(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || string(got) != string(jpg) {
 		t.Fatalf("GET the link = %d, %d bytes", resp.StatusCode, len(got))
+	}
+
+	if rp := photos(); fmt.Sprintf("%v %v %v", rp["complete"], rp["expected"], rp["received"]) != "true 1 1" {
+		t.Fatalf("photos of the hazard after the upload: %v", rp)
 	}
 
 	down, back := 0, 0

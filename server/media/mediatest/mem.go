@@ -197,6 +197,7 @@ func (m *Meta) Record(ctx context.Context, schoolID, recordID string) (media.Rec
 		return media.RecordRefs{}, notFound("record " + recordID)
 	}
 	r.Photos = slices.Clone(r.Photos)
+	r.Attachments = slices.Clone(r.Attachments)
 	return r, nil
 }
 
@@ -208,6 +209,7 @@ func (m *Meta) RecordsByID(ctx context.Context, recordID string) ([]media.Record
 	for _, r := range m.records {
 		if r.RecordID == recordID {
 			r.Photos = slices.Clone(r.Photos)
+			r.Attachments = slices.Clone(r.Attachments)
 			out = append(out, r)
 		}
 	}
@@ -226,6 +228,7 @@ func (m *Meta) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.Re
 		return syncproto.Errorf(syncproto.ECONFLICT, "Record %s changed.", r.RecordID)
 	}
 	r.Photos = slices.Clone(r.Photos)
+	r.Attachments = slices.Clone(r.Attachments)
 	m.records[key] = r
 	return nil
 }
