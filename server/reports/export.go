@@ -191,7 +191,7 @@ func (e *Exporter) Rows(ctx context.Context, rw RowWriter, spec Spec, now time.T
 		if spec.Photos {
 			for _, h := range c.Hazards {
 				if inLedger(h, spec.Period) && c.inspectorMatch(spec.Filter, spec.Period, scope, c.inspectorByUser(h.FoundBy)) {
-					photos, err := e.Photos(ctx, h.ID)
+					photos, err := e.Photos(ctx, scope, h.ID)
 					if err != nil {
 						return fmt.Errorf("reports: photos of %s: %w", h.ID, err)
 					}

@@ -247,7 +247,7 @@ func TestExportPhotoAppendix(t *testing.T) {
 	seed(t, t.Context(), p, st.Sync, st.Devices)
 	school := sampleSchools[2]
 	photos := map[string][]reports.Thumb{}
-	ex := &reports.Exporter{Store: st.Sync.(reports.Store), Dir: st.Devices, Photos: func(_ context.Context, hazard string) ([]reports.Thumb, error) {
+	ex := &reports.Exporter{Store: st.Sync.(reports.Store), Dir: st.Devices, Photos: func(_ context.Context, _, hazard string) ([]reports.Thumb, error) {
 		// Two photos for every other hazard, one of them not uploaded.
 		if len(photos)%2 == 0 {
 			photos[hazard] = []reports.Thumb{{SHA256: strings.Repeat("a", 64), JPEG: tinyJPEG(t, uint8(len(photos)))}, {SHA256: strings.Repeat("b", 64), Note: "照片尚未上传"}}

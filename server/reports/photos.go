@@ -20,8 +20,8 @@ type Thumb struct {
 	Note   string
 }
 
-// PhotoSource returns the photos of a hazard.
-type PhotoSource func(ctx context.Context, hazardID string) ([]Thumb, error)
+// PhotoSource returns the photos of a hazard of a school.
+type PhotoSource func(ctx context.Context, schoolID, hazardID string) ([]Thumb, error)
 
 // maxThumbBytes bounds one thumbnail read.
 const maxThumbBytes = 2 << 20
@@ -34,8 +34,8 @@ func MediaThumbs(m *media.Service, hc *http.Client, p server.Principal) PhotoSou
 	if hc == nil {
 		hc = &http.Client{Timeout: 20 * time.Second}
 	}
-	return func(ctx context.Context, hazardID string) ([]Thumb, error) {
-		rp, err := m.RecordPhotos(ctx, p, hazardID)
+	return func(ctx context.Context, schoolID, hazardID string) ([]Thumb, error) {
+		rp, err := m.RecordPhotos(ctx, p, hazardID, schoolID)
 		if err != nil {
 			return nil, err
 		}
