@@ -305,6 +305,14 @@ func TestReportOnRealServers(t *testing.T) {
 		t.Errorf("%d pictures embedded, want 1", embedded)
 	}
 
+	// The visits of November as CSV, streamed through the compressing
+	// middleware to a client that accepts gzip.
+	csvPath := filepath.Join(t.TempDir(), "visits.csv")
+	ctl("report", "export", "visits", "2024-11", "-format", "csv", "-o", csvPath)
+	if b, err := os.ReadFile(csvPath); err != nil || !bytes.HasPrefix(b, []byte("\xef\xbb\xbf日期,学校,督学")) || bytes.Count(b, []byte("\n")) != 1+12 {
+		t.Errorf("visits CSV (%v): %d lines\n%.300s", err, bytes.Count(b, []byte("\n")), b)
+	}
+
 	// A chart of the dashboard, saved.
 	svgPath := filepath.Join(t.TempDir(), "visits.svg")
 	ctl("report", "chart", "visits", "2024-09-01..2024-11-30", "-o", svgPath)
