@@ -130,9 +130,8 @@ func BuildChart(c *County, name string, p Period, f Filter) (chart.Chart, error)
 		for _, s := range rep.Schools {
 			for i, m := range months {
 				from, to := p.monthSpan(m)
-				if len(c.listed(s.SchoolID, from, to)) > 0 {
-					required[i] += float64(c.Quotas.VisitsPerSchoolPerMonth)
-				}
+				rv, _, _ := c.required(s.SchoolID, "", from, to)
+				required[i] += rv
 			}
 		}
 		return chart.Chart{Kind: chart.KindLines, Title: "每月进校次数", Unit: "次", Labels: months,

@@ -172,6 +172,28 @@ func (c *County) listed(school, from, to string) []string {
 	return out
 }
 
+// required returns the visits and days a school requires in from..to
+// (a month): the largest quota of the listings then (of inspector's only
+// when set), each listing's own quota or the office's; zero when the
+// school was not listed.
+func (c *County) required(school, inspector, from, to string) (visits, days float64, listed bool) {
+	for _, a := range c.Assignments {
+		if a.SchoolID != school || !a.overlaps(from, to) || inspector != "" && a.InspectorID != inspector {
+			continue
+		}
+		listed = true
+		v, d := a.MinVisits, a.MinDays
+		if v == 0 {
+			v = c.Quotas.VisitsPerSchoolPerMonth
+		}
+		if d == 0 {
+			d = c.Quotas.VisitDaysPerSchoolPerMonth
+		}
+		visits, days = max(visits, float64(v)), max(days, float64(d))
+	}
+	return visits, days, listed
+}
+
 // monthSpan returns a month's first and last day, clipped to the period.
 func (p Period) monthSpan(m string) (from, to string) {
 	from, to = m+"-01", m+"-31"
@@ -235,11 +257,11 @@ func Compute(c *County, p Period, f Filter) *Report {
 			from, to := p.monthSpan(m)
 			vs := visits[key{s.ID, m}]
 			nv, nd, ids := countVisits(vs, "", &row.Visits, &row.VisitDays)
-			if len(c.listed(s.ID, from, to)) == 0 {
+			rv, rd, listed := c.required(s.ID, "", from, to)
+			if !listed {
 				continue
 			}
 			listedMonths++
-			rv, rd := float64(q.VisitsPerSchoolPerMonth), float64(q.VisitDaysPerSchoolPerMonth)
 			row.Visits.Required += rv
 			row.VisitDays.Required += rd
 			if nv < rv {
@@ -330,10 +352,10 @@ func Compute(c *County, p Period, f Filter) *Report {
 			for _, m := range months {
 				from, to := p.monthSpan(m)
 				nv, nd, ids := countVisits(visits[key{sid, m}], id, &row.Visits, &row.VisitDays)
-				if !slices.Contains(c.listed(sid, from, to), id) {
+				rv, rd, listed := c.required(sid, id, from, to)
+				if !listed {
 					continue
 				}
-				rv, rd := float64(q.VisitsPerSchoolPerMonth), float64(q.VisitDaysPerSchoolPerMonth)
 				row.Visits.Required += rv
 				row.VisitDays.Required += rd
 				if nv < rv {

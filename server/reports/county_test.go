@@ -29,6 +29,7 @@ var sampleSchools = []string{"0192b000-0000-7000-8000-000000000101", "0192b000-0
 type planAssignment struct {
 	id, inspector, school, start, end string
 	record                            bool // pushed as a record; otherwise put in the directory
+	minVisits                         int  // the record's own monthly quota (visit_quota), 0: the office's
 }
 
 type planVisit struct {
@@ -89,9 +90,9 @@ func generate(seed uint64, nz, ns, ni int, from, to string, hazardsPerSchool int
 	// The sample assignment …0301 (school …0103) is a record; the demo
 	// puts the other two schools in the directory.
 	p.assignments = append(p.assignments,
-		planAssignment{"0192b000-0000-7000-8000-000000000301", sampleInspector, sampleSchools[2], "2024-03-01", "", true},
-		planAssignment{"0192b000-0000-7000-8000-000000000302", sampleInspector, sampleSchools[0], "2024-03-01", "", false},
-		planAssignment{"0192b000-0000-7000-8000-000000000303", sampleInspector, sampleSchools[1], "2024-03-01", "", false})
+		planAssignment{"0192b000-0000-7000-8000-000000000301", sampleInspector, sampleSchools[2], "2024-03-01", "", true, 0},
+		planAssignment{"0192b000-0000-7000-8000-000000000302", sampleInspector, sampleSchools[0], "2024-03-01", "", false, 0},
+		planAssignment{"0192b000-0000-7000-8000-000000000303", sampleInspector, sampleSchools[1], "2024-03-01", "", false, 0})
 	for range ni {
 		id := genID(r)
 		p.inspectors = append(p.inspectors, id)
@@ -109,6 +110,9 @@ func generate(seed uint64, nz, ns, ni int, from, to string, hazardsPerSchool int
 			schools = append(schools, id)
 			insp := p.inspectors[1+r.IntN(ni)]
 			a := planAssignment{id: genID(r), inspector: insp, school: id, start: "2026-03-01", record: r.IntN(2) == 0}
+			if a.record && r.IntN(3) == 0 {
+				a.minVisits = 2
+			}
 			// Some schools change hands mid-October.
 			if r.IntN(4) == 0 {
 				a.end = "2026-10-15"
@@ -233,6 +237,9 @@ func (p *plan) records(tb testing.TB) (recs []*syncproto.Record, dir []server.As
 			continue
 		}
 		f := map[string]any{"inspector_id": a.inspector, "school_id": a.school, "start_date": a.start, "role": "responsibility"}
+		if a.minVisits > 0 {
+			f["visit_quota"] = map[string]any{"per": "month", "min_visits": a.minVisits, "min_days": 1}
+		}
 		if a.end != "" {
 			f["end_date"] = a.end
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -97,6 +98,11 @@ type Assignment struct {
 	SchoolID    string `json:"school_id"`
 	Start       string `json:"start_date"`
 	End         string `json:"end_date,omitempty"`
+	// MinVisits and MinDays are the listing's own monthly quota (an
+	// assignment record's visit_quota with per "month"); 0 takes the
+	// office's.
+	MinVisits int `json:"min_visits,omitempty"`
+	MinDays   int `json:"min_days,omitempty"`
 }
 
 // overlaps reports whether the assignment covers any day from..to.
@@ -411,8 +417,18 @@ func (c *County) Add(r *syncproto.Record) {
 	case "inspector":
 		c.Inspectors[id] = &Inspector{ID: id, UserID: str(r, "user_id"), Name: str(r, "name")}
 	case "assignment":
-		c.Assignments = append(c.Assignments, Assignment{ID: id, InspectorID: str(r, "inspector_id"), SchoolID: str(r, "school_id"),
-			Start: str(r, "start_date"), End: str(r, "end_date")})
+		a := Assignment{ID: id, InspectorID: str(r, "inspector_id"), SchoolID: str(r, "school_id"),
+			Start: str(r, "start_date"), End: str(r, "end_date")}
+		var vq struct {
+			Per       string          `json:"per"`
+			MinVisits json.RawMessage `json:"min_visits"`
+			MinDays   json.RawMessage `json:"min_days"`
+		}
+		decode(r, "visit_quota", &vq)
+		if vq.Per == "" || vq.Per == "month" {
+			a.MinVisits, a.MinDays = int(math.Ceil(number(vq.MinVisits))), int(math.Ceil(number(vq.MinDays)))
+		}
+		c.Assignments = append(c.Assignments, a)
 	case "visit":
 		c.Visits = append(c.Visits, VisitOf(r))
 	case "lesson_observation":
