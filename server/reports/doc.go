@@ -8,9 +8,13 @@
 // Every number carries the ids of the records it counts ("every number has
 // a source"). The computation is pure: records come in through Store (the
 // sync store's change log, read scope by scope with equality lookups) and
-// Directory (inspectors and assignments), the server's clock is passed in
-// as a value, and nothing here reads the clock or does I/O beyond those
-// interfaces and the io.Writer an export is written to.
+// Directory (inspectors and assignments), the server's time is passed in
+// as a value to Load, Compute, Prefill and the exports, and they do no I/O
+// beyond those interfaces and the io.Writer an export is written to. Only
+// Service (what the HTTP layer calls) reads the server's clock, and only
+// MediaThumbs (the photo appendix) fetches bytes, through the photo
+// service's links. The dashboard's SVG charts are drawn by the subpackage
+// chart.
 //
 // The quotas an office works by are a reference record (kind
 // "report_settings", scope "ref") written through the sync push like a
