@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +105,8 @@ type Report struct {
 	Fieldsync   map[string]measure `json:"fieldsync"`
 	Sizes       map[string]int64   `json:"sizes"`
 	Modes       []ModeResult       `json:"schools_per_phone,omitempty"`
+	// Tables is fieldsync's database size after the update, by collection.
+	Tables map[string]int64 `json:"fieldsync_bytes_by_collection,omitempty"`
 	// CPU is the CPU seconds each server spent during the pushes (1 and
 	// 4 clients) of each system.
 	CPU map[string]map[string]float64 `json:"cpu_seconds_during_push,omitempty"`
@@ -278,6 +281,9 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 			return err
 		}
 		rep.Sizes["fieldsync_after_update"] -= base
+		if rep.Tables, err = tableSizes(ctx, cfg.psql, cfg.pg, cfg.fsDB); err != nil {
+			return err
+		}
 	}
 	logf("fieldsync done; load average %s", loadavg())
 
@@ -423,6 +429,26 @@ func printTable(w io.Writer, rep *Report) {
 		ratio(float64(s["fieldsync_after_update"]), float64(s["pouch_after_update"])))
 	if h, o := rep.Hazard["hazard"], rep.Hazard["other"]; h.Docs > 0 && o.Docs > 0 {
 		fmt.Fprintf(w, "| push, hazards only ÷ other kinds only | | | %.0f ÷ %.0f | | | %.0f / %.0f | | cost ×%.2f |\n", h.Rate, o.Rate, h.P50ms, o.P50ms, o.Rate/h.Rate)
+	}
+	if len(rep.Tables) > 0 {
+		type kv struct {
+			k string
+			v int64
+		}
+		var ts []kv
+		for k, v := range rep.Tables {
+			ts = append(ts, kv{k, v})
+		}
+		sort.Slice(ts, func(i, j int) bool { return ts[i].v > ts[j].v })
+		fmt.Fprint(w, "\nfieldsync's database after the update, by collection (with indexes):")
+		for i, t := range ts[:min(6, len(ts))] {
+			sep := ","
+			if i == 0 {
+				sep = ""
+			}
+			fmt.Fprintf(w, "%s %s %s", sep, t.k, mb(t.v))
+		}
+		fmt.Fprintln(w)
 	}
 	if len(rep.CPU) > 0 {
 		fmt.Fprintf(w, "\nCPU seconds spent by each server during the pushes of %d records (1 and 4 clients):\n\n", 2*rep.Records)

@@ -323,3 +323,28 @@ func editValue(d *doc) string {
 	}
 	return "复查：整改已落实，" + d.id.String()[30:]
 }
+
+// tableSizes returns the size of each table of FerretDB's schema of a
+// database (with its indexes and TOAST), by collection: FerretDB v1 names
+// a collection's table after it, with a hash suffix.
+func tableSizes(ctx context.Context, psql, conn, db string) (map[string]int64, error) {
+	q := "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '" +
+		strings.ReplaceAll(db, "'", "") + "' AND c.relkind = 'r'"
+	out, err := exec.CommandContext(ctx, psql, "-d", conn, "-tAF", "\t", "-c", q).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("psql: %v: %s", err, out)
+	}
+	sizes := map[string]int64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, size, ok := strings.Cut(line, "\t")
+		if !ok {
+			continue
+		}
+		if i := strings.LastIndexByte(name, '_'); i > 0 && len(name)-i == 9 {
+			name = name[:i]
+		}
+		n, _ := strconv.ParseInt(strings.TrimSpace(size), 10, 64)
+		sizes[name] += n
+	}
+	return sizes, nil
+}
