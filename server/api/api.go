@@ -23,6 +23,7 @@ import (
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/media"
 	"github.com/fieldsync/fieldsync/server/metrics"
+	"github.com/fieldsync/fieldsync/server/reports"
 	"github.com/fieldsync/fieldsync/webapp"
 )
 
@@ -133,6 +134,8 @@ type Deps struct {
 	// Metrics, when set, counts and times every request and is served at
 	// /metrics (metrics.go).
 	Metrics *metrics.Metrics
+	// Reports computes quotas, monthly forms and ledgers (reports.go).
+	Reports *reports.Service
 }
 
 // Server is the HTTP server. Create it with NewServer.
@@ -222,6 +225,9 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	}
 	if deps.Metrics != nil {
 		s.routesMetrics()
+	}
+	if deps.Reports != nil {
+		s.routesReports()
 	}
 	// Every body a route accepts fits in the budget, and in one
 	// principal's share of it, half (body.go holds one byte more than the

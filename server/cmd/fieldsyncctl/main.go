@@ -16,6 +16,8 @@
 //	                                                   --dry-run shows what would be published
 //	fieldsyncctl export FORM_ID VERSION [OUT.xlsx]     a questionnaire version as an XLSForm workbook
 //	fieldsyncctl retire FORM_ID VERSION
+//	fieldsyncctl report quotas|feedback|export|settings …  quota completion, the month's feedback
+//	                                                   forms, ledgers as XLSX/CSV, the quotas
 //
 // It talks HTTP only: it imports no server package. The server and the
 // token come from -server (FIELDSYNC_URL, default http://127.0.0.1:8080)
@@ -72,7 +74,7 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 	c := client.New(*server, tok)
 	a := fs.Args()
 	if len(a) == 0 {
-		return errors.New("usage: fieldsyncctl [-server URL] demo|inspector|assign|code|revoke|conflicts|resolve|publish|export|retire …")
+		return errors.New("usage: fieldsyncctl [-server URL] demo|inspector|assign|code|revoke|conflicts|resolve|publish|export|retire|report …")
 	}
 	need := func(n int) error {
 		if len(a)-1 < n {
@@ -133,6 +135,8 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 			}
 			return export(ctx, c, a[1], a[2], dest, out)
 		}
+	case "report":
+		return report(ctx, c, a[1:], out)
 	case "retire":
 		if err = need(2); err == nil {
 			resp, err = c.RetireForm(ctx, a[1], a[2])

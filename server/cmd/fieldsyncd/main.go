@@ -189,6 +189,7 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Forms:   svc.forms,
 		App:     app,
 		Metrics: mets,
+		Reports: svc.reports,
 	}, logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -11,6 +11,7 @@ import (
 	"github.com/fieldsync/fieldsync/server/media"
 	serverminio "github.com/fieldsync/fieldsync/server/minio"
 	servermongo "github.com/fieldsync/fieldsync/server/mongo"
+	"github.com/fieldsync/fieldsync/server/reports"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -22,6 +23,7 @@ type services struct {
 	blobs       *media.Breaker // around MinIO
 	forms       *server.Forms
 	maintenance *server.Maintenance
+	reports     *reports.Service
 }
 
 // wire builds the services on the open database and the MinIO store (which
@@ -65,5 +67,8 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, store *servermini
 	syncer.Stored = med.ExpectRecords
 	maint := cfg.Maintenance(syncStore)
 	maint.Logger = logger.With("component", "maintenance")
-	return &services{devices: devices, sync: syncer, media: med, blobs: breaker, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint}, nil
+	rep := reports.NewService(syncStore, devStore, access, syncer, syncer.Replica)
+	rep.Photos = func(p server.Principal) reports.PhotoSource { return reports.MediaThumbs(med, nil, p) }
+	return &services{devices: devices, sync: syncer, media: med, blobs: breaker, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint,
+		reports: rep}, nil
 }
