@@ -113,8 +113,9 @@ type group struct {
 	idx      []int // request indexes of the changes folded in
 	delta    *syncproto.Record
 	base     syncproto.Vector
-	replayed bool // every change folded in was applied before (same op id and digest)
-	again    bool // … by another batch: reported duplicate if it changes nothing
+	wire     int64 // the size of the changes folded in, as encoded (0: unknown)
+	replayed bool  // every change folded in was applied before (same op id and digest)
+	again    bool  // … by another batch: reported duplicate if it changes nothing
 
 	stored *syncproto.Record // the current state, on the slow path
 	state  *syncproto.Record // the state to insert
@@ -155,9 +156,10 @@ func (s *Syncer) Push(ctx context.Context, p Principal, req syncproto.PushReques
 		lookup <- found{b, err}
 	}()
 	digests := make([]string, len(req.Changes))
+	sizes := make([]int, len(req.Changes))
 	// The digests are the batch's main CPU work; the database waits
 	// meanwhile.
-	_ = parallel.Do(len(req.Changes), func(i int) error { digests[i] = req.Changes[i].Digest(); return nil })
+	_ = parallel.Do(len(req.Changes), func(i int) error { digests[i], sizes[i] = req.Changes[i].DigestSize(); return nil })
 	bd := BatchDigest(req, digests)
 
 	// A batch answered before gets the same answer, and nothing is written.
@@ -236,6 +238,11 @@ func (s *Syncer) Push(ctx context.Context, p Principal, req syncproto.PushReques
 	}
 
 	groups := s.fold(req, valid, replayed, again, reject, now)
+	for _, gr := range groups {
+		for _, i := range gr.idx {
+			gr.wire += int64(sizes[i])
+		}
+	}
 	if err := s.apply(ctx, p, groups, now); err != nil {
 		return syncproto.PushResponse{}, err
 	}
@@ -403,6 +410,28 @@ func (s *Syncer) tooLarge(r *syncproto.Record) *syncproto.Error {
 	return nil
 }
 
+// tooLargeNew is tooLarge for the state of a new record made of the
+// group's changes, without encoding it when its changes are known to be
+// small enough: the state holds what the changes held (their encoding
+// bounds it, op ids and bases included) plus the server's stamps (an
+// arrival time per item and on the record, the revision, a flag).
+func (s *Syncer) tooLargeNew(gr *group, st *syncproto.Record) *syncproto.Error {
+	if max := s.Limits.MaxRecordBytes; gr.wire > 0 && max > 0 {
+		items := 0
+		for _, it := range st.Items {
+			items += len(it)
+		}
+		if gr.wire+stampBytes*int64(items+2) <= max {
+			return nil
+		}
+	}
+	return s.tooLarge(st)
+}
+
+// stampBytes bounds what one server stamp adds to a record's encoding
+// (`,"server_received_at":"2006-01-02T15:04:05.000Z"` is 48 bytes).
+const stampBytes = 96
+
 func (s *Syncer) validate(ctx context.Context, r *syncproto.Record) *syncproto.Error {
 	if s.Validator == nil {
 		return nil
@@ -450,7 +479,7 @@ func (s *Syncer) write(ctx context.Context, p Principal, groups []*group, now ti
 		}
 		st := *syncproto.StampArrival(nil, gr.delta, now)
 		st.Rev = 1
-		if e := s.tooLarge(&st); e != nil {
+		if e := s.tooLargeNew(gr, &st); e != nil {
 			gr.done, gr.err = true, e
 			continue
 		}

@@ -34,12 +34,21 @@ type Change struct {
 // stores it with the op id and refuses the same op id with another digest
 // (EOPREUSED), as ODK Central and KoboToolbox refuse a reused instance id.
 func (c Change) Digest() string {
+	d, _ := c.DigestSize()
+	return d
+}
+
+// DigestSize returns the change's Digest and the size of the canonical
+// JSON it is taken over (0 when the change does not encode): a bound on
+// the size of the change's record, which the server uses to skip encoding
+// a small record just to measure it.
+func (c Change) DigestSize() (string, int) {
 	b, err := marshal(c)
 	if err != nil {
-		return ""
+		return "", 0
 	}
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:]), len(b)
 }
 
 // PushRequest is the body of POST /v1/sync/push.
