@@ -53,20 +53,17 @@ func (s *Service) expectEach(ctx context.Context, states []*syncproto.Record) er
 }
 
 // expectBatch is ExpectRecords on a BatchMetaStore, in at most three
-// calls, each a bounded number of round trips: one Records for the
-// records that may have an entry already (a record's first revision is
-// assumed to have none, and inserted), one NotePhotos for the photos
-// that are new to their record, one PutRecords for the entries that
-// change. An entry whose photos and attachments did not change, and whose
+// calls: one Records for the entries of the batch's records with photos
+// (or that may have had some), one NotePhotos for the photos that are new
+// to their record, one PutRecords for the entries that change. An entry whose photos and attachments did not change, and whose
 // revision is the one before (so no state in between can arrive late and
 // be mistaken for newer), is not rewritten. The photos go first, as in
-// Expect; a lost compare-and-set (a concurrent push of the same record,
-// or a retry of a batch whose first revisions were inserted already)
-// sends the records of the batch through Expect, which reads again.
+// Expect; a lost compare-and-set (a concurrent push of the same record)
+// sends the records written through Expect, which reads again.
 func (s *Service) expectBatch(ctx context.Context, bs BatchMetaStore, states []*syncproto.Record) error {
 	nexts := map[RecordKey]RecordRefs{}
 	from := map[RecordKey]*syncproto.Record{}
-	var keys, read []RecordKey
+	var keys []RecordKey
 	for _, r := range states {
 		next, ok := refsOf(r)
 		if !ok {
@@ -82,17 +79,12 @@ func (s *Service) expectBatch(ctx context.Context, bs BatchMetaStore, states []*
 		}
 		nexts[k], from[k] = next, r
 	}
-	for _, k := range keys {
-		if nexts[k].Rev > 1 {
-			read = append(read, k)
-		}
+	if len(keys) == 0 {
+		return nil
 	}
-	prevs := map[RecordKey]RecordRefs{}
-	if len(read) > 0 {
-		var err error
-		if prevs, err = bs.Records(ctx, read); err != nil {
-			return fmt.Errorf("media: expect photos of %d records: %w", len(read), err)
-		}
+	prevs, err := bs.Records(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("media: expect photos of %d records: %w", len(keys), err)
 	}
 	up := uploaderOf(ctx)
 	holder := up.id
@@ -131,7 +123,7 @@ func (s *Service) expectBatch(ctx context.Context, bs BatchMetaStore, states []*
 	if len(puts) == 0 {
 		return nil
 	}
-	err := bs.PutRecords(ctx, puts)
+	err = bs.PutRecords(ctx, puts)
 	if syncproto.ErrorCode(err) != syncproto.ECONFLICT {
 		if err != nil {
 			return fmt.Errorf("media: expect photos of %d records: %w", len(puts), err)

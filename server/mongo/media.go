@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -38,7 +39,7 @@ type MediaStore struct {
 	jobs    *mongo.Collection
 }
 
-var _ media.MetaStore = (*MediaStore)(nil)
+var _ media.BatchMetaStore = (*MediaStore)(nil)
 
 // NewMediaStore returns the store on db. Call EnsureIndexes once at start.
 func NewMediaStore(db *mongo.Database) *MediaStore {
@@ -210,11 +211,8 @@ func (s *MediaStore) RecordsByID(ctx context.Context, recordID string) ([]media.
 
 // PutRecord implements media.MetaStore.
 func (s *MediaStore) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.RecordRefs) error {
-	id := recordDocID(r.SchoolID, r.RecordID)
-	d := mediaRecordDoc{ID: id, RecordID: r.RecordID, SchoolID: r.SchoolID, Rev: r.Rev, Photos: []mediaRefDoc{}, Attachments: r.Attachments}
-	for _, p := range r.Photos {
-		d.Photos = append(d.Photos, mediaRefDoc(p))
-	}
+	d := recordDoc(r)
+	id := d.ID
 	if prev == nil {
 		_, err := s.records.InsertOne(ctx, d)
 		if mongo.IsDuplicateKeyError(err) {
@@ -232,13 +230,148 @@ func (s *MediaStore) PutRecord(ctx context.Context, r media.RecordRefs, prev *me
 	return nil
 }
 
-// ExpectPhoto implements media.MetaStore.
-func (s *MediaStore) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID string) error {
-	update := bson.D{
+// mediaChunk bounds the statements of one bulk write and the lookups in
+// flight for one Records: FerretDB v1 hangs on update commands that touch
+// more than about 40 documents.
+const mediaChunk = 40
+
+// Records implements media.BatchMetaStore: an equality lookup on _id per
+// key (the only lookup FerretDB v1 pushes down to an index: an $in or $or
+// would scan the collection), up to mediaChunk of them at once.
+func (s *MediaStore) Records(ctx context.Context, keys []media.RecordKey) (map[media.RecordKey]media.RecordRefs, error) {
+	docs := make([]*mediaRecordDoc, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, mediaChunk)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var d mediaRecordDoc
+			err := retry(ctx, func() error {
+				return s.records.FindOne(ctx, bson.D{{Key: "_id", Value: recordDocID(k.SchoolID, k.RecordID)}}).Decode(&d)
+			})
+			switch {
+			case err == nil:
+				docs[i] = &d
+			case !errors.Is(err, mongo.ErrNoDocuments):
+				errs[i] = mediaErr("find media record "+k.RecordID, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out := make(map[media.RecordKey]media.RecordRefs, len(keys))
+	for i, d := range docs {
+		if d != nil {
+			out[keys[i]] = recordOf(*d)
+		}
+	}
+	return out, nil
+}
+
+// NotePhotos implements media.BatchMetaStore: one ordered bulk write per
+// mediaChunk statements, an upsert per photo (as ExpectPhoto) followed by
+// its vouch, an update filtered on _id and, for a pusher that must hold
+// the photo, on holders.
+func (s *MediaStore) NotePhotos(ctx context.Context, notes []media.PhotoNote) error {
+	models := make([]mongo.WriteModel, 0, 2*len(notes))
+	for _, n := range notes {
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: n.Ref.SHA256}}).
+			SetUpdate(expectUpdate(n.Ref, n.SchoolID)).
+			SetUpsert(true))
+		filter := bson.D{{Key: "_id", Value: n.Ref.SHA256}}
+		if n.Holder != "" {
+			filter = append(filter, bson.E{Key: "holders", Value: n.Holder})
+		}
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(filter).
+			SetUpdate(bson.D{{Key: "$addToSet", Value: bson.D{{Key: "vouched", Value: n.SchoolID}}}}))
+	}
+	for chunk := range slices.Chunk(models, mediaChunk) {
+		err := s.upsert(ctx, fmt.Sprintf("expect %d photos", len(notes)), func() error {
+			_, err := s.photos.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(true))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutRecords implements media.BatchMetaStore: the new entries in unordered
+// inserts, the others in unordered bulk replaces filtered on _id and rev,
+// mediaChunk at a time. A bulk write tells how many replaces matched, not
+// which, so any shortfall (or duplicate insert) is ECONFLICT for all.
+func (s *MediaStore) PutRecords(ctx context.Context, puts []media.RecordPut) error {
+	var inserts []any
+	var replaces []mongo.WriteModel
+	for _, p := range puts {
+		d := recordDoc(p.Record)
+		if p.Prev == nil {
+			inserts = append(inserts, d)
+			continue
+		}
+		replaces = append(replaces, mongo.NewReplaceOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: d.ID}, {Key: "rev", Value: p.Prev.Rev}}).
+			SetReplacement(d))
+	}
+	lost := false
+	for chunk := range slices.Chunk(inserts, mediaChunk) {
+		err := retry(ctx, func() error {
+			_, err := s.records.InsertMany(ctx, chunk, options.InsertMany().SetOrdered(false))
+			return err
+		})
+		switch {
+		case mongo.IsDuplicateKeyError(err):
+			lost = true
+		case err != nil:
+			return mediaErr(fmt.Sprintf("insert %d media records", len(chunk)), err)
+		}
+	}
+	for chunk := range slices.Chunk(replaces, mediaChunk) {
+		var res *mongo.BulkWriteResult
+		err := retry(ctx, func() (err error) {
+			res, err = s.records.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+			return err
+		})
+		if err != nil {
+			return mediaErr(fmt.Sprintf("replace %d media records", len(chunk)), err)
+		}
+		if res.MatchedCount < int64(len(chunk)) {
+			lost = true
+		}
+	}
+	if lost {
+		return syncproto.Errorf(syncproto.ECONFLICT, "The photos of some records changed meanwhile.")
+	}
+	return nil
+}
+
+func recordDoc(r media.RecordRefs) mediaRecordDoc {
+	d := mediaRecordDoc{ID: recordDocID(r.SchoolID, r.RecordID), RecordID: r.RecordID, SchoolID: r.SchoolID, Rev: r.Rev, Photos: []mediaRefDoc{}, Attachments: r.Attachments}
+	for _, p := range r.Photos {
+		d.Photos = append(d.Photos, mediaRefDoc(p))
+	}
+	return d
+}
+
+// expectUpdate is ExpectPhoto's update.
+func expectUpdate(ref syncproto.PhotoRef, schoolID string) bson.D {
+	return bson.D{
 		{Key: "$setOnInsert", Value: bson.D{{Key: "state", Value: media.StateExpected}, {Key: "size", Value: ref.Size}, {Key: "content_type", Value: ref.ContentType}}},
 		{Key: "$addToSet", Value: bson.D{{Key: "schools", Value: schoolID}}},
 		{Key: "$set", Value: bson.D{{Key: "referenced", Value: true}}},
 	}
+}
+
+// ExpectPhoto implements media.MetaStore.
+func (s *MediaStore) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID string) error {
+	update := expectUpdate(ref, schoolID)
 	return s.upsert(ctx, "expect photo "+ref.SHA256, func() error {
 		_, err := s.photos.UpdateOne(ctx, bson.D{{Key: "_id", Value: ref.SHA256}}, update, options.UpdateOne().SetUpsert(true))
 		return err
