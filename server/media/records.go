@@ -181,7 +181,8 @@ func mustWrite(prev *RecordRefs, next RecordRefs) bool {
 //
 // It writes only to the MetaStore, never to the object store, so record
 // pushes succeed while MinIO is down. A state older than the one already
-// noted (a smaller r.Rev) changes nothing. Each photo also remembers the
+// noted (a smaller r.Rev) changes nothing, and neither does the state
+// right after it when its photos are the same (see mustWrite). Each photo also remembers the
 // record's school, which decides who may see it (see URL). ExpectRecords
 // is the same for a batch, shaped as server.Syncer's Stored hook.
 func (s *Service) Expect(ctx context.Context, r *syncproto.Record) error {
