@@ -235,6 +235,10 @@ func (s *MediaStore) PutRecord(ctx context.Context, r media.RecordRefs, prev *me
 // more than about 40 documents.
 const mediaChunk = 40
 
+// mediaInsertChunk bounds the documents of one insert, which FerretDB v1
+// takes in one go (the log's inserts are whole batches of 500).
+const mediaInsertChunk = 500
+
 // Records implements media.BatchMetaStore: an equality lookup on _id per
 // key (the only lookup FerretDB v1 pushes down to an index: an $in or $or
 // would scan the collection), up to mediaChunk of them at once.
@@ -272,13 +276,39 @@ func (s *MediaStore) Records(ctx context.Context, keys []media.RecordKey) (map[m
 	return out, nil
 }
 
-// NotePhotos implements media.BatchMetaStore: one ordered bulk write per
-// mediaChunk statements, an upsert per photo (as ExpectPhoto) followed by
-// its vouch, an update filtered on _id and, for a pusher that must hold
-// the photo, on holders.
+// NotePhotos implements media.BatchMetaStore. A photo no record named
+// before costs one document in an unordered insert (mediaInsertChunk at a
+// time), as ExpectPhoto's upsert would have made it, vouched for already
+// if the caller is trusted (a new photo has no holders). The photos that
+// exist (a duplicate key) then get, in ordered bulk writes of at most
+// mediaChunk statements, ExpectPhoto's upsert followed by the vouch, an
+// update filtered on _id and, for a pusher that must hold the photo, on
+// holders: no read of the photo either way.
 func (s *MediaStore) NotePhotos(ctx context.Context, notes []media.PhotoNote) error {
-	models := make([]mongo.WriteModel, 0, 2*len(notes))
-	for _, n := range notes {
+	var known []media.PhotoNote
+	for chunk := range slices.Chunk(notes, mediaInsertChunk) {
+		docs := make([]any, 0, len(chunk))
+		for _, n := range chunk {
+			d := bson.D{
+				{Key: "_id", Value: n.Ref.SHA256}, {Key: "state", Value: media.StateExpected},
+				{Key: "size", Value: n.Ref.Size}, {Key: "content_type", Value: n.Ref.ContentType},
+				{Key: "schools", Value: []string{n.SchoolID}}, {Key: "referenced", Value: true},
+			}
+			if n.Holder == "" {
+				d = append(d, bson.E{Key: "vouched", Value: []string{n.SchoolID}})
+			}
+			docs = append(docs, d)
+		}
+		failed, err := s.insertNew(ctx, s.photos, docs)
+		if err != nil {
+			return mediaErr(fmt.Sprintf("insert %d photos", len(docs)), err)
+		}
+		for _, i := range failed {
+			known = append(known, chunk[i])
+		}
+	}
+	models := make([]mongo.WriteModel, 0, 2*len(known))
+	for _, n := range known {
 		models = append(models, mongo.NewUpdateOneModel().
 			SetFilter(bson.D{{Key: "_id", Value: n.Ref.SHA256}}).
 			SetUpdate(expectUpdate(n.Ref, n.SchoolID)).
@@ -292,7 +322,7 @@ func (s *MediaStore) NotePhotos(ctx context.Context, notes []media.PhotoNote) er
 			SetUpdate(bson.D{{Key: "$addToSet", Value: bson.D{{Key: "vouched", Value: n.SchoolID}}}}))
 	}
 	for chunk := range slices.Chunk(models, mediaChunk) {
-		err := s.upsert(ctx, fmt.Sprintf("expect %d photos", len(notes)), func() error {
+		err := s.upsert(ctx, fmt.Sprintf("expect %d photos", len(chunk)/2), func() error {
 			_, err := s.photos.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(true))
 			return err
 		})
@@ -301,6 +331,28 @@ func (s *MediaStore) NotePhotos(ctx context.Context, notes []media.PhotoNote) er
 		}
 	}
 	return nil
+}
+
+// insertNew inserts docs, unordered, and returns the indexes of those
+// whose _id existed (a duplicate key); any other failure is an error.
+func (s *MediaStore) insertNew(ctx context.Context, coll *mongo.Collection, docs []any) ([]int, error) {
+	var failed []int
+	err := retry(ctx, func() error {
+		failed = failed[:0]
+		_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
+			for _, we := range bwe.WriteErrors {
+				if we.Code != 11000 {
+					return err
+				}
+				failed = append(failed, we.Index)
+			}
+			return nil
+		}
+		return err
+	})
+	return failed, err
 }
 
 // PutRecords implements media.BatchMetaStore: the new entries in unordered
@@ -321,17 +373,12 @@ func (s *MediaStore) PutRecords(ctx context.Context, puts []media.RecordPut) err
 			SetReplacement(d))
 	}
 	lost := false
-	for chunk := range slices.Chunk(inserts, mediaChunk) {
-		err := retry(ctx, func() error {
-			_, err := s.records.InsertMany(ctx, chunk, options.InsertMany().SetOrdered(false))
-			return err
-		})
-		switch {
-		case mongo.IsDuplicateKeyError(err):
-			lost = true
-		case err != nil:
+	for chunk := range slices.Chunk(inserts, mediaInsertChunk) {
+		failed, err := s.insertNew(ctx, s.records, chunk)
+		if err != nil {
 			return mediaErr(fmt.Sprintf("insert %d media records", len(chunk)), err)
 		}
+		lost = lost || len(failed) > 0
 	}
 	for chunk := range slices.Chunk(replaces, mediaChunk) {
 		var res *mongo.BulkWriteResult
