@@ -52,6 +52,9 @@ func serverWithAllDeps(t *testing.T) *Server {
 		Sync:    &server.Syncer{},
 		Forms:   &server.Forms{},
 		Media:   &media.Service{},
+		// The console's JSON routes; its HTML pages (Desk) are not
+		// part of the JSON API.
+		Accounts: &server.Accounts{},
 	})
 	return s
 }

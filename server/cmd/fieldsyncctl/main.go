@@ -16,6 +16,12 @@
 //	                                                   --dry-run shows what would be published
 //	fieldsyncctl export FORM_ID VERSION [OUT.xlsx]     a questionnaire version as an XLSForm workbook
 //	fieldsyncctl retire FORM_ID VERSION
+//	fieldsyncctl user add LOGIN NAME ROLE[,ROLE…] [ZONE_OR_SCHOOL…]
+//	                                                   create an office account (the first admin too);
+//	                                                   the password from FIELDSYNC_USER_PASSWORD or stdin;
+//	                                                   roles inspector, office_reviewer, office_head, admin;
+//	                                                   zone:ID or school:ID scope it (none: the county)
+//	fieldsyncctl audit verify                          walk the audit log's hash chain; name the first broken link
 //
 // It talks HTTP only: it imports no server package. The server and the
 // token come from -server (FIELDSYNC_URL, default http://127.0.0.1:8080)
@@ -24,6 +30,7 @@ package main
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -85,6 +92,25 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 	switch a[0] {
 	case "demo":
 		return demo(ctx, c, out)
+	case "user":
+		if len(a) < 5 || a[1] != "add" {
+			return errors.New("usage: fieldsyncctl user add LOGIN NAME ROLE[,ROLE…] [zone:ID|school:ID…]")
+		}
+		resp, err = userAdd(ctx, c, a[2:], getenv)
+	case "audit":
+		if len(a) < 2 || a[1] != "verify" {
+			return errors.New("usage: fieldsyncctl audit verify")
+		}
+		rep, err := c.VerifyAudit(ctx)
+		if err != nil {
+			return err
+		}
+		if !rep.OK {
+			fmt.Fprintf(out, "audit log BROKEN at entry %d: %s (%d entries checked before it)\n", rep.Broken, rep.Reason, rep.Checked)
+			return fmt.Errorf("the audit log is broken at entry %d", rep.Broken)
+		}
+		fmt.Fprintf(out, "audit log intact: %d entries, last hash %s\n", rep.Checked, rep.Last)
+		return nil
 	case "inspector":
 		if err = need(3); err == nil {
 			resp, err = c.PutInspector(ctx, a[1], client.Inspector{UserID: a[2], Name: a[3], Active: true})
@@ -279,4 +305,29 @@ func demo(ctx context.Context, c *client.Client, out io.Writer) error {
 	fmt.Fprintf(out, "enrollment code %s (valid until %s); enroll a phone with:\n", code.Code, code.ExpiresAt.Format(time.RFC3339))
 	fmt.Fprintf(out, "  go run ./mobile/cmd/fieldphone --data data/phone.db enroll --server %s --code %s\n", c.BaseURL, code.Code)
 	return nil
+}
+
+// userAdd creates an office account: LOGIN NAME ROLES [zone:ID|school:ID…].
+func userAdd(ctx context.Context, c *client.Client, a []string, getenv func(string) string) (client.Account, error) {
+	acc := client.Account{Login: a[0], Name: a[1], Roles: strings.Split(a[2], ",")}
+	for _, s := range a[3:] {
+		switch kind, id, _ := strings.Cut(s, ":"); kind {
+		case "zone":
+			acc.Zones = append(acc.Zones, id)
+		case "school":
+			acc.Schools = append(acc.Schools, id)
+		default:
+			return client.Account{}, fmt.Errorf("%q: write zone:ID or school:ID", s)
+		}
+	}
+	acc.Password = getenv("FIELDSYNC_USER_PASSWORD")
+	if acc.Password == "" {
+		fmt.Fprint(os.Stderr, "password (at least 10 characters): ")
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return client.Account{}, fmt.Errorf("reading the password: %w", err)
+		}
+		acc.Password = strings.TrimRight(line, "\r\n")
+	}
+	return c.CreateAccount(ctx, acc)
 }

@@ -167,6 +167,8 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		ReadTimeout:    cfg.RequestTimeout,
 		WriteTimeout:   cfg.RequestTimeout,
 		AdminToken:     cfg.AdminToken,
+
+		ConsoleLoopbackHTTP: cfg.ConsoleLoopbackHTTP,
 	}, api.Deps{
 		Checks: []server.Check{
 			{Name: "mongo", Ping: db.Ping},
@@ -178,6 +180,8 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Forms:   svc.forms,
 		App:     app,
 		Metrics: mets,
+
+		Accounts: svc.accounts, Desk: svc.desk, Audit: svc.audit,
 	}, logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

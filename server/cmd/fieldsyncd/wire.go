@@ -21,6 +21,9 @@ type services struct {
 	media       *media.Service
 	forms       *server.Forms
 	maintenance *server.Maintenance
+	accounts    *server.Accounts
+	desk        *server.Desk
+	audit       *server.Audit
 }
 
 // wire builds the services on the open database and the MinIO settings,
@@ -29,15 +32,17 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	devStore := servermongo.NewDeviceStore(db.Database())
 	syncStore := servermongo.NewSyncStore(db.Database())
 	mediaStore := servermongo.NewMediaStore(db.Database())
+	consoleStore := servermongo.NewConsoleStore(db.Database())
 	for name, ensure := range map[string]func(context.Context) error{
 		"devices": devStore.EnsureIndexes, "sync": syncStore.EnsureIndexes, "media": mediaStore.EnsureIndexes,
+		"console": consoleStore.EnsureIndexes,
 	} {
 		if err := ensure(ctx); err != nil {
 			return nil, fmt.Errorf("indexes of %s: %w", name, err)
 		}
 	}
 	devices := server.NewDevices(devStore)
-	access := &server.Access{Assigned: devices.Assigned}
+	access := &server.Access{Assigned: devices.Assigned, ZoneSchools: consoleStore.ZoneSchools}
 
 	blobs, err := serverminio.NewBlobs(cfg.Minio, serverminio.BlobOptions{PublicEndpoint: cfg.MinioPublic, PublicSecure: cfg.MinioPublicSecure})
 	if err != nil {
@@ -56,8 +61,14 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	validator := server.NewFormValidator(syncer, devices.Today)
 	validator.Logger = logger.With("component", "forms")
 	syncer.Validator = validator
-	syncer.Stored = med.ExpectRecords
+	// The office console: its read model and the audit log follow every
+	// accepted change (server.Desk.Stored).
+	audit := &server.Audit{Store: consoleStore, Now: syncer.Now}
+	desk := &server.Desk{Sync: syncer, Access: access, Read: consoleStore, Audit: audit, Now: syncer.Now}
+	syncer.Stored = server.StoredHooks(med.ExpectRecords, desk.Stored)
+	accounts := server.NewAccounts(consoleStore)
 	maint := cfg.Maintenance(syncStore)
 	maint.Logger = logger.With("component", "maintenance")
-	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint}, nil
+	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint,
+		accounts: accounts, desk: desk, audit: audit}, nil
 }

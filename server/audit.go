@@ -1,0 +1,199 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/fieldsync/fieldsync/syncproto"
+)
+
+// The audit log: every accepted change and every decision of the office,
+// append-only and hash-chained. Entry n carries the hash of entry n−1
+// (Prev) and its own hash over its content and Prev, so changing,
+// removing or reordering an entry breaks the chain at that entry.
+//
+// There are no transactions (FerretDB has none): entries are numbered by
+// a sequence whose uniqueness the store enforces (the entry's _id); a
+// writer reads the last entry, numbers its entries after it and inserts
+// them; a writer that lost the race gets a duplicate and starts again
+// from the new last entry. An entry also has a unique Key (the change's
+// record and revision, the decision's op id), so an entry logged twice
+// (a push retried after a crash) is logged once.
+
+// AuditEntry is one entry of the audit log.
+type AuditEntry struct {
+	Seq int64  `json:"seq"`
+	Key string `json:"key"`
+	// At is the server's clock.
+	At time.Time `json:"at"`
+	// Who: the person (user id), name, the role acted in, and where
+	// from: a device id or a console session id.
+	Actor     string `json:"actor"`
+	ActorName string `json:"actor_name,omitempty"`
+	Role      string `json:"role,omitempty"`
+	Device    string `json:"device,omitempty"`
+	Session   string `json:"session,omitempty"`
+	// What: "change" (an accepted change) or "hazard.<action>" (a
+	// decision), of which record, at which revision, with the reason or
+	// a summary.
+	Action   string `json:"action"`
+	RecordID string `json:"record_id,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+	Scope    string `json:"scope,omitempty"`
+	Rev      int64  `json:"rev,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+	Prev     string `json:"prev"`
+	Hash     string `json:"hash"`
+}
+
+// AuditStore keeps the audit log.
+type AuditStore interface {
+	// LastAudit returns the entry with the highest Seq; ok is false when
+	// the log is empty.
+	LastAudit(ctx context.Context) (e AuditEntry, ok bool, err error)
+	// InsertAudit inserts entries in order and returns how many it
+	// inserted; it stops at the first whose Seq or Key is taken, with
+	// ECONFLICT.
+	InsertAudit(ctx context.Context, entries []AuditEntry) (int, error)
+	// AuditKeys returns which of the keys are logged.
+	AuditKeys(ctx context.Context, keys []string) (map[string]bool, error)
+	// AuditRange returns up to limit entries with Seq > after, by Seq.
+	AuditRange(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
+	// AuditOf returns the entries of a record, by Seq.
+	AuditOf(ctx context.Context, recordID string) ([]AuditEntry, error)
+}
+
+// Audit appends to and verifies the audit log.
+type Audit struct {
+	Store AuditStore
+	Now   func() time.Time
+}
+
+// hashOf returns the hex sha256 of the entry's content and Prev.
+func hashOf(e AuditEntry) string {
+	e.Hash = ""
+	e.At = e.At.UTC()
+	b, _ := json.Marshal(e)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Append logs entries (their Seq, Prev and Hash are set here), skipping
+// those whose Key is already logged.
+func (a *Audit) Append(ctx context.Context, entries []AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
+	}
+	for attempt := 0; attempt < 64 && len(entries) > 0; attempt++ {
+		have, err := a.Store.AuditKeys(ctx, keys)
+		if err != nil {
+			return err
+		}
+		var todo []AuditEntry
+		for _, e := range entries {
+			if !have[e.Key] {
+				todo = append(todo, e)
+			}
+		}
+		entries = todo
+		if len(entries) == 0 {
+			return nil
+		}
+		last, _, err := a.Store.LastAudit(ctx)
+		if err != nil {
+			return err
+		}
+		now := a.Now().UTC().Truncate(time.Millisecond)
+		prev, seq := last.Hash, last.Seq
+		for i := range entries {
+			seq++
+			entries[i].Seq, entries[i].Prev = seq, prev
+			if entries[i].At.IsZero() {
+				entries[i].At = now
+			}
+			entries[i].At = entries[i].At.UTC().Truncate(time.Millisecond)
+			entries[i].Hash = hashOf(entries[i])
+			prev = entries[i].Hash
+		}
+		n, err := a.Store.InsertAudit(ctx, entries)
+		entries = entries[n:]
+		if err != nil && syncproto.ErrorCode(err) != syncproto.ECONFLICT {
+			return err
+		}
+	}
+	if len(entries) > 0 {
+		return syncproto.Errorf(syncproto.EUNAVAILABLE, "The audit log is busy; try again.")
+	}
+	return nil
+}
+
+// AuditReport is the outcome of Verify.
+type AuditReport struct {
+	OK      bool   `json:"ok"`
+	Checked int64  `json:"checked"`
+	Broken  int64  `json:"broken_seq,omitempty"` // the first broken or missing link
+	Reason  string `json:"reason,omitempty"`
+	Last    string `json:"last_hash,omitempty"`
+}
+
+// Verify walks the chain from the first entry and names the first entry
+// that is missing, altered or out of place.
+func (a *Audit) Verify(ctx context.Context) (AuditReport, error) {
+	var rep AuditReport
+	prev, want := "", int64(1)
+	for {
+		page, err := a.Store.AuditRange(ctx, want-1, 1000)
+		if err != nil {
+			return rep, err
+		}
+		if len(page) == 0 {
+			rep.OK, rep.Last = true, prev
+			return rep, nil
+		}
+		for _, e := range page {
+			switch {
+			case e.Seq != want:
+				rep.Broken, rep.Reason = want, fmt.Sprintf("entry %d is missing (the next entry is %d)", want, e.Seq)
+			case e.Prev != prev:
+				rep.Broken, rep.Reason = e.Seq, fmt.Sprintf("entry %d does not carry the hash of entry %d", e.Seq, e.Seq-1)
+			case hashOf(e) != e.Hash:
+				rep.Broken, rep.Reason = e.Seq, fmt.Sprintf("entry %d was altered: its content does not match its hash", e.Seq)
+			}
+			if rep.Broken != 0 {
+				return rep, nil
+			}
+			rep.Checked++
+			prev, want = e.Hash, want+1
+		}
+	}
+}
+
+// ChangeEntries returns the audit entries of record states a push wrote,
+// attributed to the principal in ctx.
+func ChangeEntries(ctx context.Context, states []*syncproto.Record) []AuditEntry {
+	p, _ := PrincipalFrom(ctx)
+	out := make([]AuditEntry, 0, len(states))
+	for _, r := range states {
+		e := AuditEntry{
+			Key:   fmt.Sprintf("change/%s/%d", r.ID, r.Rev),
+			Actor: p.UserID, ActorName: p.Name, Session: p.Session,
+			Action: "change", RecordID: r.ID.String(), Kind: r.Kind, Scope: ScopeOf(r), Rev: r.Rev,
+		}
+		if p.IsDevice() {
+			e.Device = p.DeviceID.String()
+		}
+		if p.Automation {
+			e.Device = "admin-token"
+		}
+		out = append(out, e)
+	}
+	return out
+}
