@@ -133,7 +133,7 @@ const localSession = "console_session"
 // consoleSession is middleware: the request must carry a valid session
 // cookie. Pages redirect to the sign-in page; posts get 401.
 func (s *Server) consoleSession(c *fiber.Ctx) error {
-	p, sess, err := s.deps.Accounts.Authenticate(c.UserContext(), c.Cookies(sessionCookie))
+	p, sess, err := s.deps.Accounts.Authenticate(c.UserContext(), strings.Clone(c.Cookies(sessionCookie)))
 	if err != nil {
 		if syncproto.ErrorCode(err) != syncproto.EUNAUTHORIZED {
 			return err
@@ -183,12 +183,13 @@ type page struct {
 }
 
 func (s *Server) render(c *fiber.Ctx, status int, name string, data any, funcs template.FuncMap) error {
-	t := consoleTemplates
+	// The parsed set is never executed, only its clones: a clone gets
+	// the request's names.
+	t, err := consoleTemplates.Clone()
+	if err != nil {
+		return err
+	}
 	if funcs != nil {
-		var err error
-		if t, err = consoleTemplates.Clone(); err != nil {
-			return err
-		}
 		t.Funcs(funcs)
 	}
 	var b bytes.Buffer
@@ -214,12 +215,16 @@ func (s *Server) consoleError(c *fiber.Ctx, status int, err error) error {
 	if me, ok := server.PrincipalFrom(c.UserContext()); ok {
 		p.Me, p.CSRF = &me, sessionOf(c).CSRF
 	}
+	t, e := consoleTemplates.Clone()
+	if e != nil {
+		return e
+	}
 	var b bytes.Buffer
-	if e := consoleTemplates.ExecuteTemplate(&b, "head", p); e != nil {
+	if e := t.ExecuteTemplate(&b, "head", p); e != nil {
 		return e
 	}
 	b.WriteString(`<p><a href="/console/hazards">返回</a></p>`)
-	if e := consoleTemplates.ExecuteTemplate(&b, "foot", p); e != nil {
+	if e := t.ExecuteTemplate(&b, "foot", p); e != nil {
 		return e
 	}
 	s.consoleHeaders(c)
@@ -272,7 +277,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(f.Get("csrf"))) != 1 {
 		return s.consoleError(c, http.StatusForbidden, syncproto.Errorf(syncproto.EFORBIDDEN, "登录页面已过期，请刷新后重试。The sign-in form is stale: reload it."))
 	}
-	tok, sess, err := s.deps.Accounts.SignIn(c.UserContext(), f.Get("login"), f.Get("password"), c.IP())
+	tok, sess, err := s.deps.Accounts.SignIn(c.UserContext(), f.Get("login"), f.Get("password"), strings.Clone(c.IP()))
 	if err != nil {
 		status := statusOf(err)
 		if errors.Is(err, server.ErrThrottled) {
@@ -458,8 +463,9 @@ func (s *Server) handleHazards(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	q := queueQuery{Zone: c.Query("zone"), School: c.Query("school"), Severity: c.Query("severity"), Status: c.Query("status"),
-		Sort: c.Query("sort"), Overdue: c.Query("overdue") == "1"}
+	query := func(k string) string { return strings.Clone(c.Query(k)) } // Fiber's strings live in its buffers
+	q := queueQuery{Zone: query("zone"), School: query("school"), Severity: query("severity"), Status: query("status"),
+		Sort: query("sort"), Overdue: c.Query("overdue") == "1"}
 	fields := map[string]string{}
 	for k, v := range map[string]string{"zone": q.Zone, "school": q.School} {
 		if v != "" && uuid.Validate(v) != nil {
@@ -682,14 +688,14 @@ func (s *Server) handleHazard(c *fiber.Ctx) error {
 		pg.Flash = "已" + server.ActionNames[done] + "。手机下次同步时会看到。"
 		pg.Title = "隐患"
 	}
-	return s.hazardPage(c, http.StatusOK, c.Params("id"), pg, actForm{})
+	return s.hazardPage(c, http.StatusOK, strings.Clone(c.Params("id")), pg, actForm{})
 }
 
 // handleHazardAct handles "POST /console/hazards/:id/act": a decision
 // pushed through the sync path as the session's replica.
 func (s *Server) handleHazardAct(c *fiber.Ctx) error {
 	f := form(c)
-	id := c.Params("id")
+	id := strings.Clone(c.Params("id")) // Fiber's strings live in its buffers
 	af := actForm{Action: f.Get("action"), Reason: f.Get("reason"), Deadline: f.Get("deadline"), Responsible: f.Get("responsible"),
 		Phone: f.Get("phone"), Items: f.Get("items")}
 	_, err := s.deps.Desk.Act(c.UserContext(), principalOf(c), id, server.HazardAction{
@@ -722,7 +728,7 @@ func (s *Server) handleConsolePhoto(c *fiber.Ctx) error {
 		return c.SendStatus(http.StatusNotFound)
 	}
 	ctx, p := c.UserContext(), principalOf(c)
-	sha, variant := c.Params("sha"), c.Params("variant")
+	sha, variant := strings.Clone(c.Params("sha")), strings.Clone(c.Params("variant"))
 	u, err := s.deps.Media.URL(ctx, p, sha, variant)
 	if syncproto.ErrorCode(err) == syncproto.ENOTFOUND && variant != media.VariantOriginal {
 		u, err = s.deps.Media.URL(ctx, p, sha, media.VariantOriginal)
