@@ -675,8 +675,11 @@ func (s *Server) hazardPage(c *fiber.Ctx, status int, id string, pg page, af act
 		Actions     []statusCount
 		CanAct      bool
 		Form        actForm
+		// Reported: the record is the report (no reported event of its
+		// own), shown as the timeline's first entry.
+		Reported bool
 	}{pg, v, v.Events, groups, responsible, desc, loc, audit, acts,
-		p.Has(server.RoleOfficeReviewer) || p.Has(server.RoleOfficeHead), af}
+		p.Has(server.RoleOfficeReviewer) || p.Has(server.RoleOfficeHead), af, !reportedEvent(v.Events)}
 	return s.render(c, status, "hazard", data, consoleFuncs(names))
 }
 
@@ -758,4 +761,13 @@ func formatPlace(lat, lon float64) string {
 		ew, lon = "W", -lon
 	}
 	return fmt.Sprintf("%.4f°%s %.4f°%s", lat, ns, lon, ew)
+}
+
+func reportedEvent(evs []server.EventView) bool {
+	for _, e := range evs {
+		if e.Type == syncproto.EventReported {
+			return true
+		}
+	}
+	return false
 }
