@@ -212,3 +212,9 @@ func (c *Client) VerifyAudit(ctx context.Context) (AuditReport, error) {
 	err := c.Do(ctx, http.MethodGet, "/v1/admin/audit/verify", nil, &out)
 	return out, err
 }
+
+// RebuildReadModel rebuilds the console's read model from the change log
+// and returns what it read.
+func (c *Client) RebuildReadModel(ctx context.Context) (json.RawMessage, error) {
+	return c.rawJSON(ctx, http.MethodPost, "/v1/admin/read-model/rebuild", struct{}{})
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/server/memstore"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -504,6 +505,54 @@ func TestAuditTamper(t *testing.T) {
 		rep, err = a.Verify(t.Context())
 		if err != nil || rep.OK || rep.Broken != 3 || !strings.Contains(rep.Reason, "altered") {
 			t.Errorf("tampered: %+v %v, want entry 3 named", rep, err)
+		}
+	})
+}
+
+// TestRebuildReadModel: the read model rebuilt from the change log into
+// an empty store equals the one kept current on every push, and a second
+// rebuild changes nothing.
+func TestRebuildReadModel(t *testing.T) {
+	testenv.ForEachStore(t, func(t *testing.T, st testenv.Stores) {
+		d := newDesk(t, st)
+		d.school(t, deskSchool, "东河县第二初级中学", deskZone)
+		ph := newDeskPhone()
+		var ids []uuid.UUID
+		for i, sev := range []string{"low", "medium", "high"} {
+			ids = append(ids, d.report(t, ph, "隐患"+sev, sev))
+			d.now = d.now.Add(time.Duration(i+1) * time.Minute)
+		}
+		reviewer, _ := d.account(t, "reviewer", []string{server.RoleOfficeReviewer})
+		if err := d.act(t, reviewer, ids[2], server.HazardAction{Action: server.ActConfirm, Reason: "属实"}); err != nil {
+			t.Fatal(err)
+		}
+		fresh := memstore.NewConsoleStore()
+		rebuilt := &server.Desk{Sync: d.syncer, Access: d.syncer.Access, Read: fresh, Now: d.desk.Now}
+		log, ok := st.Sync.(server.ChangeLog)
+		if !ok {
+			t.Fatalf("%T is no ChangeLog", st.Sync)
+		}
+		for range 2 {
+			rep, err := rebuilt.RebuildReadModel(t.Context(), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Hazards != 3 || rep.Schools != 1 || rep.States < 5 {
+				t.Errorf("rebuild: %+v", rep)
+			}
+			for _, id := range ids {
+				want, err1 := st.Console.Hazard(t.Context(), id.String())
+				got, err2 := fresh.Hazard(t.Context(), id.String())
+				if err1 != nil || err2 != nil || got != want {
+					t.Errorf("hazard %s rebuilt %+v (%v), kept %+v (%v)", id, got, err2, want, err1)
+				}
+			}
+		}
+		f, _ := d.desk.Filter(t.Context(), reviewer)
+		f.Sort = "urgent"
+		rows, err := fresh.Hazards(t.Context(), f)
+		if err != nil || len(rows) != 3 || rows[0].Severity != "high" || rows[0].Status != syncproto.HazardConfirmed {
+			t.Errorf("the rebuilt queue, most urgent first: %+v %v", rows, err)
 		}
 	})
 }

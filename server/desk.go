@@ -105,6 +105,8 @@ type Desk struct {
 	Read   ReadModelStore
 	Audit  *Audit
 	Now    func() time.Time
+	// Log is the change log RebuildReadModel reads (nil: no rebuild).
+	Log ChangeLog
 }
 
 // Stored is the Syncer's hook for accepted changes: it keeps the read
@@ -471,4 +473,71 @@ type ConsoleStore interface {
 	AccountStore
 	AuditStore
 	ReadModelStore
+}
+
+// ChangeLog is what RebuildReadModel reads: the scopes and their change
+// logs (the sync store).
+type ChangeLog interface {
+	Scopes(ctx context.Context) (map[string]int64, error)
+	Changes(ctx context.Context, scope string, after int64, limit int, maxBytes int64) (ChangesPage, error)
+}
+
+// RebuildReport says what RebuildReadModel did.
+type RebuildReport struct {
+	Scopes  int `json:"scopes"`
+	States  int `json:"states"`
+	Hazards int `json:"hazards"`
+	Schools int `json:"schools"`
+}
+
+// RebuildReadModel puts every record state of the change log into the
+// read model again: reference data first (the schools' zones), then
+// every school's log, in log order. A row keeps its highest revision, so
+// running it again, or while pushes are accepted, changes nothing that is
+// current. It is the repair for a read model lost or wrong: the change
+// log is the source of truth.
+func (d *Desk) RebuildReadModel(ctx context.Context, log ChangeLog) (RebuildReport, error) {
+	scopes, err := log.Scopes(ctx)
+	if err != nil {
+		return RebuildReport{}, err
+	}
+	order := make([]string, 0, len(scopes))
+	for s := range scopes {
+		if s != RefScope {
+			order = append(order, s)
+		}
+	}
+	slices.Sort(order)
+	if _, ok := scopes[RefScope]; ok {
+		order = append([]string{RefScope}, order...)
+	}
+	var rep RebuildReport
+	hazards := map[uuid.UUID]bool{}
+	for _, scope := range order {
+		rep.Scopes++
+		for after := int64(0); ; {
+			page, err := log.Changes(ctx, scope, after, 1000, 8<<20)
+			if err != nil {
+				return rep, fmt.Errorf("rebuild %s: %w", scope, err)
+			}
+			for _, r := range page.Records {
+				rep.States++
+				if err := d.index(ctx, r); err != nil {
+					return rep, err
+				}
+				switch r.Kind {
+				case "hazard":
+					hazards[r.ID] = true
+				case "school":
+					rep.Schools++
+				}
+			}
+			if !page.More || page.Pos == after {
+				break
+			}
+			after = page.Pos
+		}
+	}
+	rep.Hazards = len(hazards)
+	return rep, nil
 }

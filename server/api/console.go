@@ -79,6 +79,19 @@ func (s *Server) routesAccounts() {
 	admin := s.app.Group("/v1/admin", s.adminOnly)
 	admin.Post("/accounts", s.body(smallBodyMax), s.handleCreateAccount)
 	admin.Get("/audit/verify", s.handleAuditVerify)
+	admin.Post("/read-model/rebuild", s.body(smallBodyMax), s.handleRebuildReadModel)
+}
+
+// handleRebuildReadModel handles "POST /v1/admin/read-model/rebuild".
+func (s *Server) handleRebuildReadModel(c *fiber.Ctx) error {
+	if s.deps.Desk == nil || s.deps.Desk.Log == nil {
+		return syncproto.Errorf(syncproto.EUNAVAILABLE, "The read model is not configured.")
+	}
+	rep, err := s.deps.Desk.RebuildReadModel(c.UserContext(), s.deps.Desk.Log)
+	if err != nil {
+		return err
+	}
+	return c.JSON(rep)
 }
 
 // handleCreateAccount handles "POST /v1/admin/accounts".

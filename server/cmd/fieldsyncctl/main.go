@@ -22,6 +22,7 @@
 //	                                                   roles inspector, office_reviewer, office_head, admin;
 //	                                                   zone:ID or school:ID scope it (none: the county)
 //	fieldsyncctl audit verify                          walk the audit log's hash chain; name the first broken link
+//	fieldsyncctl readmodel rebuild                     rebuild the console's read model from the change log
 //
 // It talks HTTP only: it imports no server package. The server and the
 // token come from -server (FIELDSYNC_URL, default http://127.0.0.1:8080)
@@ -97,6 +98,11 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 			return errors.New("usage: fieldsyncctl user add LOGIN NAME ROLE[,ROLE…] [zone:ID|school:ID…]")
 		}
 		resp, err = userAdd(ctx, c, a[2:], getenv)
+	case "readmodel":
+		if len(a) < 2 || a[1] != "rebuild" {
+			return errors.New("usage: fieldsyncctl readmodel rebuild")
+		}
+		resp, err = c.RebuildReadModel(ctx)
 	case "audit":
 		if len(a) < 2 || a[1] != "verify" {
 			return errors.New("usage: fieldsyncctl audit verify")

@@ -64,7 +64,7 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	// The office console: its read model and the audit log follow every
 	// accepted change (server.Desk.Stored).
 	audit := &server.Audit{Store: consoleStore, Now: syncer.Now}
-	desk := &server.Desk{Sync: syncer, Access: access, Read: consoleStore, Audit: audit, Now: syncer.Now}
+	desk := &server.Desk{Sync: syncer, Access: access, Read: consoleStore, Audit: audit, Now: syncer.Now, Log: syncStore}
 	syncer.Stored = server.StoredHooks(med.ExpectRecords, desk.Stored)
 	accounts := server.NewAccounts(consoleStore)
 	maint := cfg.Maintenance(syncStore)
