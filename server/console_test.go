@@ -556,3 +556,60 @@ func TestRebuildReadModel(t *testing.T) {
 		}
 	})
 }
+
+// TestDeskResolveConflict: two phones rename a hazard concurrently; the
+// reviewer settles it with a value of its own, pushed as the session's
+// change: the field holds one version, the other two are in the record's
+// conflict log, the conflict index says resolved, and an account scoped
+// elsewhere neither sees nor resolves it.
+func TestDeskResolveConflict(t *testing.T) {
+	testenv.ForEachStore(t, func(t *testing.T, st testenv.Stores) {
+		d := newDesk(t, st)
+		d.school(t, deskSchool, "东河县第二初级中学", deskZone)
+		a, b := newDeskPhone(), newDeskPhone()
+		id := d.report(t, a, "厕所", "low")
+		d.pull(t, b, id)
+		for _, ph := range []*deskPhone{a, b} {
+			d.now = d.now.Add(time.Second)
+			ph.w.Now = d.now
+			base := ph.rec[id].Version()
+			_, delta := syncproto.Set(ph.rec[id], "title", jsonOf(t, "厕所地面湿滑 by "+ph.p.UserID), ph.w)
+			d.push(t, ph.p, delta, base)
+		}
+		reviewer, _ := d.account(t, "reviewer", []string{server.RoleOfficeReviewer})
+		outsider, _ := d.account(t, "outsider", []string{server.RoleOfficeReviewer}, "school:"+otherSch)
+		open, err := d.desk.OpenConflicts(t.Context(), reviewer, 0)
+		if err != nil || len(open) != 1 || open[0].Field != "title" || len(open[0].Versions) != 2 {
+			t.Fatalf("open conflicts: %+v %v", open, err)
+		}
+		if others, _ := d.desk.OpenConflicts(t.Context(), outsider, 0); len(others) != 0 {
+			t.Errorf("an account scoped elsewhere sees %d conflicts", len(others))
+		}
+		ctx := server.WithPrincipal(t.Context(), outsider)
+		if _, err := d.desk.ResolveConflict(ctx, outsider, open[0].ID, jsonOf(t, "x"), "理由"); syncproto.ErrorCode(err) != syncproto.EFORBIDDEN {
+			t.Errorf("resolved out of scope: %v", err)
+		}
+		ctx = server.WithPrincipal(t.Context(), reviewer)
+		if _, err := d.desk.ResolveConflict(ctx, reviewer, open[0].ID, jsonOf(t, "x"), ""); syncproto.ErrorCode(err) != syncproto.EINVALID {
+			t.Errorf("resolved without a reason: %v", err)
+		}
+		d.now = d.now.Add(time.Minute)
+		if _, err := d.desk.ResolveConflict(ctx, reviewer, open[0].ID, jsonOf(t, "厕所地面湿滑"), "两人描述同一隐患"); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := d.syncer.Record(t.Context(), deskSchool, id)
+		if got := string(r.Value("title")); got != `"厕所地面湿滑"` || len(r.ConflictFields()) != 0 || len(r.Conflicts) != 2 {
+			t.Errorf("after the resolution: title %s, in conflict %v, log %d", got, r.ConflictFields(), len(r.Conflicts))
+		}
+		if left, _ := d.desk.OpenConflicts(t.Context(), reviewer, 0); len(left) != 0 {
+			t.Errorf("still open: %+v", left)
+		}
+		row, _ := st.Console.Hazard(t.Context(), id.String())
+		if row.Title != "厕所地面湿滑" {
+			t.Errorf("read model title %q", row.Title)
+		}
+		if _, err := d.desk.ResolveConflict(ctx, reviewer, open[0].ID, jsonOf(t, "y"), "again"); syncproto.ErrorCode(err) != syncproto.ECONFLICT {
+			t.Errorf("resolved twice: %v", err)
+		}
+	})
+}

@@ -541,3 +541,129 @@ func (d *Desk) RebuildReadModel(ctx context.Context, log ChangeLog) (RebuildRepo
 	rep.Hazards = len(hazards)
 	return rep, nil
 }
+
+// OpenConflicts returns the open conflicts the principal may resolve or
+// see: every scope of its own (an account scoped to zones and schools sees
+// theirs only).
+func (d *Desk) OpenConflicts(ctx context.Context, p Principal, limit int) ([]Conflict, error) {
+	var all []Conflict
+	if office(p) {
+		var err error
+		if all, err = d.Sync.Conflicts(ctx, p, ConflictFilter{Status: ConflictOpen, Limit: limit}); err != nil {
+			return nil, err
+		}
+	} else {
+		// An inspector's account: the schools of its scope, one by one.
+		_, ids, err := d.Access.schools(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			cs, err := d.Sync.Conflicts(ctx, p, ConflictFilter{Status: ConflictOpen, Scope: id, Limit: limit})
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, cs...)
+		}
+	}
+	out := all[:0]
+	for _, c := range all {
+		if c.Scope == RefScope && p.Has(RoleOfficeHead) {
+			out = append(out, c)
+			continue
+		}
+		ok, err := d.Access.CanSeeSchool(ctx, p, c.Scope)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// ResolveConflict settles a conflict with a value (one of the versions,
+// or a new one) as the principal: the field is written again by the
+// session's replica, having seen every version, and pushed through the
+// Syncer like a phone's resolution, so the losing versions move to the
+// record's conflict log and the phones get the resolution on their next
+// pull. For the deletion register the value is true (delete) or false
+// (keep).
+func (d *Desk) ResolveConflict(ctx context.Context, p Principal, id string, value json.RawMessage, reason string) (syncproto.Result, error) {
+	if p.IsDevice() || actingRole(p) == "" {
+		return syncproto.Result{}, syncproto.Errorf(syncproto.EFORBIDDEN, "只有督导室人员可以处理冲突。Only the office resolves conflicts.")
+	}
+	recordID, field, ok := strings.Cut(id, "/")
+	rid, err := uuid.Parse(recordID)
+	if !ok || err != nil {
+		return syncproto.Result{}, syncproto.Errorf(syncproto.ENOTFOUND, "没有该冲突。No conflict %s.", id)
+	}
+	list, err := d.Sync.Conflicts(ctx, p, ConflictFilter{RecordID: rid})
+	if err != nil {
+		return syncproto.Result{}, err
+	}
+	var c *Conflict
+	for i := range list {
+		if list[i].ID == id {
+			c = &list[i]
+		}
+	}
+	switch {
+	case c == nil:
+		return syncproto.Result{}, syncproto.Errorf(syncproto.ENOTFOUND, "没有该冲突。No conflict %s.", id)
+	case c.Status != ConflictOpen:
+		return syncproto.Result{}, syncproto.Errorf(syncproto.ECONFLICT, "该冲突已处理。The conflict was resolved already.")
+	}
+	if err := d.Access.Resolve(ctx, p, c.Scope); err != nil {
+		return syncproto.Result{}, syncproto.Errorf(syncproto.EFORBIDDEN, "该学校不在您的责任范围内。This school is outside your scope.")
+	}
+	if strings.TrimSpace(reason) == "" {
+		return syncproto.Result{}, syncproto.FieldError("请填写理由。A reason is required.", map[string]string{"reason": "请填写理由 (required)"})
+	}
+	v, err := syncproto.CanonicalJSON(value)
+	if err != nil {
+		return syncproto.Result{}, syncproto.FieldError("新值不是有效的 JSON。The value is not JSON.", map[string]string{"value": "不是有效的值"})
+	}
+	rec, err := d.Sync.Record(ctx, c.Scope, c.RecordID)
+	if err != nil {
+		return syncproto.Result{}, err
+	}
+	if field != "deleted" && !slices.Contains(rec.ConflictFields(), field) {
+		return syncproto.Result{}, syncproto.Errorf(syncproto.ECONFLICT, "该字段已不再冲突（可能已由手机处理）。The field is no longer in conflict.")
+	}
+	now := d.Now().UTC().Truncate(time.Millisecond)
+	w := &syncproto.Writer{Replica: p.Replica, Author: p.UserID, Now: now}
+	var delta *syncproto.Record
+	switch {
+	case field != "deleted":
+		_, delta = syncproto.Set(rec, field, v, w)
+	case string(v) == "true":
+		_, delta = syncproto.Delete(rec, w)
+	case string(v) == "false":
+		_, delta = syncproto.Keep(rec, w)
+	default:
+		return syncproto.Result{}, syncproto.FieldError("删除冲突只能选择删除或保留。", map[string]string{"value": "true or false"})
+	}
+	opID := uuid.Must(uuid.NewV7())
+	resp, err := d.Sync.Push(ctx, p, syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: p.Replica, BatchID: uuid.Must(uuid.NewV7()),
+		Changes: []syncproto.Change{{OpID: opID, Record: delta, Base: rec.Version()}}}, nil)
+	if err != nil {
+		return syncproto.Result{}, err
+	}
+	res := resp.Results[0]
+	if res.Status == syncproto.StatusRejected {
+		return res, res.Error
+	}
+	if d.Audit != nil {
+		err := d.Audit.Append(ctx, []AuditEntry{{
+			Key: "decision/" + opID.String(), Actor: p.UserID, ActorName: p.Name, Role: actingRole(p), Session: p.Session,
+			Action: "conflict.resolve", RecordID: c.RecordID.String(), Kind: c.Kind, Scope: c.Scope, Rev: res.Rev,
+			Detail: fmt.Sprintf("%s = %s：%s", field, v, reason),
+		}})
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}

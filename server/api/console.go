@@ -43,6 +43,8 @@ import (
 //	GET  /console/hazards/:id                       detail, timeline, photos
 //	POST /console/hazards/:id/act                   a decision
 //	GET  /console/photos/:sha/:variant              redirect to a presigned link
+//	GET  /console/conflicts                         the conflict inbox
+//	POST /console/conflicts/resolve                 choose a version or write a new value
 //	GET  /console/static/*                          the embedded assets
 
 //go:embed consoleui
@@ -71,6 +73,8 @@ func (s *Server) routesConsole() {
 	g.Get("/hazards/:id", s.handleHazard)
 	g.Post("/hazards/:id/act", s.body(consoleForm), s.consoleCSRF, s.handleHazardAct)
 	g.Get("/photos/:sha/:variant", s.handleConsolePhoto)
+	g.Get("/conflicts", s.handleConflicts)
+	g.Post("/conflicts/resolve", s.body(consoleForm), s.consoleCSRF, s.handleConsoleResolve)
 }
 
 // routesAccounts registers the JSON routes of accounts and the audit log
@@ -409,6 +413,7 @@ func consoleFuncs(names map[string]string) template.FuncMap {
 		"personName": name("人员 "),
 		"zoneName":   name("责任区 "),
 		"short":      short,
+		"kindName":   func(k string) string { return or(kindNames[k], k) },
 		"date":       func(t time.Time) string { return t.In(cst).Format(time.DateOnly) },
 		"datetime": func(v any) string {
 			switch t := v.(type) {
@@ -783,4 +788,106 @@ func reportedEvent(evs []server.EventView) bool {
 		}
 	}
 	return false
+}
+
+// conflictVersion is one version of a conflicting field, as the inbox
+// shows it.
+type conflictVersion struct {
+	ConflictID, Raw, Text, Author, When, Replica, Photo string
+}
+
+type conflictItem struct {
+	server.Conflict
+	Title    string
+	Versions []conflictVersion
+}
+
+var kindNames = map[string]string{
+	"hazard": "隐患", "visit": "督导记录", "lesson_observation": "听课记录", "questionnaire_response": "问卷",
+	"monthly_feedback": "月反馈", "school": "学校", "attachment": "照片", "follow_up_task": "跟进任务",
+}
+
+// handleConflicts handles "GET /console/conflicts": the open conflicts in
+// the account's scope, both values side by side with who and when.
+func (s *Server) handleConflicts(c *fiber.Ctx) error {
+	ctx, p := c.UserContext(), principalOf(c)
+	list, err := s.deps.Desk.OpenConflicts(ctx, p, 200)
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	if schools, err := s.deps.Desk.Read.Schools(ctx); err == nil {
+		for _, sc := range schools {
+			names[sc.ID] = sc.Name
+		}
+	}
+	var items []conflictItem
+	for _, cf := range list {
+		it := conflictItem{Conflict: cf, Title: kindNames[cf.Kind]}
+		if rec, err := s.deps.Sync.Record(ctx, cf.Scope, cf.RecordID); err == nil {
+			var title string
+			if jsonUnmarshal(rec.Value("title"), &title) == nil && title != "" {
+				it.Title = title
+			}
+		}
+		for _, v := range cf.Versions {
+			cv := conflictVersion{ConflictID: cf.ID, Raw: string(v.Value), Author: v.Author, Replica: v.HLC.Replica.String(),
+				When: time.UnixMilli(v.HLC.Wall).In(syncproto.ChinaTime).Format("2006-01-02 15:04")}
+			var str string
+			var ref struct {
+				SHA256 string `json:"sha256"`
+			}
+			switch {
+			case json.Unmarshal(v.Value, &str) == nil:
+				cv.Text = str
+			case json.Unmarshal(v.Value, &ref) == nil && ref.SHA256 != "":
+				cv.Photo, cv.Text = ref.SHA256, "照片 "+short(ref.SHA256)
+			default:
+				cv.Text = string(v.Value)
+			}
+			if _, ok := names[v.Author]; !ok {
+				if acc, err := s.deps.Accounts.Store.Account(ctx, v.Author); err == nil {
+					names[v.Author] = acc.Name
+				}
+			}
+			it.Versions = append(it.Versions, cv)
+		}
+		items = append(items, it)
+	}
+	pg := s.basePage(c, "冲突处理")
+	if done := c.Query("done"); done != "" {
+		pg.Flash = "冲突已处理，手机下次同步时会收到结果。"
+	}
+	data := struct {
+		page
+		Items []conflictItem
+	}{pg, items}
+	return s.render(c, http.StatusOK, "conflicts", data, consoleFuncs(names))
+}
+
+// handleConsoleResolve handles "POST /console/conflicts/resolve".
+func (s *Server) handleConsoleResolve(c *fiber.Ctx) error {
+	f := form(c)
+	value := f.Get("value")
+	if text := strings.TrimSpace(f.Get("text")); value == "" && text != "" {
+		// A new value: JSON as typed, or else the text as a string.
+		if json.Valid([]byte(text)) {
+			value = text
+		} else {
+			b, _ := json.Marshal(text)
+			value = string(b)
+		}
+	}
+	if value == "" {
+		return s.consoleError(c, http.StatusBadRequest, syncproto.FieldError("请选择一个值或写入新值。Choose a value or write one.", map[string]string{"value": "required"}))
+	}
+	_, err := s.deps.Desk.ResolveConflict(c.UserContext(), principalOf(c), f.Get("id"), json.RawMessage(value), f.Get("reason"))
+	if err != nil {
+		var e *syncproto.Error
+		if !errors.As(err, &e) {
+			return err
+		}
+		return s.consoleError(c, statusOf(err), err)
+	}
+	return c.Redirect("/console/conflicts?done=1", http.StatusSeeOther)
 }

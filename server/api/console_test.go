@@ -194,14 +194,20 @@ func TestConsoleAuthorization(t *testing.T) {
 			{"act in", http.MethodPost, "/console/hazards/" + in + "/act", note},
 			{"act out", http.MethodPost, "/console/hazards/" + out + "/act", note},
 			{"password page", http.MethodGet, "/console/password", nil},
+			{"conflicts", http.MethodGet, "/console/conflicts", nil},
+			{"resolve unknown", http.MethodPost, "/console/conflicts/resolve", func(b browser) url.Values {
+				return url.Values{"csrf": {b.csrf}, "id": {in + "/title"}, "value": {`"x"`}, "reason": {"r"}}
+			}},
 		}
 		want := map[string]map[string]int{
-			"queue":         {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"detail in":     {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"detail out":    {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
-			"act in":        {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
-			"act out":       {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
-			"password page": {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"queue":           {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"detail in":       {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"detail out":      {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
+			"act in":          {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
+			"act out":         {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
+			"password page":   {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"conflicts":       {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"resolve unknown": {"inspector": 403, "reviewer": 404, "head": 404, "admin": 404, "anonymous": 401},
 		}
 		for _, rt := range routes {
 			for _, who := range []string{"inspector", "reviewer", "head", "admin", "anonymous"} {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,7 +134,7 @@ func queueOnce(b *testing.B) {
 			}
 		})
 		b.Logf("%-28s rows %3d: page %7.1f ms, counts per status %7.1f ms", fl.name, len(rows), msOf(rowsD), msOf(countsD))
-		b.ReportMetric(msOf(rowsD+countsD), "ms/page("+fl.name+")")
+		b.ReportMetric(msOf(rowsD+countsD), "ms/page:"+strings.NewReplacer(" ", "", ",", "_", "=", "_", "+", "_").Replace(fl.name))
 	}
 	// The read-model update of an accepted change: one row replaced at
 	// its next revision.
