@@ -613,3 +613,77 @@ func TestDeskResolveConflict(t *testing.T) {
 		}
 	})
 }
+
+// TestDeskReviewVisit: submitted → returned (comment required) →
+// edited by the author (submitted again) → accepted; the comments are
+// items the phone pulls; a phone may not write a decision.
+func TestDeskReviewVisit(t *testing.T) {
+	testenv.ForEachStore(t, func(t *testing.T, st testenv.Stores) {
+		d := newDesk(t, st)
+		d.school(t, deskSchool, "东河县第二初级中学", deskZone)
+		ph := newDeskPhone()
+		ph.w.Now = d.now
+		id := uuid.Must(uuid.NewV7())
+		r := &syncproto.Record{ID: id, Kind: "visit", SchoolID: deskSchool, CreatedAt: d.now, CreatedBy: ph.p.UserID}
+		r, _ = syncproto.Set(r, "visit_date", jsonOf(t, "2026-11-20"), ph.w)
+		r, _ = syncproto.Set(r, "summary", jsonOf(t, "课堂秩序良好"), ph.w)
+		d.push(t, ph.p, r, syncproto.Vector{})
+		d.pull(t, ph, id)
+		reviewer, _ := d.account(t, "reviewer", []string{server.RoleOfficeReviewer})
+		ctx := server.WithPrincipal(t.Context(), reviewer)
+		state := func() string {
+			t.Helper()
+			rows, err := st.Console.Records(t.Context(), server.RecordFilter{AllSchools: true, Kind: "visit"})
+			if err != nil || len(rows) != 1 {
+				t.Fatalf("record rows %+v %v", rows, err)
+			}
+			rec, _ := d.syncer.Record(t.Context(), deskSchool, id)
+			if got := server.FoldReview(rec).State; got != rows[0].ReviewState {
+				t.Errorf("read model %s, fold %s", rows[0].ReviewState, got)
+			}
+			return rows[0].ReviewState
+		}
+		if got := state(); got != server.ReviewSubmitted {
+			t.Fatalf("new visit: %s", got)
+		}
+		if _, err := d.desk.Review(ctx, reviewer, deskSchool, id, server.ReviewReturned, ""); syncproto.ErrorCode(err) != syncproto.EINVALID {
+			t.Errorf("returned without a comment: %v", err)
+		}
+		d.now = d.now.Add(time.Minute)
+		if _, err := d.desk.Review(ctx, reviewer, deskSchool, id, server.ReviewReturned, "请补充听课节数"); err != nil {
+			t.Fatal(err)
+		}
+		if got := state(); got != server.ReviewReturned {
+			t.Errorf("after returning: %s", got)
+		}
+		// The phone pulls the comment, edits, and may not accept itself.
+		rec := d.pull(t, ph, id)
+		if rs := server.FoldReview(rec); len(rs.Items) != 1 || rs.Items[0].Comment != "请补充听课节数" {
+			t.Errorf("the phone's review items: %+v", rs.Items)
+		}
+		d.now = d.now.Add(time.Minute)
+		ph.w.Now = d.now
+		forged, _ := syncproto.Marshal(server.ReviewItem{Type: server.ReviewAccepted, ActorID: ph.p.UserID, ActorRole: server.RoleOfficeReviewer, OccurredAt: d.now})
+		_, delta := syncproto.Append(rec, server.ReviewCollection, uuid.Must(uuid.NewV7()).String(), forged, ph.w)
+		resp, err := d.syncer.Push(server.WithPrincipal(t.Context(), ph.p), ph.p, syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: ph.p.DeviceID,
+			BatchID: uuid.Must(uuid.NewV7()), Changes: []syncproto.Change{{OpID: uuid.Must(uuid.NewV7()), Record: delta, Base: rec.Version()}}}, nil)
+		if err != nil || resp.Results[0].Status != syncproto.StatusRejected || resp.Results[0].Error.Code != syncproto.EFORBIDDEN {
+			t.Errorf("a phone's own acceptance: %+v %v", resp, err)
+		}
+		_, delta = syncproto.Set(rec, "summary", jsonOf(t, "课堂秩序良好；听课2节"), ph.w)
+		d.push(t, ph.p, delta, rec.Version())
+		if got := state(); got != server.ReviewSubmitted {
+			t.Errorf("after the author's edit: %s", got)
+		}
+		d.now = d.now.Add(time.Minute)
+		if _, err := d.desk.Review(ctx, reviewer, deskSchool, id, server.ReviewAccepted, ""); err != nil {
+			t.Fatal(err)
+		}
+		if got := state(); got != server.ReviewAccepted {
+			t.Errorf("after accepting: %s", got)
+		}
+		if _, err := d.desk.Review(ctx, reviewer, deskSchool, id, server.ReviewReturned, "再退回"); syncproto.ErrorCode(err) != syncproto.ECONFLICT {
+			t.Errorf("returning an accepted visit: %v", err)
+		}
+	})
+}

@@ -84,8 +84,35 @@ type HazardFilter struct {
 	Limit int
 }
 
+// RecordRow is a reviewed record (visit, lesson observation,
+// questionnaire, monthly feedback) in the read model.
+type RecordRow struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	SchoolID    string    `json:"school_id"`
+	ZoneID      string    `json:"zone_id,omitempty"`
+	Title       string    `json:"title"`
+	Author      string    `json:"author,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	ReviewState string    `json:"review_state"`
+	Rev         int64     `json:"rev"`
+}
+
+// RecordFilter selects reviewed records: the scope, then equalities.
+type RecordFilter struct {
+	AllSchools  bool
+	Schools     []string
+	Kind        string
+	ReviewState string
+	Limit       int
+}
+
 // ReadModelStore keeps the read model.
 type ReadModelStore interface {
+	// PutRecord stores a reviewed record's row unless a higher Rev is
+	// stored; Records lists them newest first.
+	PutRecord(ctx context.Context, r RecordRow) error
+	Records(ctx context.Context, f RecordFilter) ([]RecordRow, error)
 	// PutHazard stores a row unless a row of a higher Rev is stored.
 	PutHazard(ctx context.Context, h HazardRow) error
 	PutSchool(ctx context.Context, s SchoolRow) error
@@ -136,6 +163,19 @@ func (d *Desk) index(ctx context.Context, r *syncproto.Record) error {
 		return d.Read.PutSchool(ctx, SchoolRow{ID: r.ID.String(), Name: str(r, "name"), ZoneID: str(r, "zone_id")})
 	case "hazard":
 		return d.Read.PutHazard(ctx, d.row(ctx, r))
+	}
+	if slices.Contains(ReviewedKinds, r.Kind) && r.SchoolID != "" {
+		row := RecordRow{ID: r.ID.String(), Kind: r.Kind, SchoolID: r.SchoolID, Author: r.CreatedBy, CreatedAt: r.CreatedAt.UTC(),
+			ReviewState: FoldReview(r).State, Rev: r.Rev}
+		for _, f := range []string{"title", "visit_date", "date", "lesson_title", "month", "type"} {
+			if row.Title = str(r, f); row.Title != "" {
+				break
+			}
+		}
+		if sc, err := d.Sync.Record(ctx, RefScope, uuidOrNil(r.SchoolID)); err == nil {
+			row.ZoneID = str(sc, "zone_id")
+		}
+		return d.Read.PutRecord(ctx, row)
 	}
 	return nil
 }

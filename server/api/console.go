@@ -43,6 +43,9 @@ import (
 //	GET  /console/hazards/:id                       detail, timeline, photos
 //	POST /console/hazards/:id/act                   a decision
 //	GET  /console/photos/:sha/:variant              redirect to a presigned link
+//	GET  /console/records                           records to review (visits, observations…)
+//	GET  /console/records/:school/:id               a record, its comments, the review form
+//	POST /console/records/:school/:id/review        return (with a comment), accept, comment
 //	GET  /console/conflicts                         the conflict inbox
 //	POST /console/conflicts/resolve                 choose a version or write a new value
 //	GET  /console/static/*                          the embedded assets
@@ -73,6 +76,9 @@ func (s *Server) routesConsole() {
 	g.Get("/hazards/:id", s.handleHazard)
 	g.Post("/hazards/:id/act", s.body(consoleForm), s.consoleCSRF, s.handleHazardAct)
 	g.Get("/photos/:sha/:variant", s.handleConsolePhoto)
+	g.Get("/records", s.handleRecords)
+	g.Get("/records/:school/:id", s.handleRecord)
+	g.Post("/records/:school/:id/review", s.body(consoleForm), s.consoleCSRF, s.handleReview)
 	g.Get("/conflicts", s.handleConflicts)
 	g.Post("/conflicts/resolve", s.body(consoleForm), s.consoleCSRF, s.handleConsoleResolve)
 }
@@ -414,6 +420,7 @@ func consoleFuncs(names map[string]string) template.FuncMap {
 		"zoneName":   name("责任区 "),
 		"short":      short,
 		"kindName":   func(k string) string { return or(kindNames[k], k) },
+		"reviewName": func(k string) string { return or(server.ReviewNames()[k], or(reviewTypeNames[k], k)) },
 		"date":       func(t time.Time) string { return t.In(cst).Format(time.DateOnly) },
 		"datetime": func(v any) string {
 			switch t := v.(type) {
@@ -890,4 +897,131 @@ func (s *Server) handleConsoleResolve(c *fiber.Ctx) error {
 		return s.consoleError(c, statusOf(err), err)
 	}
 	return c.Redirect("/console/conflicts?done=1", http.StatusSeeOther)
+}
+
+var reviewTypeNames = map[string]string{"comment": "留言"}
+
+// handleRecords handles "GET /console/records": the reviewed records of
+// the account's scope, by review state.
+func (s *Server) handleRecords(c *fiber.Ctx) error {
+	ctx, p := c.UserContext(), principalOf(c)
+	f, err := s.deps.Desk.Filter(ctx, p)
+	if err != nil {
+		return err
+	}
+	state, kind := or(strings.Clone(c.Query("state")), server.ReviewSubmitted), strings.Clone(c.Query("kind"))
+	if server.ReviewNames()[state] == "" || (kind != "" && !slices.Contains(server.ReviewedKinds, kind)) {
+		return s.consoleError(c, http.StatusBadRequest, syncproto.FieldError("筛选条件不正确。", map[string]string{"state": "submitted, returned or accepted", "kind": "a reviewed kind"}))
+	}
+	rows, err := s.deps.Desk.Read.Records(ctx, server.RecordFilter{AllSchools: f.AllSchools, Schools: f.Schools, Kind: kind, ReviewState: state, Limit: 200})
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	if schools, err := s.deps.Desk.Read.Schools(ctx); err == nil {
+		for _, sc := range schools {
+			names[sc.ID] = sc.Name
+		}
+	}
+	var states, kinds []statusCount
+	for _, st := range []string{server.ReviewSubmitted, server.ReviewReturned, server.ReviewAccepted} {
+		states = append(states, statusCount{Key: st, Name: server.ReviewNames()[st]})
+	}
+	for _, k := range server.ReviewedKinds {
+		kinds = append(kinds, statusCount{Key: k, Name: kindNames[k]})
+	}
+	data := struct {
+		page
+		Rows          []server.RecordRow
+		States, Kinds []statusCount
+		State, Kind   string
+	}{s.basePage(c, "记录审核"), rows, states, kinds, state, kind}
+	return s.render(c, http.StatusOK, "records", data, consoleFuncs(names))
+}
+
+// recordPage renders one reviewed record.
+func (s *Server) recordPage(c *fiber.Ctx, status int, school, id string, pg page, comment string) error {
+	ctx, p := c.UserContext(), principalOf(c)
+	rid, err := uuid.Parse(id)
+	if err != nil || !server.ValidScope(school) || school == server.RefScope {
+		return s.consoleError(c, http.StatusNotFound, syncproto.Errorf(syncproto.ENOTFOUND, "没有该记录。No such record."))
+	}
+	if err := s.deps.Desk.Access.CanSee(ctx, p, school); err != nil {
+		return s.consoleError(c, http.StatusForbidden, err)
+	}
+	rec, err := s.deps.Sync.Record(ctx, school, rid)
+	if err != nil || !slices.Contains(server.ReviewedKinds, rec.Kind) {
+		return s.consoleError(c, http.StatusNotFound, syncproto.Errorf(syncproto.ENOTFOUND, "没有该记录。No such record."))
+	}
+	names := map[string]string{}
+	if schools, err := s.deps.Desk.Read.Schools(ctx); err == nil {
+		for _, sc := range schools {
+			names[sc.ID] = sc.Name
+		}
+	}
+	var fields []statusCount
+	keys := make([]string, 0, len(rec.Fields))
+	for k := range rec.Fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := rec.Value(k)
+		var str string
+		text := string(v)
+		if json.Unmarshal(v, &str) == nil {
+			text = str
+		}
+		fields = append(fields, statusCount{Key: k, Name: text})
+	}
+	var title string
+	_ = jsonUnmarshal(rec.Value("title"), &title)
+	if pg.Title == "" {
+		pg = s.basePage(c, kindNames[rec.Kind])
+	}
+	data := struct {
+		page
+		Rec     *syncproto.Record
+		Title   string
+		Review  server.ReviewState
+		Fields  []statusCount
+		Fields2 map[string]string
+		CanAct  bool
+		Comment string
+	}{pg, rec, title, server.FoldReview(rec), fields, pg.Fields, p.Has(server.RoleOfficeReviewer) || p.Has(server.RoleOfficeHead), comment}
+	return s.render(c, status, "record", data, consoleFuncs(names))
+}
+
+// handleRecord handles "GET /console/records/:school/:id".
+func (s *Server) handleRecord(c *fiber.Ctx) error {
+	pg := page{}
+	if c.Query("done") != "" {
+		pg = s.basePage(c, "记录")
+		pg.Flash = "已保存审核意见。督学下次同步时会收到。"
+	}
+	return s.recordPage(c, http.StatusOK, strings.Clone(c.Params("school")), strings.Clone(c.Params("id")), pg, "")
+}
+
+// handleReview handles "POST /console/records/:school/:id/review".
+func (s *Server) handleReview(c *fiber.Ctx) error {
+	f := form(c)
+	school, id := strings.Clone(c.Params("school")), strings.Clone(c.Params("id"))
+	rid, err := uuid.Parse(id)
+	if err != nil || !server.ValidScope(school) {
+		return s.consoleError(c, http.StatusNotFound, syncproto.Errorf(syncproto.ENOTFOUND, "没有该记录。No such record."))
+	}
+	_, err = s.deps.Desk.Review(c.UserContext(), principalOf(c), school, rid, f.Get("action"), f.Get("comment"))
+	if err != nil {
+		var e *syncproto.Error
+		if !errors.As(err, &e) {
+			return err
+		}
+		if e.Code == syncproto.EFORBIDDEN || e.Code == syncproto.ENOTFOUND {
+			return s.consoleError(c, statusOf(err), err)
+		}
+		pg := s.basePage(c, "记录")
+		pg.Error, pg.Fields = e.Message, e.Fields
+		return s.recordPage(c, statusOf(err), school, id, pg, f.Get("comment"))
+	}
+	return c.Redirect("/console/records/"+url.PathEscape(school)+"/"+url.PathEscape(id)+"?done=1", http.StatusSeeOther)
 }

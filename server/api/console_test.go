@@ -110,7 +110,7 @@ func (cs *consoleStack) signIn(t *testing.T, login, password string) (browser, h
 
 // seedHazard pushes a school and a hazard reported there as the admin
 // token's automation, and returns the hazard's id.
-func (cs *consoleStack) seedHazard(t *testing.T, school, zone string) string {
+func (cs *consoleStack) seedHazard(t *testing.T, school, zone string) (string, string) {
 	t.Helper()
 	admin := server.Principal{UserID: "admin", Roles: []string{server.RoleAdmin}, Automation: true}
 	w := &syncproto.Writer{Replica: uuid.Must(uuid.NewV7()), Author: "admin", Now: time.Now()}
@@ -120,8 +120,11 @@ func (cs *consoleStack) seedHazard(t *testing.T, school, zone string) string {
 	hz := &syncproto.Record{ID: uuid.Must(uuid.NewV7()), Kind: "hazard", SchoolID: school, CreatedAt: w.Now, CreatedBy: "u1"}
 	hz, _ = syncproto.Set(hz, "title", []byte(`"楼梯扶手松动"`), w)
 	hz, _ = syncproto.Set(hz, "severity", []byte(`"medium"`), w)
+	vi := &syncproto.Record{ID: uuid.Must(uuid.NewV7()), Kind: "visit", SchoolID: school, CreatedAt: w.Now, CreatedBy: "u1"}
+	vi, _ = syncproto.Set(vi, "visit_date", []byte(`"2026-11-20"`), w)
 	req := syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: w.Replica, BatchID: uuid.Must(uuid.NewV7()),
-		Changes: []syncproto.Change{{OpID: uuid.Must(uuid.NewV7()), Record: sc}, {OpID: uuid.Must(uuid.NewV7()), Record: hz}}}
+		Changes: []syncproto.Change{{OpID: uuid.Must(uuid.NewV7()), Record: sc}, {OpID: uuid.Must(uuid.NewV7()), Record: hz},
+			{OpID: uuid.Must(uuid.NewV7()), Record: vi}}}
 	resp, err := cs.syncer.Push(server.WithPrincipal(context.Background(), admin), admin, req, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +134,7 @@ func (cs *consoleStack) seedHazard(t *testing.T, school, zone string) string {
 			t.Fatalf("seed: %v", r.Error)
 		}
 	}
-	return hz.ID.String()
+	return hz.ID.String(), vi.ID.String()
 }
 
 // TestConsoleAuthorization is the matrix: every console route × every
@@ -139,8 +142,8 @@ func (cs *consoleStack) seedHazard(t *testing.T, school, zone string) string {
 func TestConsoleAuthorization(t *testing.T) {
 	testenv.ForEachStore(t, func(t *testing.T, stores testenv.Stores) {
 		cs := newConsoleStack(t, stores)
-		in := cs.seedHazard(t, consoleSchool, consoleZone)
-		out := cs.seedHazard(t, consoleOther, uuid.Must(uuid.NewV7()).String())
+		in, visitIn := cs.seedHazard(t, consoleSchool, consoleZone)
+		out, visitOut := cs.seedHazard(t, consoleOther, uuid.Must(uuid.NewV7()).String())
 		type role struct {
 			login string
 			roles []string
@@ -195,6 +198,15 @@ func TestConsoleAuthorization(t *testing.T) {
 			{"act out", http.MethodPost, "/console/hazards/" + out + "/act", note},
 			{"password page", http.MethodGet, "/console/password", nil},
 			{"conflicts", http.MethodGet, "/console/conflicts", nil},
+			{"records", http.MethodGet, "/console/records", nil},
+			{"record in", http.MethodGet, "/console/records/" + consoleSchool + "/" + visitIn, nil},
+			{"record out", http.MethodGet, "/console/records/" + consoleOther + "/" + visitOut, nil},
+			{"comment in", http.MethodPost, "/console/records/" + consoleSchool + "/" + visitIn + "/review", func(b browser) url.Values {
+				return url.Values{"csrf": {b.csrf}, "action": {"comment"}, "comment": {"请补充照片"}}
+			}},
+			{"comment out", http.MethodPost, "/console/records/" + consoleOther + "/" + visitOut + "/review", func(b browser) url.Values {
+				return url.Values{"csrf": {b.csrf}, "action": {"comment"}, "comment": {"请补充照片"}}
+			}},
 			{"resolve unknown", http.MethodPost, "/console/conflicts/resolve", func(b browser) url.Values {
 				return url.Values{"csrf": {b.csrf}, "id": {in + "/title"}, "value": {`"x"`}, "reason": {"r"}}
 			}},
@@ -208,6 +220,11 @@ func TestConsoleAuthorization(t *testing.T) {
 			"password page":   {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
 			"conflicts":       {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
 			"resolve unknown": {"inspector": 403, "reviewer": 404, "head": 404, "admin": 404, "anonymous": 401},
+			"records":         {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"record in":       {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"record out":      {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
+			"comment in":      {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
+			"comment out":     {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
 		}
 		for _, rt := range routes {
 			for _, who := range []string{"inspector", "reviewer", "head", "admin", "anonymous"} {
@@ -226,6 +243,10 @@ func TestConsoleAuthorization(t *testing.T) {
 		_, _, body := cs.send(t, browsers["inspector"], http.MethodGet, "/console/hazards", nil)
 		if !strings.Contains(body, in) || strings.Contains(body, out) {
 			t.Errorf("the inspector's queue shows the wrong hazards")
+		}
+		_, _, body = cs.send(t, browsers["inspector"], http.MethodGet, "/console/records", nil)
+		if !strings.Contains(body, visitIn) || strings.Contains(body, visitOut) {
+			t.Errorf("the inspector's records show the wrong visits")
 		}
 		// A post without the CSRF token, or with another session's, is
 		// refused and changes nothing.

@@ -23,6 +23,7 @@ type ConsoleStore struct {
 	audit    []server.AuditEntry // by Seq
 	hazards  map[string]server.HazardRow
 	schools  map[string]server.SchoolRow
+	records  map[string]server.RecordRow
 }
 
 var _ server.ConsoleStore = (*ConsoleStore)(nil)
@@ -341,5 +342,42 @@ func (s *ConsoleStore) ZoneSchools(_ context.Context, zone string) ([]string, er
 		}
 	}
 	slices.Sort(out)
+	return out, nil
+}
+
+// PutRecord implements server.ReadModelStore.
+func (s *ConsoleStore) PutRecord(_ context.Context, r server.RecordRow) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.records == nil {
+		s.records = map[string]server.RecordRow{}
+	}
+	if old, ok := s.records[r.ID]; ok && old.Rev > r.Rev {
+		return nil
+	}
+	s.records[r.ID] = r
+	return nil
+}
+
+// Records implements server.ReadModelStore.
+func (s *ConsoleStore) Records(_ context.Context, f server.RecordFilter) ([]server.RecordRow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []server.RecordRow
+	for _, r := range s.records {
+		switch {
+		case !f.AllSchools && !slices.Contains(f.Schools, r.SchoolID),
+			f.Kind != "" && r.Kind != f.Kind,
+			f.ReviewState != "" && r.ReviewState != f.ReviewState:
+			continue
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b server.RecordRow) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
 	return out, nil
 }

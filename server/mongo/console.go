@@ -24,6 +24,7 @@ const (
 	AuditCollection         = "audit"
 	HazardViewCollection    = "hazard_view"
 	SchoolViewCollection    = "school_view"
+	RecordViewCollection    = "record_view"
 )
 
 var (
@@ -66,6 +67,11 @@ func (s *ConsoleStore) EnsureIndexes(ctx context.Context) error {
 			{Keys: bson.D{{Key: "reported_at", Value: -1}}},
 		},
 		SchoolViewCollection: {{Keys: bson.D{{Key: "zone_id", Value: 1}}}},
+		RecordViewCollection: {
+			{Keys: bson.D{{Key: "review_state", Value: 1}, {Key: "created_at", Value: -1}}},
+			{Keys: bson.D{{Key: "school_id", Value: 1}, {Key: "review_state", Value: 1}}},
+			{Keys: bson.D{{Key: "kind", Value: 1}, {Key: "review_state", Value: 1}}},
+		},
 	} {
 		if _, err := s.db.Collection(coll).Indexes().CreateMany(ctx, models); err != nil {
 			return fmt.Errorf("mongo: indexes of %s: %w", coll, err)
@@ -527,3 +533,61 @@ func (s *ConsoleStore) ZoneSchools(ctx context.Context, zone string) ([]string, 
 
 // Database returns the store's database (tests tamper with it).
 func (s *ConsoleStore) Database() *mongo.Database { return s.db }
+
+type recordDoc struct {
+	ID          string    `bson:"_id"`
+	Kind        string    `bson:"kind"`
+	SchoolID    string    `bson:"school_id"`
+	ZoneID      string    `bson:"zone_id"`
+	Title       string    `bson:"title"`
+	Author      string    `bson:"author,omitempty"`
+	CreatedAt   time.Time `bson:"created_at"`
+	ReviewState string    `bson:"review_state"`
+	Rev         int64     `bson:"rev"`
+}
+
+// PutRecord implements server.ReadModelStore, as PutHazard.
+func (s *ConsoleStore) PutRecord(ctx context.Context, r server.RecordRow) error {
+	_, err := s.db.Collection(RecordViewCollection).ReplaceOne(ctx,
+		bson.D{{Key: "_id", Value: r.ID}, {Key: "rev", Value: bson.D{{Key: "$lte", Value: r.Rev}}}}, recordDoc(r), options.Replace().SetUpsert(true))
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("mongo: put record row: %w", err)
+	}
+	return nil
+}
+
+// Records implements server.ReadModelStore.
+func (s *ConsoleStore) Records(ctx context.Context, f server.RecordFilter) ([]server.RecordRow, error) {
+	q := bson.D{}
+	if f.ReviewState != "" {
+		q = append(q, bson.E{Key: "review_state", Value: f.ReviewState})
+	}
+	if f.Kind != "" {
+		q = append(q, bson.E{Key: "kind", Value: f.Kind})
+	}
+	if !f.AllSchools {
+		schools := f.Schools
+		if schools == nil {
+			schools = []string{}
+		}
+		q = append(q, bson.E{Key: "school_id", Value: bson.D{{Key: "$in", Value: schools}}})
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	cur, err := s.db.Collection(RecordViewCollection).Find(ctx, q, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("mongo: records: %w", err)
+	}
+	var docs []recordDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: records: %w", err)
+	}
+	out := make([]server.RecordRow, len(docs))
+	for i, d := range docs {
+		out[i] = server.RecordRow(d)
+		out[i].CreatedAt = out[i].CreatedAt.UTC()
+	}
+	return out, nil
+}
