@@ -23,7 +23,13 @@ import (
 //	office head               every school             every school and     yes         no
 //	                                                   reference data
 //	admin (token or account)  everything               everything           yes         yes
+//	inspector's console       its scope                nothing              no          no
+//	account
 //	anyone else               reference data           nothing              no          no
+//
+// An office account scoped to zones and schools (Principal.Scoped, from
+// the console's accounts) sees and writes only those: its schools and
+// the schools of its zones (ZoneSchools).
 //
 // A pull reads the reference data and, for a device, its assigned
 // schools: phones pull; the office reads records one by one or through
