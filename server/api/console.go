@@ -681,6 +681,12 @@ func (s *Server) hazardPage(c *fiber.Ctx, status int, id string, pg page, af act
 	if err != nil {
 		return err
 	}
+	for _, e := range audit {
+		// The audit log names whoever wrote: phones' inspectors too.
+		if _, ok := names[e.Actor]; !ok && e.ActorName != "" {
+			names[e.Actor] = e.ActorName
+		}
+	}
 	var acts []statusCount
 	for _, a := range actionOrder {
 		acts = append(acts, statusCount{Key: a, Name: server.ActionNames[a]})
