@@ -203,6 +203,7 @@ type page struct {
 	Error  string
 	Fields map[string]string
 	Login  string
+	Next   string // the page to go to after signing in
 }
 
 func (s *Server) render(c *fiber.Ctx, status int, name string, data any, funcs template.FuncMap) error {
@@ -290,7 +291,7 @@ func (s *Server) handleConsoleStatic(c *fiber.Ctx) error {
 func (s *Server) handleLoginPage(c *fiber.Ctx) error {
 	tok := uuid.NewString()
 	s.setCookie(c, loginCookie, tok, time.Now().Add(time.Hour))
-	return s.render(c, http.StatusOK, "login", page{Title: "登录", CSRF: tok}, nil)
+	return s.render(c, http.StatusOK, "login", page{Title: "登录", CSRF: tok, Next: safeNext(strings.Clone(c.Query("next")))}, nil)
 }
 
 // handleLogin handles "POST /console/login".
@@ -312,15 +313,20 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 		}
 		newTok := uuid.NewString()
 		s.setCookie(c, loginCookie, newTok, time.Now().Add(time.Hour))
-		return s.render(c, status, "login", page{Title: "登录", CSRF: newTok, Error: syncproto.ErrorMessage(err), Login: f.Get("login")}, nil)
+		return s.render(c, status, "login", page{Title: "登录", CSRF: newTok, Error: syncproto.ErrorMessage(err), Login: f.Get("login"), Next: safeNext(f.Get("next"))}, nil)
 	}
 	s.clearCookie(c, loginCookie)
 	s.setCookie(c, sessionCookie, tok, sess.ExpiresAt)
-	next := f.Get("next")
-	if !strings.HasPrefix(next, "/console/") || strings.HasPrefix(next, "//") {
-		next = "/console/hazards"
+	return c.Redirect(safeNext(f.Get("next")), http.StatusSeeOther)
+}
+
+// safeNext returns a console path to go to after signing in: only a path
+// of the console itself, never another site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/console/") || strings.ContainsAny(next, "\\\r\n") || strings.HasPrefix(next, "/console/login") {
+		return "/console/hazards"
 	}
-	return c.Redirect(next, http.StatusSeeOther)
+	return next
 }
 
 func (s *Server) handleLogout(c *fiber.Ctx) error {
