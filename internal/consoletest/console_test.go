@@ -213,6 +213,47 @@ func TestOfficeConsole(t *testing.T) {
 	if st := state(t, e, id); st.Status != syncproto.HazardClosed {
 		t.Errorf("the phone after the closing: %s", st.Status)
 	}
+
+	// A second phone of the inspector and the first one change the
+	// location concurrently; the reviewer settles it in the inbox.
+	code2, err := srv.Code(ctx, inspector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := mobile.Open(filepath.Join(t.TempDir(), "phone2.db"), mobile.Options{Validator: mobile.FormsValidator(time.Now), Now: time.Now, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e2.Close() })
+	if _, err := e2.Enroll(ctx, srv.URL, code2, "第二部手机"); err != nil {
+		t.Fatal(err)
+	}
+	sync(t, e2)
+	for i, ph := range []*mobile.Engine{e, e2} {
+		loc, _ := json.Marshal([]string{"3号宿舍楼1楼配电箱（东侧）", "3号宿舍楼一层东侧楼梯间配电箱"}[i])
+		if _, err := ph.Save(mobile.Draft{ID: id, Values: map[string]json.RawMessage{"location_desc": loc}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync(t, e)
+	sync(t, e2)
+	var d struct {
+		Versions []string
+		Flash    string
+		Left     int
+	}
+	run("d", &d)
+	if len(d.Versions) != 2 || d.Left != 0 {
+		t.Errorf("the conflict inbox: %+v", d)
+	}
+	sync(t, e2)
+	r, err := e2.Record(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.ConflictFields()) != 0 || len(r.Conflicts) == 0 {
+		t.Errorf("the phone after the resolution: in conflict %v, conflict log %d", r.ConflictFields(), len(r.Conflicts))
+	}
 	rep, err := c.VerifyAudit(ctx)
 	if err != nil || !rep.OK {
 		t.Errorf("audit verify: %+v %v", rep, err)

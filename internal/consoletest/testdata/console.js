@@ -6,6 +6,8 @@
 //   b: the reviewer sees the after photo, tries to verify by document
 //      review: refused for a high-severity hazard.
 //   c: the reviewer's closing is refused; the office head closes it.
+//   d: two phones changed the location concurrently: the reviewer sees
+//      both values side by side in the conflict inbox and chooses one.
 const h = require(process.env.BROWSERTEST_HARNESS);
 const { check, log, shot } = h;
 
@@ -104,6 +106,19 @@ h.main(async ({ input, browser }) => {
     await shot(head, 'detail-closed-timeline');
     await head.goto(input.url + '/console/hazards?status=closed');
     await shot(head, 'queue-closed');
+  }
+  if (input.phase === 'd') {
+    await page.goto(input.url + '/console/conflicts');
+    const sec = page.locator(`section.conflict[data-id="${input.hazard}/location_desc"]`);
+    await sec.waitFor();
+    out.versions = await sec.locator('.version .value').allTextContents();
+    await shot(page, 'conflicts');
+    const first = sec.locator('form.version').first();
+    await first.locator('input[name=reason]').fill('以督学甲现场记录为准');
+    await Promise.all([page.waitForURL('**/console/conflicts?done=1'), first.locator('button').click()]);
+    out.flash = (await page.textContent('.flash')).trim();
+    out.left = await page.locator('section.conflict').count();
+    await shot(page, 'conflicts-resolved');
   }
   log(JSON.stringify(out));
   return out;
