@@ -69,7 +69,7 @@ func newDeskPhone() *deskPhone {
 	}
 }
 
-// push pushes one change of the deskPhone and fails the test unless it is
+// push pushes one change of the phone and fails the test unless it is
 // accepted.
 func (d *desk) push(t *testing.T, p server.Principal, delta *syncproto.Record, base syncproto.Vector) syncproto.Result {
 	t.Helper()
@@ -109,7 +109,7 @@ func jsonOf(t *testing.T, v any) json.RawMessage {
 	return b
 }
 
-// report makes the deskPhone report a hazard with a severity.
+// report makes the phone report a hazard with a severity.
 func (d *desk) report(t *testing.T, ph *deskPhone, title, severity string) uuid.UUID {
 	t.Helper()
 	ph.w.Now = d.now
@@ -122,7 +122,7 @@ func (d *desk) report(t *testing.T, ph *deskPhone, title, severity string) uuid.
 	return id
 }
 
-// pull gives the deskPhone the server's state of a record.
+// pull gives the phone the server's state of a record.
 func (d *desk) pull(t *testing.T, ph *deskPhone, id uuid.UUID) *syncproto.Record {
 	t.Helper()
 	r, err := d.syncer.Record(t.Context(), deskSchool, id)
@@ -133,7 +133,7 @@ func (d *desk) pull(t *testing.T, ph *deskPhone, id uuid.UUID) *syncproto.Record
 	return r
 }
 
-// event makes the deskPhone append an event to a hazard it holds and
+// event makes the phone append an event to a hazard it holds and
 // returns the delta and its base (for pushing later, when offline).
 func (d *desk) event(t *testing.T, ph *deskPhone, id uuid.UUID, ev syncproto.Event) (*syncproto.Record, syncproto.Vector) {
 	t.Helper()
@@ -294,7 +294,7 @@ func mustHash(t *testing.T, pw string) string {
 	return h
 }
 
-// TestDeskLifecycle follows a high-severity hazard from the deskPhone's
+// TestDeskLifecycle follows a high-severity hazard from the phone's
 // report to its closing, every office decision a pushed change.
 func TestDeskLifecycle(t *testing.T) {
 	testenv.ForEachStore(t, func(t *testing.T, st testenv.Stores) {
@@ -352,7 +352,19 @@ func TestDeskLifecycle(t *testing.T) {
 		for i, s := range steps {
 			run(i, s)
 		}
-		// The deskPhone pulls and sees the notice, acknowledges it and
+		// Three weeks later, past the deadline, the hazard is overdue in
+		// the queue and its counts.
+		saved := d.now
+		d.now = d.now.AddDate(0, 0, 21)
+		of, _ := d.desk.Filter(t.Context(), reviewer)
+		of.Overdue = true
+		orows, err := st.Console.Hazards(t.Context(), of)
+		ocounts, err2 := st.Console.HazardCounts(t.Context(), of)
+		if err != nil || err2 != nil || len(orows) != 1 || ocounts["overdue"] != 1 || ocounts[syncproto.HazardNoticeIssued] != 1 {
+			t.Errorf("overdue: rows %d, counts %v (%v %v)", len(orows), ocounts, err, err2)
+		}
+		d.now = saved
+		// The phone pulls and sees the notice, acknowledges it and
 		// reports the rectification with an after photo.
 		r := d.pull(t, ph, id)
 		if st := syncproto.FoldHazard(r, d.now); st.Status != syncproto.HazardNoticeIssued || st.Deadline == "" || !strings.Contains(string(st.Responsible), "黄卫东") {
@@ -397,6 +409,20 @@ func TestDeskLifecycle(t *testing.T) {
 		if row.Status != syncproto.HazardClosed {
 			t.Errorf("read model status %s, want closed", row.Status)
 		}
+		// The counts per status follow (on FerretDB from the per-school
+		// count documents), narrowed by severity.
+		f, _ := d.desk.Filter(t.Context(), reviewer)
+		for sev, want := range map[string]int{"": 1, "high": 1, "low": 0} {
+			f.Severity = sev
+			counts, err := st.Console.HazardCounts(t.Context(), f)
+			if err != nil || counts[syncproto.HazardClosed] != want || counts[syncproto.HazardReported] != 0 || counts["overdue"] != 0 {
+				t.Errorf("counts with severity %q: %v %v, want %d closed", sev, counts, err, want)
+			}
+		}
+		f, _ = d.desk.Filter(t.Context(), outsider)
+		if counts, _ := st.Console.HazardCounts(t.Context(), f); counts[syncproto.HazardClosed] != 0 {
+			t.Errorf("an account scoped elsewhere counts %v", counts)
+		}
 		// Every accepted change and decision is in the audit log, whose
 		// chain holds.
 		entries, err := st.Console.AuditOf(t.Context(), id.String())
@@ -420,7 +446,7 @@ func TestDeskLifecycle(t *testing.T) {
 }
 
 // TestDeskClosedWhileOfflinePersists: the office closes a hazard while
-// an offline deskPhone records that it persists; after both sync the hazard
+// an offline phone records that it persists; after both sync the hazard
 // is reopened for review and both events are kept.
 func TestDeskClosedWhileOfflinePersists(t *testing.T) {
 	testenv.ForEachStore(t, func(t *testing.T, st testenv.Stores) {
@@ -437,7 +463,7 @@ func TestDeskClosedWhileOfflinePersists(t *testing.T) {
 		delta, base = d.event(t, ph, id, syncproto.Event{Type: syncproto.EventVerificationPassed, Note: "已修补"})
 		d.push(t, ph.p, delta, base)
 		d.pull(t, ph, id)
-		// The deskPhone goes offline; a week later it records on a visit that
+		// The phone goes offline; a week later it records on a visit that
 		// the crack is back.
 		d.now = d.now.Add(7 * 24 * time.Hour)
 		persists, pbase := d.event(t, ph, id, syncproto.Event{Type: syncproto.EventVerificationFailed, Note: "裂缝仍在扩大",
@@ -450,7 +476,7 @@ func TestDeskClosedWhileOfflinePersists(t *testing.T) {
 		if got := d.status(t, id).Status; got != syncproto.HazardClosed {
 			t.Fatalf("after closing: %s", got)
 		}
-		// The deskPhone syncs.
+		// The phone syncs.
 		d.now = d.now.Add(time.Hour)
 		res := d.push(t, ph.p, persists, pbase)
 		if res.Status != syncproto.StatusMerged {
@@ -471,7 +497,7 @@ func TestDeskClosedWhileOfflinePersists(t *testing.T) {
 		if row.Status != syncproto.HazardRectifying || !row.NeedsReview {
 			t.Errorf("read model %+v", row)
 		}
-		// The deskPhone sees it on its next pull.
+		// The phone sees it on its next pull.
 		if got := syncproto.FoldHazard(d.pull(t, ph, id), d.now).Status; got != syncproto.HazardRectifying {
 			t.Errorf("the deskPhone's view: %s", got)
 		}

@@ -119,8 +119,12 @@ type ReadModelStore interface {
 	Hazard(ctx context.Context, id string) (HazardRow, error)
 	Hazards(ctx context.Context, f HazardFilter) ([]HazardRow, error)
 	// HazardCounts counts the hazards of the filter by status (the
-	// filter's Status and Overdue are ignored).
+	// filter's Status and Overdue are ignored), and those overdue under
+	// "overdue". It may read counts kept per school by RecountSchools.
 	HazardCounts(ctx context.Context, f HazardFilter) (map[string]int, error)
+	// RecountSchools brings the per-school counts of the hazards of
+	// some schools up to date, from their rows (idempotent).
+	RecountSchools(ctx context.Context, schools []string) error
 	Schools(ctx context.Context) ([]SchoolRow, error)
 	ZoneSchools(ctx context.Context, zone string) ([]string, error)
 }
@@ -139,8 +143,17 @@ type Desk struct {
 // Stored is the Syncer's hook for accepted changes: it keeps the read
 // model current and logs the changes in the audit log. It is idempotent.
 func (d *Desk) Stored(ctx context.Context, states []*syncproto.Record) error {
+	var schools []string
 	for _, r := range states {
 		if err := d.index(ctx, r); err != nil {
+			return err
+		}
+		if r.Kind == "hazard" && !slices.Contains(schools, r.SchoolID) {
+			schools = append(schools, r.SchoolID)
+		}
+	}
+	if len(schools) > 0 {
+		if err := d.Read.RecountSchools(ctx, schools); err != nil {
 			return err
 		}
 	}
@@ -553,6 +566,7 @@ func (d *Desk) RebuildReadModel(ctx context.Context, log ChangeLog) (RebuildRepo
 	}
 	var rep RebuildReport
 	hazards := map[uuid.UUID]bool{}
+	var schools []string
 	for _, scope := range order {
 		rep.Scopes++
 		for after := int64(0); ; {
@@ -568,6 +582,9 @@ func (d *Desk) RebuildReadModel(ctx context.Context, log ChangeLog) (RebuildRepo
 				switch r.Kind {
 				case "hazard":
 					hazards[r.ID] = true
+					if !slices.Contains(schools, r.SchoolID) {
+						schools = append(schools, r.SchoolID)
+					}
 				case "school":
 					rep.Schools++
 				}
@@ -579,7 +596,7 @@ func (d *Desk) RebuildReadModel(ctx context.Context, log ChangeLog) (RebuildRepo
 		}
 	}
 	rep.Hazards = len(hazards)
-	return rep, nil
+	return rep, d.Read.RecountSchools(ctx, schools)
 }
 
 // OpenConflicts returns the open conflicts the principal may resolve or

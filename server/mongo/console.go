@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ const (
 	HazardViewCollection    = "hazard_view"
 	SchoolViewCollection    = "school_view"
 	RecordViewCollection    = "record_view"
+	SchoolCountsCollection  = "school_counts"
 )
 
 var (
@@ -66,7 +68,8 @@ func (s *ConsoleStore) EnsureIndexes(ctx context.Context) error {
 			{Keys: bson.D{{Key: "severity", Value: 1}, {Key: "status", Value: 1}}},
 			{Keys: bson.D{{Key: "reported_at", Value: -1}}},
 		},
-		SchoolViewCollection: {{Keys: bson.D{{Key: "zone_id", Value: 1}}}},
+		SchoolViewCollection:   {{Keys: bson.D{{Key: "zone_id", Value: 1}}}},
+		SchoolCountsCollection: {{Keys: bson.D{{Key: "zone_id", Value: 1}}}},
 		RecordViewCollection: {
 			{Keys: bson.D{{Key: "review_state", Value: 1}, {Key: "created_at", Value: -1}}},
 			{Keys: bson.D{{Key: "school_id", Value: 1}, {Key: "review_state", Value: 1}}},
@@ -466,28 +469,113 @@ func (s *ConsoleStore) Hazards(ctx context.Context, f server.HazardFilter) ([]se
 	return out, nil
 }
 
-// HazardCounts implements server.ReadModelStore: one count per status, each
-// an equality query FerretDB serves from an index.
-func (s *ConsoleStore) HazardCounts(ctx context.Context, f server.HazardFilter) (map[string]int, error) {
-	out := map[string]int{}
-	base := hazardFilter(f, false)
-	for st := range server.StatusNames {
-		q := append(bson.D{{Key: "status", Value: st}}, base...)
-		n, err := s.db.Collection(HazardViewCollection).CountDocuments(ctx, q)
+// schoolCounts is the count document of one school: hazards by status
+// and severity, and, for the statuses that can be overdue, by severity
+// and deadline (overdue depends on the day the page is read).
+type schoolCounts struct {
+	ID     string                    `bson:"_id"`
+	ZoneID string                    `bson:"zone_id"`
+	Counts map[string]map[string]int `bson:"counts"` // status → severity → n
+	Due    map[string]map[string]int `bson:"due"`    // severity → deadline → n
+	_      struct{}                  `bson:"-"`
+}
+
+// RecountSchools implements server.ReadModelStore: each school's count
+// document is recomputed from its rows (an equality on school_id) and
+// replaced, so a count is never incremented: FerretDB's updates are not
+// atomic, and a lost increment would stay wrong forever, while a
+// recount lost to a race is repaired by the school's next change or by
+// a rebuild.
+func (s *ConsoleStore) RecountSchools(ctx context.Context, schools []string) error {
+	for _, school := range schools {
+		cur, err := s.db.Collection(HazardViewCollection).Find(ctx, bson.D{{Key: "school_id", Value: school}},
+			options.Find().SetProjection(bson.D{{Key: "status", Value: 1}, {Key: "severity", Value: 1}, {Key: "deadline", Value: 1}, {Key: "zone_id", Value: 1}}))
 		if err != nil {
-			return nil, fmt.Errorf("mongo: hazard counts: %w", err)
+			return fmt.Errorf("mongo: recount %s: %w", school, err)
 		}
-		if n > 0 {
-			out[st] = int(n)
+		var rows []struct {
+			Status   string `bson:"status"`
+			Severity string `bson:"severity"`
+			Deadline string `bson:"deadline"`
+			ZoneID   string `bson:"zone_id"`
+		}
+		if err := cur.All(ctx, &rows); err != nil {
+			return fmt.Errorf("mongo: recount %s: %w", school, err)
+		}
+		doc := schoolCounts{ID: school, Counts: map[string]map[string]int{}, Due: map[string]map[string]int{}}
+		due := server.OverdueStatuses()
+		for _, r := range rows {
+			doc.ZoneID = r.ZoneID
+			sev := r.Severity
+			if sev == "" {
+				sev = "none"
+			}
+			if doc.Counts[r.Status] == nil {
+				doc.Counts[r.Status] = map[string]int{}
+			}
+			doc.Counts[r.Status][sev]++
+			if r.Deadline != "" && slices.Contains(due, r.Status) {
+				if doc.Due[sev] == nil {
+					doc.Due[sev] = map[string]int{}
+				}
+				doc.Due[sev][r.Deadline]++
+			}
+		}
+		_, err = s.db.Collection(SchoolCountsCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: school}}, doc, options.Replace().SetUpsert(true))
+		if err != nil {
+			return fmt.Errorf("mongo: recount %s: %w", school, err)
 		}
 	}
-	q := append(bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: server.OverdueStatuses()}}},
-		{Key: "deadline", Value: bson.D{{Key: "$lt", Value: f.Today}, {Key: "$gt", Value: ""}}}}, base...)
-	n, err := s.db.Collection(HazardViewCollection).CountDocuments(ctx, q)
+	return nil
+}
+
+// HazardCounts implements server.ReadModelStore from the schools' count
+// documents (one per school in the filter), not from the rows.
+func (s *ConsoleStore) HazardCounts(ctx context.Context, f server.HazardFilter) (map[string]int, error) {
+	q := bson.D{}
+	if f.Zone != "" {
+		q = append(q, bson.E{Key: "zone_id", Value: f.Zone})
+	}
+	switch {
+	case f.School != "" && (f.AllSchools || slices.Contains(f.Schools, f.School)):
+		q = append(q, bson.E{Key: "_id", Value: f.School})
+	case f.School != "":
+		return map[string]int{"overdue": 0}, nil
+	case !f.AllSchools:
+		schools := f.Schools
+		if schools == nil {
+			schools = []string{}
+		}
+		q = append(q, bson.E{Key: "_id", Value: bson.D{{Key: "$in", Value: schools}}})
+	}
+	cur, err := s.db.Collection(SchoolCountsCollection).Find(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: hazard counts: %w", err)
 	}
-	out["overdue"] = int(n)
+	var docs []schoolCounts
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: hazard counts: %w", err)
+	}
+	out := map[string]int{"overdue": 0}
+	for _, d := range docs {
+		for status, bySev := range d.Counts {
+			for sev, n := range bySev {
+				if f.Severity == "" || f.Severity == sev {
+					out[status] += n
+				}
+			}
+		}
+		for sev, byDay := range d.Due {
+			if f.Severity != "" && f.Severity != sev {
+				continue
+			}
+			for day, n := range byDay {
+				if day < f.Today {
+					out["overdue"] += n
+				}
+			}
+		}
+	}
 	return out, nil
 }
 
