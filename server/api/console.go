@@ -843,6 +843,13 @@ func (s *Server) handleConflicts(c *fiber.Ctx) error {
 	var items []conflictItem
 	for _, cf := range list {
 		it := conflictItem{Conflict: cf, Title: kindNames[cf.Kind]}
+		if entries, err := s.deps.Desk.Audit.Store.AuditOf(ctx, cf.RecordID.String()); err == nil {
+			for _, e := range entries {
+				if _, ok := names[e.Actor]; !ok && e.ActorName != "" {
+					names[e.Actor] = e.ActorName
+				}
+			}
+		}
 		if rec, err := s.deps.Sync.Record(ctx, cf.Scope, cf.RecordID); err == nil {
 			var title string
 			if jsonUnmarshal(rec.Value("title"), &title) == nil && title != "" {
