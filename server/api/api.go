@@ -23,6 +23,7 @@ import (
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/media"
 	"github.com/fieldsync/fieldsync/server/metrics"
+	"github.com/fieldsync/fieldsync/server/reports"
 	"github.com/fieldsync/fieldsync/webapp"
 )
 
@@ -137,6 +138,8 @@ type Deps struct {
 	// Metrics, when set, counts and times every request and is served at
 	// /metrics (metrics.go).
 	Metrics *metrics.Metrics
+	// Reports computes quotas, monthly forms and ledgers (reports.go).
+	Reports *reports.Service
 	// Accounts, Desk and Audit are the office console (console.go):
 	// sign-in, the hazard desk and the audit log.
 	Accounts *server.Accounts
@@ -231,6 +234,9 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	}
 	if deps.Metrics != nil {
 		s.routesMetrics()
+	}
+	if deps.Reports != nil {
+		s.routesReports()
 	}
 	if deps.Accounts != nil {
 		s.routesAccounts()
