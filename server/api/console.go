@@ -998,8 +998,15 @@ func (s *Server) recordPage(c *fiber.Ctx, status int, school, id string, pg page
 	if pg.Title == "" {
 		pg = s.basePage(c, kindNames[rec.Kind])
 	}
+	var day []server.DayItem
+	if rec.Kind == "visit" {
+		if day, err = s.deps.Desk.VisitDay(ctx, p, rec); err != nil {
+			return err
+		}
+	}
 	data := struct {
 		page
+		Day     []server.DayItem
 		Rec     *syncproto.Record
 		Title   string
 		Review  server.ReviewState
@@ -1007,7 +1014,7 @@ func (s *Server) recordPage(c *fiber.Ctx, status int, school, id string, pg page
 		Fields2 map[string]string
 		CanAct  bool
 		Comment string
-	}{pg, rec, title, server.FoldReview(rec), fields, pg.Fields, p.Has(server.RoleOfficeReviewer) || p.Has(server.RoleOfficeHead), comment}
+	}{pg, day, rec, title, server.FoldReview(rec), fields, pg.Fields, p.Has(server.RoleOfficeReviewer) || p.Has(server.RoleOfficeHead), comment}
 	return s.render(c, status, "record", data, consoleFuncs(names))
 }
 

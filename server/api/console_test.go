@@ -121,7 +121,7 @@ func (cs *consoleStack) seedHazard(t *testing.T, school, zone string) (string, s
 	hz, _ = syncproto.Set(hz, "title", []byte(`"楼梯扶手松动"`), w)
 	hz, _ = syncproto.Set(hz, "severity", []byte(`"medium"`), w)
 	vi := &syncproto.Record{ID: uuid.Must(uuid.NewV7()), Kind: "visit", SchoolID: school, CreatedAt: w.Now, CreatedBy: "u1"}
-	vi, _ = syncproto.Set(vi, "visit_date", []byte(`"2026-11-20"`), w)
+	vi, _ = syncproto.Set(vi, "visit_date", []byte(`"`+w.Now.In(syncproto.ChinaTime).Format(time.DateOnly)+`"`), w)
 	req := syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: w.Replica, BatchID: uuid.Must(uuid.NewV7()),
 		Changes: []syncproto.Change{{OpID: uuid.Must(uuid.NewV7()), Record: sc}, {OpID: uuid.Must(uuid.NewV7()), Record: hz},
 			{OpID: uuid.Must(uuid.NewV7()), Record: vi}}}
@@ -243,6 +243,11 @@ func TestConsoleAuthorization(t *testing.T) {
 		_, _, body := cs.send(t, browsers["inspector"], http.MethodGet, "/console/hazards", nil)
 		if !strings.Contains(body, in) || strings.Contains(body, out) {
 			t.Errorf("the inspector's queue shows the wrong hazards")
+		}
+		// A visit's page shows what was recorded at the school that day.
+		_, _, body = cs.send(t, browsers["reviewer"], http.MethodGet, "/console/records/"+consoleSchool+"/"+visitIn, nil)
+		if !strings.Contains(body, "当日在校记录") || !strings.Contains(body, "/console/hazards/"+in) {
+			t.Errorf("the visit page does not list the day's hazard:\n%.3000s", body)
 		}
 		_, _, body = cs.send(t, browsers["inspector"], http.MethodGet, "/console/records", nil)
 		if !strings.Contains(body, visitIn) || strings.Contains(body, visitOut) {

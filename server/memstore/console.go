@@ -367,6 +367,7 @@ func (s *ConsoleStore) Records(_ context.Context, f server.RecordFilter) ([]serv
 	for _, r := range s.records {
 		switch {
 		case !f.AllSchools && !slices.Contains(f.Schools, r.SchoolID),
+			f.School != "" && r.SchoolID != f.School,
 			f.Kind != "" && r.Kind != f.Kind,
 			f.ReviewState != "" && r.ReviewState != f.ReviewState:
 			continue

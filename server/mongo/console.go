@@ -712,6 +712,9 @@ func (s *ConsoleStore) Records(ctx context.Context, f server.RecordFilter) ([]se
 	if f.Kind != "" {
 		q = append(q, bson.E{Key: "kind", Value: f.Kind})
 	}
+	if f.School != "" {
+		q = append(q, bson.E{Key: "school_id", Value: f.School})
+	}
 	if !f.AllSchools {
 		schools := f.Schools
 		if schools == nil {
