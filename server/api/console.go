@@ -48,6 +48,7 @@ import (
 //	POST /console/records/:school/:id/review        return (with a comment), accept, comment
 //	GET  /console/conflicts                         the conflict inbox
 //	POST /console/conflicts/resolve                 choose a version or write a new value
+//	GET  /console/audit?actor=ID                    what a person did (the audit log)
 //	GET  /console/static/*                          the embedded assets
 
 //go:embed consoleui
@@ -80,6 +81,7 @@ func (s *Server) routesConsole() {
 	g.Get("/records/:school/:id", s.handleRecord)
 	g.Post("/records/:school/:id/review", s.body(consoleForm), s.consoleCSRF, s.handleReview)
 	g.Get("/conflicts", s.handleConflicts)
+	g.Get("/audit", s.handlePersonAudit)
 	g.Post("/conflicts/resolve", s.body(consoleForm), s.consoleCSRF, s.handleConsoleResolve)
 }
 
@@ -1050,4 +1052,35 @@ func (s *Server) handleReview(c *fiber.Ctx) error {
 		return s.recordPage(c, statusOf(err), school, id, pg, f.Get("comment"))
 	}
 	return c.Redirect("/console/records/"+url.PathEscape(school)+"/"+url.PathEscape(id)+"?done=1", http.StatusSeeOther)
+}
+
+// handlePersonAudit handles "GET /console/audit?actor=ID": a person's
+// decisions and accepted changes, newest first, in the account's scope.
+func (s *Server) handlePersonAudit(c *fiber.Ctx) error {
+	ctx, p := c.UserContext(), principalOf(c)
+	actor := strings.Clone(c.Query("actor"))
+	if actor == "" || len(actor) > 100 {
+		return s.consoleError(c, http.StatusBadRequest, syncproto.FieldError("请指定人员。Say whose trail.", map[string]string{"actor": "required"}))
+	}
+	entries, err := s.deps.Desk.AuditOfPerson(ctx, p, actor, 500)
+	if err != nil {
+		return s.consoleError(c, statusOf(err), err)
+	}
+	names := map[string]string{}
+	for _, e := range entries {
+		if e.ActorName != "" {
+			names[e.Actor] = e.ActorName
+		}
+	}
+	if _, ok := names[actor]; !ok {
+		if acc, err := s.deps.Accounts.Store.Account(ctx, actor); err == nil {
+			names[actor] = acc.Name
+		}
+	}
+	data := struct {
+		page
+		Actor   string
+		Entries []server.AuditEntry
+	}{s.basePage(c, "审计记录"), actor, entries}
+	return s.render(c, http.StatusOK, "audit", data, consoleFuncs(names))
 }

@@ -199,6 +199,7 @@ func TestConsoleAuthorization(t *testing.T) {
 			{"password page", http.MethodGet, "/console/password", nil},
 			{"conflicts", http.MethodGet, "/console/conflicts", nil},
 			{"records", http.MethodGet, "/console/records", nil},
+			{"audit of a person", http.MethodGet, "/console/audit?actor=admin", nil},
 			{"record in", http.MethodGet, "/console/records/" + consoleSchool + "/" + visitIn, nil},
 			{"record out", http.MethodGet, "/console/records/" + consoleOther + "/" + visitOut, nil},
 			{"comment in", http.MethodPost, "/console/records/" + consoleSchool + "/" + visitIn + "/review", func(b browser) url.Values {
@@ -212,19 +213,20 @@ func TestConsoleAuthorization(t *testing.T) {
 			}},
 		}
 		want := map[string]map[string]int{
-			"queue":           {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"detail in":       {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"detail out":      {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
-			"act in":          {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
-			"act out":         {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
-			"password page":   {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"conflicts":       {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"resolve unknown": {"inspector": 403, "reviewer": 404, "head": 404, "admin": 404, "anonymous": 401},
-			"records":         {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"record in":       {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"record out":      {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
-			"comment in":      {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
-			"comment out":     {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
+			"queue":             {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"detail in":         {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"detail out":        {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
+			"act in":            {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
+			"act out":           {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
+			"password page":     {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"conflicts":         {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"resolve unknown":   {"inspector": 403, "reviewer": 404, "head": 404, "admin": 404, "anonymous": 401},
+			"records":           {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"audit of a person": {"inspector": 403, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"record in":         {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"record out":        {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
+			"comment in":        {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
+			"comment out":       {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
 		}
 		for _, rt := range routes {
 			for _, who := range []string{"inspector", "reviewer", "head", "admin", "anonymous"} {
@@ -243,6 +245,11 @@ func TestConsoleAuthorization(t *testing.T) {
 		_, _, body := cs.send(t, browsers["inspector"], http.MethodGet, "/console/hazards", nil)
 		if !strings.Contains(body, in) || strings.Contains(body, out) {
 			t.Errorf("the inspector's queue shows the wrong hazards")
+		}
+		// A person's trail: the admin token's seeding, in scope only.
+		_, _, body = cs.send(t, browsers["head"], http.MethodGet, "/console/audit?actor=admin", nil)
+		if !strings.Contains(body, short(in)) || strings.Contains(body, short(out)) {
+			t.Errorf("the head's view of the admin token's trail shows the wrong records")
 		}
 		// A visit's page shows what was recorded at the school that day.
 		_, _, body = cs.send(t, browsers["reviewer"], http.MethodGet, "/console/records/"+consoleSchool+"/"+visitIn, nil)

@@ -60,6 +60,7 @@ func (s *ConsoleStore) EnsureIndexes(ctx context.Context) error {
 		AuditCollection: {
 			{Keys: bson.D{{Key: "key", Value: 1}}, Options: options.Index().SetUnique(true)},
 			{Keys: bson.D{{Key: "record_id", Value: 1}}},
+			{Keys: bson.D{{Key: "actor", Value: 1}}},
 		},
 		HazardViewCollection: {
 			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "reported_at", Value: -1}}},
@@ -336,6 +337,27 @@ func (s *ConsoleStore) audits(ctx context.Context, filter bson.D, limit int) ([]
 // AuditRange implements server.AuditStore.
 func (s *ConsoleStore) AuditRange(ctx context.Context, after int64, limit int) ([]server.AuditEntry, error) {
 	return s.audits(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}}, limit)
+}
+
+// AuditBy implements server.AuditStore.
+func (s *ConsoleStore) AuditBy(ctx context.Context, actor string, limit int) ([]server.AuditEntry, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: -1}})
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	cur, err := s.db.Collection(AuditCollection).Find(ctx, bson.D{{Key: "actor", Value: actor}}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: audit of %s: %w", actor, err)
+	}
+	var docs []auditDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: audit of %s: %w", actor, err)
+	}
+	out := make([]server.AuditEntry, len(docs))
+	for i, d := range docs {
+		out[i] = d.entry()
+	}
+	return out, nil
 }
 
 // AuditOf implements server.AuditStore.
