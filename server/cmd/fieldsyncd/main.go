@@ -159,10 +159,17 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		defer close(maintenanceDone)
 		svc.maintenance.Run(workers)
 	}()
+	// The audit log's chain is extended off the push path, every second.
+	auditDone := make(chan struct{})
+	go func() {
+		defer close(auditDone)
+		svc.audit.Run(workers, time.Second, logger.With("component", "audit"))
+	}()
 	defer func() {
 		stopWorkers()
 		<-workersDone
 		<-maintenanceDone
+		<-auditDone
 	}()
 
 	app := webapp.Load()
