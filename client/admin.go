@@ -177,3 +177,44 @@ func (c *Client) rawJSON(ctx context.Context, method, path string, in any) (json
 	err := c.Do(ctx, method, path, in, &out)
 	return out, err
 }
+
+// Account is an office account (POST /v1/admin/accounts).
+type Account struct {
+	ID       string   `json:"id,omitempty"`
+	Login    string   `json:"login"`
+	Name     string   `json:"name"`
+	Password string   `json:"password,omitempty"`
+	Roles    []string `json:"roles"`
+	Zones    []string `json:"zones,omitempty"`
+	Schools  []string `json:"schools,omitempty"`
+}
+
+// CreateAccount creates an office account that signs in to the console.
+func (c *Client) CreateAccount(ctx context.Context, a Account) (Account, error) {
+	var out Account
+	err := c.Do(ctx, http.MethodPost, "/v1/admin/accounts", a, &out)
+	return out, err
+}
+
+// AuditReport is the answer of GET /v1/admin/audit/verify.
+type AuditReport struct {
+	OK      bool   `json:"ok"`
+	Checked int64  `json:"checked"`
+	Broken  int64  `json:"broken_seq,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Last    string `json:"last_hash,omitempty"`
+}
+
+// VerifyAudit walks the audit log's hash chain on the server and names
+// the first broken or missing link.
+func (c *Client) VerifyAudit(ctx context.Context) (AuditReport, error) {
+	var out AuditReport
+	err := c.Do(ctx, http.MethodGet, "/v1/admin/audit/verify", nil, &out)
+	return out, err
+}
+
+// RebuildReadModel rebuilds the console's read model from the change log
+// and returns what it read.
+func (c *Client) RebuildReadModel(ctx context.Context) (json.RawMessage, error) {
+	return c.rawJSON(ctx, http.MethodPost, "/v1/admin/read-model/rebuild", struct{}{})
+}

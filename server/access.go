@@ -23,7 +23,13 @@ import (
 //	office head               every school             every school and     yes         no
 //	                                                   reference data
 //	admin (token or account)  everything               everything           yes         yes
+//	inspector's console       its scope                nothing              no          no
+//	account
 //	anyone else               reference data           nothing              no          no
+//
+// An office account scoped to zones and schools (Principal.Scoped, from
+// the console's accounts) sees and writes only those: its schools and
+// the schools of its zones (ZoneSchools).
 //
 // A pull reads the reference data and, for a device, its assigned
 // schools: phones pull; the office reads records one by one or through
@@ -32,6 +38,9 @@ type Access struct {
 	// Assigned returns the ids of the schools assigned to an inspector
 	// today (Devices.Assigned).
 	Assigned func(ctx context.Context, inspectorID string) ([]string, error)
+	// ZoneSchools returns the schools of a responsibility zone, for
+	// office accounts scoped to zones (nil: zones give no schools).
+	ZoneSchools func(ctx context.Context, zone string) ([]string, error)
 }
 
 // office reports whether p is an office principal (not a device) holding
@@ -52,6 +61,23 @@ func (a *Access) schools(ctx context.Context, p Principal) (all bool, ids []stri
 		}
 		ids, err := a.Assigned(ctx, p.InspectorID)
 		return false, ids, err
+	case p.Scoped && !p.Automation && (office(p) || p.Has(RoleInspector)):
+		// An office account scoped to zones and schools (DOMAIN §2.4:
+		// a zone's leader and reviewers work on its schools); an
+		// inspector's console account sees its scope and nothing more.
+		ids := slices.Clone(p.Schools)
+		for _, z := range p.Zones {
+			if a.ZoneSchools == nil {
+				break
+			}
+			more, err := a.ZoneSchools(ctx, z)
+			if err != nil {
+				return false, nil, err
+			}
+			ids = append(ids, more...)
+		}
+		slices.Sort(ids)
+		return false, slices.Compact(ids), nil
 	case office(p):
 		return true, nil, nil
 	}
@@ -63,6 +89,10 @@ func (a *Access) Grant(ctx context.Context, p Principal) (Grant, error) {
 	all, ids, err := a.schools(ctx, p)
 	if err != nil {
 		return Grant{}, err
+	}
+	if !p.IsDevice() && !office(p) && !p.Automation {
+		// Console accounts of inspectors look; they write from phones.
+		all, ids = false, nil
 	}
 	return Grant{Schools: ids, AllSchools: all, Reference: !p.IsDevice() && p.Has(RoleOfficeHead)}, nil
 }

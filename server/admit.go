@@ -150,6 +150,9 @@ func admitChange(p Principal, r *syncproto.Record, now time.Time) *syncproto.Err
 					return invalid("%s carries a dot of replica %s: an item's dot names only its writer.", what, c.Replica)
 				}
 			}
+			if coll == ReviewCollection && !office(p) {
+				return forbid("%s: only the office writes review decisions.", what)
+			}
 			if coll == "events" && eventKinds[r.Kind] {
 				if e := admitEvent(p, r.Kind, it); e != nil {
 					return e

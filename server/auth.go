@@ -42,6 +42,17 @@ type Principal struct {
 	// records written by other people, which are therefore not held to
 	// the identity and history rules of pushes.
 	Automation bool
+
+	// Name is the person's name, for the console and the audit log.
+	Name string
+	// Session is the id of the console session of an office account
+	// ("" otherwise): the audit log names it as where a decision came from.
+	Session string
+	// Scoped is set for an account that works on some zones and schools
+	// only (Zones, Schools) rather than the whole county.
+	Scoped  bool
+	Zones   []string
+	Schools []string
 }
 
 // Has reports whether the principal holds the role. Admins hold every role.

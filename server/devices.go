@@ -346,7 +346,7 @@ func (d *Devices) Authenticate(ctx context.Context, token string) (Principal, er
 	if !in.Active {
 		return Principal{}, syncproto.Errorf(syncproto.EUNAUTHORIZED, "The inspector of this device is not active.")
 	}
-	return Principal{DeviceID: dev.ID, UserID: dev.UserID, InspectorID: dev.InspectorID, Roles: in.Roles, Replica: dev.ID}, nil
+	return Principal{DeviceID: dev.ID, UserID: dev.UserID, InspectorID: dev.InspectorID, Roles: in.Roles, Replica: dev.ID, Name: in.Name}, nil
 }
 
 // Revoke revokes a device (admin only): its token stops working at once.

@@ -166,25 +166,32 @@ func (c Cursor) Encode() string {
 // DecodeCursor parses the text form made by Encode. The empty string is
 // the zero cursor (start from the beginning).
 func DecodeCursor(s string) (Cursor, error) {
+	// A cursor this server could not have made (corrupted on the phone,
+	// forged, or from a newer build during an upgrade) is ESTALE, not
+	// EINVALID: the phone pulls again from an empty cursor instead of
+	// failing every sync until it is reinstalled.
+	notOurs := func() *Error {
+		return &Error{Code: ESTALE, Message: "The cursor is not one this server made. " + StartOver}
+	}
 	if s == "" {
 		return Cursor{}, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
+		return Cursor{}, notOurs()
 	}
 	var c Cursor
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&c); err != nil {
-		return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
+		return Cursor{}, notOurs()
 	}
 	if _, err := d.Token(); err != io.EOF {
-		return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
+		return Cursor{}, notOurs()
 	}
 	for k, v := range c.Pos {
 		if k == "" || v < 0 {
-			return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
+			return Cursor{}, notOurs()
 		}
 	}
 	return c, nil

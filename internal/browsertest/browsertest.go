@@ -54,11 +54,12 @@ func Root(tb testing.TB) string {
 // Server is a fieldsyncd process on its own database of the test stack.
 type Server struct{ *testenv.Server }
 
-// Start runs fieldsyncd on a database of its own (dropped when the test
+// Start runs fieldsyncd (with env, KEY=VALUE, added to its environment)
+// on a database of its own (dropped when the test
 // ends) and the test MinIO bucket, and waits until it is ready.
-func Start(t *testing.T) *Server {
+func Start(t *testing.T, env ...string) *Server {
 	t.Helper()
-	return &Server{testenv.Fieldsyncd(t, 1)[0]}
+	return &Server{testenv.Fieldsyncd(t, 1, env...)[0]}
 }
 
 // Client returns a client of the server's API with the admin token.
@@ -105,11 +106,16 @@ var emptied sync.Map // artifact folders emptied by this process
 // test asks for it in this process.
 func Artifacts(t *testing.T) string {
 	t.Helper()
+	return artifactsNamed(t, t.Name())
+}
+
+func artifactsNamed(t *testing.T, name string) string {
+	t.Helper()
 	base := os.Getenv("FIELDSYNC_ARTIFACTS")
 	if base == "" {
 		base = filepath.Join(Root(t), "artifacts")
 	}
-	dir := filepath.Join(base, "browser", regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "_"))
+	dir := filepath.Join(base, "browser", regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(name, "_"))
 	if _, done := emptied.LoadOrStore(dir, true); !done {
 		os.RemoveAll(dir)
 	}
@@ -124,6 +130,14 @@ func Artifacts(t *testing.T) string {
 // The browser tooling is installed first if missing. The script's output
 // is logged; a script that exits non-zero fails the test.
 func Run(t *testing.T, script string, input, output any) {
+	t.Helper()
+	RunAs(t, t.Name(), script, input, output)
+}
+
+// RunAs is Run with the artifacts in artifacts/browser/<name>/ (emptied
+// the first time in the process), for tests whose screenshots have a
+// fixed home.
+func RunAs(t *testing.T, name, script string, input, output any) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
@@ -142,7 +156,7 @@ func Run(t *testing.T, script string, input, output any) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "deploy", "browser.sh"), "node", filepath.Join(root, script))
 	cmd.Env = append(os.Environ(), "BROWSERTEST_INPUT="+inPath, "BROWSERTEST_OUTPUT="+outPath,
-		"BROWSERTEST_ARTIFACTS="+Artifacts(t), "BROWSERTEST_HARNESS="+filepath.Join(root, "internal", "browsertest", "harness.js"))
+		"BROWSERTEST_ARTIFACTS="+artifactsNamed(t, name), "BROWSERTEST_HARNESS="+filepath.Join(root, "internal", "browsertest", "harness.js"))
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	err = cmd.Run()

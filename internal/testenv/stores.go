@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"testing"
 
 	"github.com/fieldsync/fieldsync/server"
@@ -14,6 +16,9 @@ type Stores struct {
 	Backend string
 	Sync    server.SyncStore
 	Devices server.DeviceStore
+	// Console holds the office console's accounts, audit log and read
+	// model.
+	Console server.ConsoleStore
 }
 
 // StoreBackends are the backends the tests of the services run on: "mem",
@@ -28,7 +33,7 @@ func OpenStores(t *testing.T, backend string) Stores {
 	t.Helper()
 	switch backend {
 	case "mem":
-		return Stores{Backend: backend, Sync: memstore.NewSyncStore(nil), Devices: memstore.NewDeviceStore()}
+		return Stores{Backend: backend, Sync: memstore.NewSyncStore(nil), Devices: memstore.NewDeviceStore(), Console: memstore.NewConsoleStore()}
 	case "real":
 		db := Mongo(t)
 		sync := servermongo.NewSyncStore(db.Database())
@@ -39,7 +44,11 @@ func OpenStores(t *testing.T, backend string) Stores {
 		if err := devices.EnsureIndexes(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		return Stores{Backend: backend, Sync: sync, Devices: devices}
+		console := servermongo.NewConsoleStore(db.Database())
+		if err := console.EnsureIndexes(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return Stores{Backend: backend, Sync: sync, Devices: devices, Console: console}
 	}
 	t.Fatalf("testenv: unknown store backend %q", backend)
 	return Stores{}
@@ -53,5 +62,21 @@ func ForEachStore(t *testing.T, test func(t *testing.T, st Stores)) {
 			t.Parallel()
 			test(t, OpenStores(t, b))
 		})
+	}
+}
+
+// TamperAudit changes the detail of audit entry seq directly in the
+// database of a real console store, as someone with database access
+// could, without fixing its hash.
+func TamperAudit(t *testing.T, store server.ConsoleStore, seq int64) {
+	t.Helper()
+	s, ok := store.(*servermongo.ConsoleStore)
+	if !ok {
+		t.Fatalf("testenv: TamperAudit on a %T", store)
+	}
+	_, err := s.Database().Collection(servermongo.AuditCollection).UpdateOne(t.Context(),
+		bson.D{{Key: "_id", Value: seq}}, bson.D{{Key: "$set", Value: bson.D{{Key: "detail", Value: "changed afterwards"}}}})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

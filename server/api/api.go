@@ -66,6 +66,10 @@ type Config struct {
 	// AdminToken, when set, is the bearer token of the administrator
 	// (FIELDSYNC_ADMIN_TOKEN). Empty disables the admin routes.
 	AdminToken string
+	// ConsoleLoopbackHTTP lets the console's cookies go without Secure
+	// to browsers on a loopback address, for tests and a demo on one
+	// machine over plain HTTP (FIELDSYNC_CONSOLE_LOOPBACK_HTTP).
+	ConsoleLoopbackHTTP bool
 }
 
 // DefaultConfig returns the default HTTP settings.
@@ -136,6 +140,11 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	// Reports computes quotas, monthly forms and ledgers (reports.go).
 	Reports *reports.Service
+	// Accounts, Desk and Audit are the office console (console.go):
+	// sign-in, the hazard desk and the audit log.
+	Accounts *server.Accounts
+	Desk     *server.Desk
+	Audit    *server.Audit
 }
 
 // Server is the HTTP server. Create it with NewServer.
@@ -228,6 +237,12 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	}
 	if deps.Reports != nil {
 		s.routesReports()
+	}
+	if deps.Accounts != nil {
+		s.routesAccounts()
+		if deps.Desk != nil && deps.Sync != nil {
+			s.routesConsole()
+		}
 	}
 	// Every body a route accepts fits in the budget, and in one
 	// principal's share of it, half (body.go holds one byte more than the

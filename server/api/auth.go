@@ -20,9 +20,9 @@ func bearer(c *fiber.Ctx) string {
 	return ""
 }
 
-// adminPrincipal is who the admin token acts as. Office accounts with
-// their own roles come with the office console; until then the admin token
-// holds every role.
+// adminPrincipal is who the admin token acts as: automation, holding
+// every role. People sign in to the office console with their own
+// accounts (console.go).
 var adminPrincipal = server.Principal{UserID: "admin", Roles: []string{server.RoleAdmin}, Automation: true}
 
 // principal authenticates the request: the admin token (compared in

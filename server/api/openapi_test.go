@@ -54,6 +54,9 @@ func serverWithAllDeps(t *testing.T) *Server {
 		Forms:   &server.Forms{},
 		Media:   &media.Service{},
 		Reports: &reports.Service{},
+		// The console's JSON routes; its HTML pages (Desk) are not
+		// part of the JSON API.
+		Accounts: &server.Accounts{},
 	})
 	return s
 }

@@ -211,7 +211,7 @@ func (s *MediaStore) RecordsByID(ctx context.Context, recordID string) ([]media.
 
 // PutRecord implements media.MetaStore.
 func (s *MediaStore) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.RecordRefs) error {
-	d := recordDoc(r)
+	d := mediaRecordDocOf(r)
 	id := d.ID
 	if prev == nil {
 		_, err := s.records.InsertOne(ctx, d)
@@ -363,7 +363,7 @@ func (s *MediaStore) PutRecords(ctx context.Context, puts []media.RecordPut) err
 	var inserts []any
 	var replaces []mongo.WriteModel
 	for _, p := range puts {
-		d := recordDoc(p.Record)
+		d := mediaRecordDocOf(p.Record)
 		if p.Prev == nil {
 			inserts = append(inserts, d)
 			continue
@@ -399,7 +399,7 @@ func (s *MediaStore) PutRecords(ctx context.Context, puts []media.RecordPut) err
 	return nil
 }
 
-func recordDoc(r media.RecordRefs) mediaRecordDoc {
+func mediaRecordDocOf(r media.RecordRefs) mediaRecordDoc {
 	d := mediaRecordDoc{ID: recordDocID(r.SchoolID, r.RecordID), RecordID: r.RecordID, SchoolID: r.SchoolID, Rev: r.Rev, Photos: []mediaRefDoc{}, Attachments: r.Attachments}
 	for _, p := range r.Photos {
 		d.Photos = append(d.Photos, mediaRefDoc(p))

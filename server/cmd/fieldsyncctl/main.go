@@ -16,6 +16,13 @@
 //	                                                   --dry-run shows what would be published
 //	fieldsyncctl export FORM_ID VERSION [OUT.xlsx]     a questionnaire version as an XLSForm workbook
 //	fieldsyncctl retire FORM_ID VERSION
+//	fieldsyncctl user add LOGIN NAME ROLE[,ROLE…] [ZONE_OR_SCHOOL…]
+//	                                                   create an office account (the first admin too);
+//	                                                   the password from FIELDSYNC_USER_PASSWORD or stdin;
+//	                                                   roles inspector, office_reviewer, office_head, admin;
+//	                                                   zone:ID or school:ID scope it (none: the county)
+//	fieldsyncctl audit verify                          walk the audit log's hash chain; name the first broken link
+//	fieldsyncctl readmodel rebuild                     rebuild the console's read model from the change log
 //	fieldsyncctl report quotas|feedback|export|settings …  quota completion, the month's feedback
 //	                                                   forms, ledgers as XLSX/CSV, the quotas
 //
@@ -26,6 +33,7 @@ package main
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -87,6 +95,30 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 	switch a[0] {
 	case "demo":
 		return demo(ctx, c, out)
+	case "user":
+		if len(a) < 5 || a[1] != "add" {
+			return errors.New("usage: fieldsyncctl user add LOGIN NAME ROLE[,ROLE…] [zone:ID|school:ID…]")
+		}
+		resp, err = userAdd(ctx, c, a[2:], getenv)
+	case "readmodel":
+		if len(a) < 2 || a[1] != "rebuild" {
+			return errors.New("usage: fieldsyncctl readmodel rebuild")
+		}
+		resp, err = c.RebuildReadModel(ctx)
+	case "audit":
+		if len(a) < 2 || a[1] != "verify" {
+			return errors.New("usage: fieldsyncctl audit verify")
+		}
+		rep, err := c.VerifyAudit(ctx)
+		if err != nil {
+			return err
+		}
+		if !rep.OK {
+			fmt.Fprintf(out, "audit log BROKEN at entry %d: %s (%d entries checked before it)\n", rep.Broken, rep.Reason, rep.Checked)
+			return fmt.Errorf("the audit log is broken at entry %d", rep.Broken)
+		}
+		fmt.Fprintf(out, "audit log intact: %d entries, last hash %s\n", rep.Checked, rep.Last)
+		return nil
 	case "inspector":
 		if err = need(3); err == nil {
 			resp, err = c.PutInspector(ctx, a[1], client.Inspector{UserID: a[2], Name: a[3], Active: true})
@@ -283,4 +315,29 @@ func demo(ctx context.Context, c *client.Client, out io.Writer) error {
 	fmt.Fprintf(out, "enrollment code %s (valid until %s); enroll a phone with:\n", code.Code, code.ExpiresAt.Format(time.RFC3339))
 	fmt.Fprintf(out, "  go run ./mobile/cmd/fieldphone --data data/phone.db enroll --server %s --code %s\n", c.BaseURL, code.Code)
 	return nil
+}
+
+// userAdd creates an office account: LOGIN NAME ROLES [zone:ID|school:ID…].
+func userAdd(ctx context.Context, c *client.Client, a []string, getenv func(string) string) (client.Account, error) {
+	acc := client.Account{Login: a[0], Name: a[1], Roles: strings.Split(a[2], ",")}
+	for _, s := range a[3:] {
+		switch kind, id, _ := strings.Cut(s, ":"); kind {
+		case "zone":
+			acc.Zones = append(acc.Zones, id)
+		case "school":
+			acc.Schools = append(acc.Schools, id)
+		default:
+			return client.Account{}, fmt.Errorf("%q: write zone:ID or school:ID", s)
+		}
+	}
+	acc.Password = getenv("FIELDSYNC_USER_PASSWORD")
+	if acc.Password == "" {
+		fmt.Fprint(os.Stderr, "password (at least 10 characters): ")
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return client.Account{}, fmt.Errorf("reading the password: %w", err)
+		}
+		acc.Password = strings.TrimRight(line, "\r\n")
+	}
+	return c.CreateAccount(ctx, acc)
 }

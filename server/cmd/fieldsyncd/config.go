@@ -39,7 +39,10 @@ type Config struct {
 	BodyRateGrace     time.Duration // FIELDSYNC_BODY_RATE_GRACE
 	RequestTimeout    time.Duration // FIELDSYNC_REQUEST_TIMEOUT
 	AdminToken        string        // FIELDSYNC_ADMIN_TOKEN
-	LogLevel          slog.Level    // FIELDSYNC_LOG_LEVEL, -log-level
+	// ConsoleLoopbackHTTP lets the console's session cookie go without
+	// Secure to browsers on loopback (tests, a demo on one machine).
+	ConsoleLoopbackHTTP bool       // FIELDSYNC_CONSOLE_LOOPBACK_HTTP
+	LogLevel            slog.Level // FIELDSYNC_LOG_LEVEL, -log-level
 
 	// The sync limits the server enforces and advertises in
 	// GET /v1/sync/info (syncproto.Limits).
@@ -136,6 +139,7 @@ var envVars = []struct{ Name, Default, Help string }{
 	{"FIELDSYNC_BODY_RATE_GRACE", "20s", "time a request body may take before FIELDSYNC_BODY_MIN_RATE applies"},
 	{"FIELDSYNC_REQUEST_TIMEOUT", "60s", "deadline of a request's work; also bounds reading a request and writing a response"},
 	{"FIELDSYNC_ADMIN_TOKEN", "none", "bearer token of the admin API (at least 16 characters); empty disables it"},
+	{"FIELDSYNC_CONSOLE_LOOPBACK_HTTP", "false", "true lets the office console's session cookie work over plain http for browsers on 127.0.0.1 (tests, a local demo); elsewhere it is always Secure"},
 	{"FIELDSYNC_LOG_LEVEL", "info", "debug, info, warn or error (flag -log-level)"},
 	{"FIELDSYNC_MAX_RECORD_BYTES", "2MiB", "largest record state (its JSON), refused per change with 413 beyond; at most 4MiB and less than FIELDSYNC_BODY_LIMIT"},
 	{"FIELDSYNC_MAX_PULL_BYTES", "8MiB", "records' JSON per pull page (one record at least); at least FIELDSYNC_MAX_RECORD_BYTES, at most 256MiB"},
@@ -267,6 +271,13 @@ func (c *Config) Load(args []string, getenv func(string) string) error {
 	duration("FIELDSYNC_TOMBSTONE_RETENTION", &c.TombstoneRetention)
 	duration("FIELDSYNC_MAINTENANCE_PERIOD", &c.MaintenancePeriod)
 	c.AdminToken = getenv("FIELDSYNC_ADMIN_TOKEN")
+	if v := strings.TrimSpace(getenv("FIELDSYNC_CONSOLE_LOOPBACK_HTTP")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("FIELDSYNC_CONSOLE_LOOPBACK_HTTP", "%q is not a boolean (want true or false)", v)
+		}
+		c.ConsoleLoopbackHTTP = b
+	}
 	if v := strings.TrimSpace(getenv("FIELDSYNC_LOG_LEVEL")); v != "" {
 		logLevel("FIELDSYNC_LOG_LEVEL", v)
 	}

@@ -184,10 +184,17 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		defer close(maintenanceDone)
 		svc.maintenance.Run(workers)
 	}()
+	// The audit log's chain is extended off the push path, every second.
+	auditDone := make(chan struct{})
+	go func() {
+		defer close(auditDone)
+		svc.audit.Run(workers, time.Second, logger.With("component", "audit"))
+	}()
 	defer func() {
 		stopWorkers()
 		<-workersDone
 		<-maintenanceDone
+		<-auditDone
 	}()
 
 	app := webapp.Load()
@@ -203,6 +210,8 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		ReadTimeout:    cfg.RequestTimeout,
 		WriteTimeout:   cfg.RequestTimeout,
 		AdminToken:     cfg.AdminToken,
+
+		ConsoleLoopbackHTTP: cfg.ConsoleLoopbackHTTP,
 	}, api.Deps{
 		Checks: []server.Check{
 			{Name: "mongo", Ping: db.Ping},
@@ -215,6 +224,8 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		App:     app,
 		Metrics: mets,
 		Reports: svc.reports,
+
+		Accounts: svc.accounts, Desk: svc.desk, Audit: svc.audit,
 	}, logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

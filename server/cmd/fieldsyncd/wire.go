@@ -24,6 +24,9 @@ type services struct {
 	forms       *server.Forms
 	maintenance *server.Maintenance
 	reports     *reports.Service
+	accounts    *server.Accounts
+	desk        *server.Desk
+	audit       *server.Audit
 }
 
 // wire builds the services on the open database and the MinIO store (which
@@ -33,15 +36,17 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, store *servermini
 	devStore := servermongo.NewDeviceStore(db.Database())
 	syncStore := servermongo.NewSyncStore(db.Database())
 	mediaStore := servermongo.NewMediaStore(db.Database())
+	consoleStore := servermongo.NewConsoleStore(db.Database())
 	for name, ensure := range map[string]func(context.Context) error{
 		"devices": devStore.EnsureIndexes, "sync": syncStore.EnsureIndexes, "media": mediaStore.EnsureIndexes,
+		"console": consoleStore.EnsureIndexes,
 	} {
 		if err := ensure(ctx); err != nil {
 			return nil, fmt.Errorf("indexes of %s: %w", name, err)
 		}
 	}
 	devices := server.NewDevices(devStore)
-	access := &server.Access{Assigned: devices.Assigned}
+	access := &server.Access{Assigned: devices.Assigned, ZoneSchools: consoleStore.ZoneSchools}
 
 	blobs, err := serverminio.NewBlobs(cfg.Minio, serverminio.BlobOptions{PublicEndpoint: cfg.MinioPublic, PublicSecure: cfg.MinioPublicSecure})
 	if err != nil {
@@ -65,11 +70,16 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, store *servermini
 	validator := server.NewFormValidator(syncer, devices.Today)
 	validator.Logger = logger.With("component", "forms")
 	syncer.Validator = validator
-	syncer.Stored = med.ExpectRecords
+	// The office console: its read model and the audit log follow every
+	// accepted change (server.Desk.Stored).
+	audit := &server.Audit{Store: consoleStore, Now: syncer.Now, Deferred: true}
+	desk := &server.Desk{Sync: syncer, Access: access, Read: consoleStore, Audit: audit, Now: syncer.Now, Log: syncStore}
+	syncer.Stored = server.StoredHooks(med.ExpectRecords, desk.Stored)
+	accounts := server.NewAccounts(consoleStore)
 	maint := cfg.Maintenance(syncStore)
 	maint.Logger = logger.With("component", "maintenance")
 	rep := reports.NewService(syncStore, devStore, access, syncer, syncer.Replica)
 	rep.Photos = func(p server.Principal) reports.PhotoSource { return reports.MediaThumbs(med, nil, p) }
 	return &services{devices: devices, sync: syncer, media: med, blobs: breaker, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint,
-		reports: rep}, nil
+		reports: rep, accounts: accounts, desk: desk, audit: audit}, nil
 }
