@@ -90,6 +90,11 @@ func TestUploadsBelongToUploaders(t *testing.T) {
 				t.Fatalf("%s's status: %+v, %v", who.p.UserID, u, err)
 			}
 		}
+		// The admin token sees the photo as stored, without sending it.
+		admin := server.WithPrincipal(t.Context(), server.Principal{UserID: "admin", Automation: true, Roles: []string{"admin"}})
+		if u, err := svc.Status(admin, sha); err != nil || u.State != media.UploadComplete {
+			t.Fatalf("the admin's status: %+v, %v", u, err)
+		}
 		ph, err := e.meta.Photo(t.Context(), sha)
 		mediatest.Code(t, err, "")
 		if len(ph.Holders) != 3 {
