@@ -1,12 +1,14 @@
 package media_test
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
+	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/server/media"
 	"github.com/fieldsync/fieldsync/server/media/mediatest"
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -211,4 +213,46 @@ func TestExpectRecordsConcurrent(t *testing.T) {
 			t.Fatalf("the other record: %+v, %v", o, err)
 		}
 	})
+}
+
+// staleMeta answers Records as if no entry existed, as a read that
+// raced another writer would: every write the batch then tries loses its
+// compare-and-set.
+type staleMeta struct{ *mediatest.Meta }
+
+func (staleMeta) Records(context.Context, []media.RecordKey) (map[media.RecordKey]media.RecordRefs, error) {
+	return map[media.RecordKey]media.RecordRefs{}, nil
+}
+
+// TestExpectRecordsLostRace checks that a batch whose writes lose their
+// compare-and-set goes through Expect again and ends as it should: the
+// newer state noted, an older one ignored.
+func TestExpectRecordsLostRace(t *testing.T) {
+	meta := mediatest.NewMeta()
+	e := newEnv(media.Config{})
+	svc := media.New(mediatest.NewBlobs(), staleMeta{meta}, e.access, e.cfg, testenv.Logger(t))
+	ctx := newPhone(t, "alice").ctx
+	r := record(t, "school-1", 1, fakeSHA(1))
+	mediatest.Code(t, svc.ExpectRecords(ctx, []*syncproto.Record{r}), "")
+	cases := []struct {
+		name  string
+		state *syncproto.Record
+		want  string
+		rev   int64
+	}{
+		{"newer", withPhotos(t, r, 3, fakeSHA(3)), fakeSHA(3), 3},
+		{"older", withPhotos(t, r, 2, fakeSHA(2)), fakeSHA(3), 3},
+	}
+	for _, c := range cases {
+		meta.ResetCalls()
+		mediatest.Code(t, svc.ExpectRecords(ctx, []*syncproto.Record{c.state}), "")
+		got, err := meta.Record(t.Context(), "school-1", r.ID.String())
+		mediatest.Code(t, err, "")
+		if len(got.Photos) != 1 || got.Photos[0].SHA256 != c.want || got.Rev != c.rev {
+			t.Fatalf("%s: %+v, want rev %d with %s", c.name, got, c.rev, c.want)
+		}
+		if calls := meta.Calls(); calls["PutRecords"] != 1 || calls["Record"] == 0 {
+			t.Fatalf("%s: calls %v, want a lost PutRecords and Expect's read", c.name, calls)
+		}
+	}
 }
