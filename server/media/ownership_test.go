@@ -2,8 +2,10 @@ package media_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,6 +235,41 @@ func TestUnreferencedExpire(t *testing.T) {
 		}
 		if u, err := svc.Status(alice.ctx, sk); err != nil || u.State != media.UploadComplete {
 			t.Fatalf("status of the kept photo: %+v, %v", u, err)
+		}
+	})
+}
+
+// TestUploadMeetsRecord races an upload's finish against the push of the
+// record that names the photo (the phone's retry after a lost answer, or
+// two processes): whichever order the store sees, the photo ends up
+// visible through the record. A vouch that reads before it writes lost
+// this race in the fault suite.
+func TestUploadMeetsRecord(t *testing.T) {
+	forEachBackend(t, media.Config{}, func(t *testing.T, e *env) {
+		svc := e.service()
+		rng := rand.New(rand.NewPCG(71, 72))
+		for i := range 20 {
+			user := fmt.Sprintf("insp-%d", i)
+			e.access[user] = []string{"school-1"}
+			ph := newPhone(t, user)
+			data := fakeJPEG(rng, 3000+i)
+			sha := mediatest.SHA256(data)
+			rec := record(t, "school-1", 1, sha)
+			var wg sync.WaitGroup
+			var errPut, errExpect error
+			wg.Go(func() { _, errPut = svc.Put(ph.ctx, sha, data, "image/jpeg") })
+			wg.Go(func() { errExpect = svc.ExpectRecords(ph.ctx, []*syncproto.Record{rec}) })
+			wg.Wait()
+			mediatest.Code(t, errPut, "")
+			mediatest.Code(t, errExpect, "")
+			if _, err := svc.URL(ph.ctx, ph.p, sha, ""); err != nil {
+				t.Fatalf("round %d: the uploader's link: %v", i, err)
+			}
+			rp, err := svc.RecordPhotos(ph.ctx, ph.p, rec.ID.String(), "school-1")
+			mediatest.Code(t, err, "")
+			if !rp.Complete || rp.Received != 1 {
+				t.Fatalf("round %d: the record's photos: %+v", i, rp)
+			}
 		}
 	})
 }

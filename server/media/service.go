@@ -659,7 +659,18 @@ func (s *Service) alreadyStored(ctx context.Context, sha string, info BlobInfo) 
 // vouch records that up has sent the whole photo, and vouches for the
 // schools whose records refer to it that up may see: from then on those
 // records show the photo (see URL, RecordPhotos).
+//
+// The holder is written before the schools are read, as a record's push
+// notes its school before it reads the holders (vouchByRecord, NotePhotos):
+// when an upload and a push of a record naming the photo meet, on one
+// process or two, at least one of them sees the other's write and
+// vouches. Read first and written after, both could miss each other and
+// the photo would stay invisible for good (seen once in the fault suite,
+// with two replicas, as a lost photo).
 func (s *Service) vouch(ctx context.Context, sha string, up uploader) error {
+	if err := s.meta.Vouch(ctx, sha, up.id, nil); err != nil {
+		return fmt.Errorf("media: vouch for %s: %w", sha, err)
+	}
 	ph, err := s.meta.Photo(ctx, sha)
 	if err != nil {
 		return fmt.Errorf("media: vouch for %s: %w", sha, err)
@@ -676,7 +687,10 @@ func (s *Service) vouch(ctx context.Context, sha string, up uploader) error {
 			schools = append(schools, school)
 		}
 	}
-	if err := s.meta.Vouch(ctx, sha, up.id, schools); err != nil {
+	if len(schools) == 0 {
+		return nil
+	}
+	if err := s.meta.Vouch(ctx, sha, "", schools); err != nil {
 		return fmt.Errorf("media: vouch for %s: %w", sha, err)
 	}
 	return nil
