@@ -2,6 +2,7 @@ package mongo_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,10 +115,38 @@ func TestAuditByEquality(t *testing.T) {
 		}
 	})
 
+	t.Run("TwoWriters", func(t *testing.T) {
+		// Two processes chain at once: they race for entry numbers, the
+		// loser's ordered insert stops at the taken one and it goes again.
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for w := range 2 {
+			other := &server.Audit{Store: servermongo.NewConsoleStore(db.Database()), Now: audit.Now}
+			wg.Go(func() {
+				for b := range 5 {
+					var batch []server.AuditEntry
+					for j := range 20 {
+						batch = append(batch, server.AuditEntry{Key: fmt.Sprintf("race/%d/%d/%d", w, b, j), Actor: "user-li", Action: "change"})
+					}
+					if err := other.Append(ctx, batch); err != nil {
+						errs[w] = err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
 	t.Run("Verify", func(t *testing.T) {
 		rep, err := audit.Verify(ctx)
-		if err != nil || !rep.OK || rep.Checked != n {
-			t.Fatalf("Verify = %+v, %v; want %d entries checked", rep, err, n)
+		if err != nil || !rep.OK || rep.Checked != n+200 {
+			t.Fatalf("Verify = %+v, %v; want %d entries checked", rep, err, n+200)
 		}
 	})
 }

@@ -368,25 +368,42 @@ func (s *ConsoleStore) moveAuditHead(ctx context.Context, seq int64) error {
 	return nil
 }
 
-// InsertAudit implements server.AuditStore.
+// InsertAudit implements server.AuditStore: one ordered insert, which
+// stops at the first entry whose number or key is taken.
 func (s *ConsoleStore) InsertAudit(ctx context.Context, entries []server.AuditEntry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	docs := make([]any, len(entries))
 	for i, e := range entries {
 		doc, err := pagedAuditDoc(e)
 		if err != nil {
-			return i, fmt.Errorf("mongo: audit entry %d: %w", e.Seq, err)
+			return 0, fmt.Errorf("mongo: audit entry %d: %w", e.Seq, err)
 		}
-		_, err = s.db.Collection(AuditCollection).InsertOne(ctx, doc)
-		if mongo.IsDuplicateKeyError(err) {
-			return i, syncproto.Errorf(syncproto.ECONFLICT, "audit entry %d or key %s is taken", e.Seq, e.Key)
-		}
-		if err != nil {
-			return i, fmt.Errorf("mongo: insert audit entry: %w", err)
-		}
+		docs[i] = doc
 	}
-	if len(entries) > 0 {
-		if err := s.moveAuditHead(ctx, entries[len(entries)-1].Seq); err != nil {
-			return len(entries), err
+	_, err := s.db.Collection(AuditCollection).InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+	if err != nil {
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
+			first := bwe.WriteErrors[0] // ordered: the insert stopped there
+			i := first.Index
+			if isDuplicateCode(first.Code) {
+				if i > 0 {
+					if err := s.moveAuditHead(ctx, entries[i-1].Seq); err != nil {
+						return i, err
+					}
+				}
+				return i, syncproto.Errorf(syncproto.ECONFLICT, "audit entry %d or key %s is taken", entries[i].Seq, entries[i].Key)
+			}
+			return i, fmt.Errorf("mongo: insert audit entry %d: %w", entries[i].Seq, err)
 		}
+		// Unknown how far it got: the chain's next round reads the last
+		// entry again.
+		return 0, fmt.Errorf("mongo: insert audit entries: %w", err)
+	}
+	if err := s.moveAuditHead(ctx, entries[len(entries)-1].Seq); err != nil {
+		return len(entries), err
 	}
 	return len(entries), nil
 }
