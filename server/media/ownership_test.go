@@ -273,3 +273,31 @@ func TestUploadMeetsRecord(t *testing.T) {
 		}
 	})
 }
+
+// TestHolderHealsVouch: a photo its holder sent before any record of the
+// school named it, then named by a record of someone who never sent it, is
+// not vouched for that school; when the holder asks about it again (as a
+// phone does after a failed call, for instance when the process died
+// between recording the holder and vouching), the school is vouched for
+// and the record shows the photo.
+func TestHolderHealsVouch(t *testing.T) {
+	forEachBackend(t, media.Config{}, func(t *testing.T, e *env) {
+		svc := e.service()
+		e.access["alice"], e.access["bob"] = []string{"school-1"}, []string{"school-1"}
+		alice, bob := newPhone(t, "alice"), newPhone(t, "bob")
+		data := fakeJPEG(rand.New(rand.NewPCG(81, 82)), 5000)
+		sha := mediatest.SHA256(data)
+		if _, err := svc.Put(alice.ctx, sha, data, "image/jpeg"); err != nil {
+			t.Fatal(err)
+		}
+		mediatest.Code(t, svc.ExpectRecords(bob.ctx, []*syncproto.Record{record(t, "school-1", 1, sha)}), "")
+		_, err := svc.URL(bob.ctx, bob.p, sha, "")
+		mediatest.Code(t, err, syncproto.ENOTFOUND) // nobody who sent it vouched for school-1 yet
+		if u, err := svc.Status(alice.ctx, sha); err != nil || u.State != media.UploadComplete {
+			t.Fatalf("alice's status: %+v, %v", u, err)
+		}
+		if _, err := svc.URL(bob.ctx, bob.p, sha, ""); err != nil {
+			t.Fatalf("bob's link once alice asked again: %v", err)
+		}
+	})
+}

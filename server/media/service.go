@@ -341,6 +341,9 @@ func (s *Service) heldStored(ctx context.Context, sha string, up uploader) (Uplo
 	// records it. Only the server itself gets here without being a
 	// holder, which is recorded after the photo is.
 	u, err := s.alreadyStored(ctx, sha, info)
+	if err == nil && up.holds(ph) {
+		err = s.vouchSchools(ctx, sha, ph, up)
+	}
 	return u, err == nil, err
 }
 
@@ -675,10 +678,23 @@ func (s *Service) vouch(ctx context.Context, sha string, up uploader) error {
 	if err != nil {
 		return fmt.Errorf("media: vouch for %s: %w", sha, err)
 	}
+	return s.vouchSchools(ctx, sha, ph, up)
+}
+
+// vouchSchools vouches for the schools of the records that refer to the
+// photo, that up may see and that are not vouched for yet. It also runs
+// when a holder asks about the photo again (heldStored): a process that
+// died between writing the holder and the schools left them unvouched,
+// and the phone, told the photo is complete, would not send it again.
+func (s *Service) vouchSchools(ctx context.Context, sha string, ph Photo, up uploader) error {
 	var schools []string
 	for _, school := range ph.Schools {
+		if slices.Contains(ph.Vouched, school) {
+			continue
+		}
 		ok := up.trusted
 		if !ok {
+			var err error
 			if ok, err = s.access.CanSeeSchool(ctx, up.p, school); err != nil {
 				return fmt.Errorf("media: vouch for %s: %w", sha, err)
 			}
