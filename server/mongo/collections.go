@@ -32,6 +32,10 @@ const (
 	MediaPhotosCollection    = "media_photos"
 	MediaThumbJobsCollection = "media_thumb_jobs"
 
+	// MigrationsCollection records the one-off migrations that ran, one
+	// document each ({_id: name, at}).
+	MigrationsCollection = "migrations"
+
 	// oldLogPrefix names the per-scope log collections of earlier
 	// versions (log_<scope>), migrated into LogCollection.
 	oldLogPrefix = "log_"

@@ -69,8 +69,14 @@ func (s *MediaStore) EnsureIndexes(ctx context.Context) error {
 const legacyHolder = "legacy"
 
 // migrate brings documents written before records were kept per school
-// and photos per holder to the current shape, once (every start looks,
-// and finds nothing after the first):
+// and photos per holder to the current shape, once: a document in the
+// migrations collection records that it ran. It must not run again: a
+// photo of this build is complete without holders for a moment (between
+// PhotoStored and its uploader's Vouch), and a migration that found it
+// then gave it the legacy holder and overwrote its vouched schools, so a
+// replica restarting during uploads made a photo invisible through its
+// records (seen in the fault suite's replica scenarios). Even the first
+// run only adds to holders and vouched schools, never replaces them:
 //
 //   - a media record keyed by its record id alone is keyed by (school,
 //     record id);
@@ -79,6 +85,24 @@ const legacyHolder = "legacy"
 //     people could see before stays visible, and a school that refers to
 //     it later is not.
 func (s *MediaStore) migrate(ctx context.Context) error {
+	done := s.photos.Database().Collection(MigrationsCollection)
+	const id = "media-holders-v1"
+	switch err := done.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Err(); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, mongo.ErrNoDocuments):
+		return mediaErr("read migrations", err)
+	}
+	if err := s.migrateOnce(ctx); err != nil {
+		return err
+	}
+	if _, err := done.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "at", Value: time.Now().UTC().Truncate(time.Millisecond)}}); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return mediaErr("record migration", err)
+	}
+	return nil
+}
+
+func (s *MediaStore) migrateOnce(ctx context.Context) error {
 	cur, err := s.records.Find(ctx, bson.D{{Key: "record_id", Value: nil}})
 	if err != nil {
 		return mediaErr("find old media records", err)
@@ -106,8 +130,16 @@ func (s *MediaStore) migrate(ctx context.Context) error {
 		return mediaErr("read old photos", err)
 	}
 	for _, d := range photos {
-		set := bson.D{{Key: "holders", Value: []string{legacyHolder}}, {Key: "vouched", Value: d.Schools}, {Key: "referenced", Value: len(d.Schools) > 0}}
-		if _, err := s.photos.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, bson.D{{Key: "$set", Value: set}}); err != nil {
+		add := bson.D{{Key: "holders", Value: legacyHolder}}
+		if len(d.Schools) > 0 {
+			add = append(add, bson.E{Key: "vouched", Value: bson.D{{Key: "$each", Value: d.Schools}}})
+		}
+		update := bson.D{{Key: "$addToSet", Value: add}}
+		if len(d.Schools) > 0 {
+			update = append(update, bson.E{Key: "$set", Value: bson.D{{Key: "referenced", Value: true}}})
+		}
+		filter := bson.D{{Key: "_id", Value: d.ID}, {Key: "holders", Value: nil}}
+		if _, err := s.photos.UpdateOne(ctx, filter, update); err != nil {
 			return mediaErr("migrate photo "+d.ID, err)
 		}
 	}

@@ -60,3 +60,35 @@ func TestMediaStoreMigrates(t *testing.T) {
 		t.Fatalf("unreferenced after the migration: %+v, %v", un, err)
 	}
 }
+
+// TestMediaStoreMigratesOnce checks that a start after the migration ran
+// leaves alone a photo of this build caught between being recorded
+// complete and its uploader's vouch (no holders for that moment): a
+// replica restarting during uploads once gave such a photo the legacy
+// holder and replaced its vouched schools, hiding it from its records.
+func TestMediaStoreMigratesOnce(t *testing.T) {
+	ctx := t.Context()
+	db := testenv.Mongo(t).Database()
+	s := servermongo.NewMediaStore(db)
+	if err := s.EnsureIndexes(ctx); err != nil { // the first start: the migration runs, finds nothing
+		t.Fatal(err)
+	}
+	sha := mediatest.SHA256([]byte("a photo being uploaded"))
+	if _, err := db.Collection(servermongo.MediaPhotosCollection).InsertOne(ctx, bson.D{
+		{Key: "_id", Value: sha}, {Key: "state", Value: media.StateComplete}, {Key: "size", Value: int64(22)},
+		{Key: "schools", Value: bson.A{"s1"}}, {Key: "referenced", Value: true},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := servermongo.NewMediaStore(db).EnsureIndexes(ctx); err != nil { // another replica starts
+		t.Fatal(err)
+	}
+	// The uploader's vouch comes after the start.
+	if err := s.Vouch(ctx, sha, "d-uploader", []string{"s1"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Photo(ctx, sha)
+	if err != nil || !slices.Equal(p.Holders, []string{"d-uploader"}) || !slices.Equal(p.Vouched, []string{"s1"}) {
+		t.Fatalf("photo after a restart mid-upload = %+v, %v; want only its uploader as holder, s1 vouched", p, err)
+	}
+}
