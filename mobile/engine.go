@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fieldsync/fieldsync/forms"
 	"github.com/fieldsync/fieldsync/syncproto"
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
@@ -31,6 +32,15 @@ type ValidatorFunc func(formID string, formVersion int, values map[string]json.R
 // Validate implements Validator.
 func (f ValidatorFunc) Validate(formID string, formVersion int, values map[string]json.RawMessage) error {
 	return f(formID, formVersion, values)
+}
+
+// PublishedValidator is a Validator that can also check values against a
+// form version the office published and the phone has pulled (a form
+// record, see forms.PublishedRecordID). The engine uses it for records of
+// forms that are not built in, when the phone holds their definition.
+type PublishedValidator interface {
+	Validator
+	ValidatePublished(def *forms.Definition, values map[string]json.RawMessage) error
 }
 
 // Options configure an Engine. The zero value syncs over HTTP with the
@@ -367,6 +377,15 @@ func (e *Engine) save(tx *bolt.Tx, d Draft) (*syncproto.Record, error) {
 		maps.Copy(all, values)
 		if err := e.opts.Validator.Validate(r.FormID, r.FormVersion, all); err != nil {
 			return nil, err
+		}
+		if pv, ok := e.opts.Validator.(PublishedValidator); ok {
+			if _, builtin := forms.BuiltinByID(r.FormID, r.FormVersion); !builtin {
+				if def := definition(tx, r.FormID, r.FormVersion); def != nil {
+					if err := pv.ValidatePublished(def, all); err != nil {
+						return nil, err
+					}
+				}
+			}
 		}
 	}
 	if len(changed) == 0 && !isNew {

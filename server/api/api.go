@@ -23,6 +23,7 @@ import (
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/media"
 	"github.com/fieldsync/fieldsync/server/metrics"
+	"github.com/fieldsync/fieldsync/server/reports"
 	"github.com/fieldsync/fieldsync/webapp"
 )
 
@@ -142,6 +143,8 @@ type Deps struct {
 	Accounts *server.Accounts
 	Desk     *server.Desk
 	Audit    *server.Audit
+	// Reports computes quotas, monthly forms and ledgers (reports.go).
+	Reports *reports.Service
 }
 
 // Server is the HTTP server. Create it with NewServer.
@@ -237,6 +240,9 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 		if deps.Desk != nil && deps.Sync != nil {
 			s.routesConsole()
 		}
+	}
+	if deps.Reports != nil {
+		s.routesReports()
 	}
 	// Every body a route accepts fits in the budget, and in one
 	// principal's share of it, half (body.go holds one byte more than the

@@ -607,7 +607,7 @@ func (s *Server) hazardPage(c *fiber.Ctx, status int, id string, pg page, af act
 		}
 	}
 	if s.deps.Media != nil {
-		if rp, err := s.deps.Media.RecordPhotos(ctx, p, id); err == nil {
+		if rp, err := s.deps.Media.RecordPhotos(ctx, p, id, v.Row.SchoolID); err == nil {
 			note(rp)
 		}
 	}
@@ -664,7 +664,7 @@ func (s *Server) hazardPage(c *fiber.Ctx, status int, id string, pg page, af act
 				taken = t.In(syncproto.ChinaTime).Format("2006-01-02 15:04")
 			}
 			if _, ok := received[sha]; !ok && s.deps.Media != nil {
-				if rp, err := s.deps.Media.RecordPhotos(ctx, p, r.id); err == nil {
+				if rp, err := s.deps.Media.RecordPhotos(ctx, p, r.id, v.Row.SchoolID); err == nil {
 					note(rp)
 				}
 			}

@@ -55,7 +55,7 @@ var contract = sync.OnceValues(func() (*contractDoc, error) {
 		return nil, fmt.Errorf("openapi.json is not a valid OpenAPI document: %w", err)
 	}
 	for _, ct := range []string{"image/jpeg", "image/png", "image/webp", "image/heic",
-		"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"} {
+		"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "image/svg+xml"} {
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
 	}
 	router, err := gorillamux.NewRouter(doc)

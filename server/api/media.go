@@ -15,7 +15,7 @@ import (
 //	POST /v1/blobs/:sha256/finish            {size, content_type}: check and store the photo
 //	PUT  /v1/blobs/:sha256                   the whole photo in one request (good networks)
 //	GET  /v1/blobs/:sha256/url?variant=V     a presigned link: V is original (default), 320 or 1280
-//	GET  /v1/records/:id/photos              the photos a record expects, received and missing
+//	GET  /v1/records/:id/photos?scope=S      the photos a record (of school S) expects, received and missing
 //
 // Every upload answer is the upload's state (media.Upload), so the phone
 // always knows the offset to go on from. When MinIO is down, photo calls
@@ -95,7 +95,7 @@ func (s *Server) handleBlobURL(c *fiber.Ctx) error {
 
 // handleRecordPhotos handles "GET /v1/records/:id/photos".
 func (s *Server) handleRecordPhotos(c *fiber.Ctx) error {
-	rp, err := s.deps.Media.RecordPhotos(c.UserContext(), principalOf(c), utils.CopyString(c.Params("id")))
+	rp, err := s.deps.Media.RecordPhotos(c.UserContext(), principalOf(c), utils.CopyString(c.Params("id")), utils.CopyString(c.Query("scope")))
 	if err != nil {
 		return err
 	}

@@ -74,9 +74,13 @@ func errorCode(t *testing.T, body string) string {
 	return e.Error.Code
 }
 
+// fakePhoto returns n bytes that pass the upload's checks: a JPEG
+// signature, a JFIF segment and a frame header (16×16 pixels), then
+// filler no decoder would take.
 func fakePhoto(n int) []byte {
 	b := bytes.Repeat([]byte("hazard photo "), n/13+1)[:n]
-	copy(b, []byte{0xFF, 0xD8, 0xFF, 0xE0})
+	copy(b, []byte{0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0,
+		0xFF, 0xC0, 0, 17, 8, 0, 16, 0, 16, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1})
 	return b
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/media"
+	"github.com/fieldsync/fieldsync/server/reports"
 )
 
 // openAPIDoc is the part of the OpenAPI document the tests read.
@@ -55,6 +56,7 @@ func serverWithAllDeps(t *testing.T) *Server {
 		// The console's JSON routes; its HTML pages (Desk) are not
 		// part of the JSON API.
 		Accounts: &server.Accounts{},
+		Reports:  &reports.Service{},
 	})
 	return s
 }

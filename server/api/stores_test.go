@@ -12,6 +12,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/server/reports"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -28,6 +29,7 @@ type stack struct {
 	devices *server.Devices
 	syncer  *server.Syncer
 	forms   *server.Forms
+	reports *reports.Service
 }
 
 // forEachStack runs test as a parallel subtest per store backend
@@ -52,8 +54,9 @@ func newStack(t *testing.T, cfg Config, stores testenv.Stores) *stack {
 	syncer.Validator = validator
 	forms := server.NewForms(syncer, validator, syncer.Replica)
 	cfg.AdminToken = stackAdminToken
-	srv, _ := newTestServer(t, cfg, Deps{Devices: devices, Sync: syncer, Forms: forms})
-	return &stack{srv: srv, devices: devices, syncer: syncer, forms: forms}
+	rep := reports.NewService(stores.Sync.(reports.Store), stores.Devices, syncer.Access, syncer, syncer.Replica)
+	srv, _ := newTestServer(t, cfg, Deps{Devices: devices, Sync: syncer, Forms: forms, Reports: rep})
+	return &stack{srv: srv, devices: devices, syncer: syncer, forms: forms, reports: rep}
 }
 
 // request is one HTTP request to a stack's server.

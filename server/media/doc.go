@@ -31,7 +31,26 @@
 // Status again and goes on from Received: at most the chunk that was in
 // flight is sent again.
 //
-// Chunks are staged as objects of their own, staging/<sha>/<offset>, in the
+// # Whose photo
+//
+// A sha256 is not a secret (it travels in records), so knowing one must
+// give nothing. An upload belongs to its uploader (a device, or an office
+// user): its chunks are staged under the uploader's own prefix, so
+// another device can neither see, extend, finish nor abort it, and two
+// devices sending the same photo each complete. Status answers complete
+// only to a holder, an uploader that has sent the whole photo with the
+// right hash; anyone else sees their own upload and sends the bytes,
+// once. A photo is read (URL, RecordPhotos) only through a school the
+// reader may see, whose records refer to it, and where it was vouched
+// for: a holder allowed in that school sent it, or a holder pushed a
+// record of that school referring to it. A record naming someone else's
+// sha256 grants nothing, and every refusal is the same 404 as for a photo
+// that does not exist. The photos of records are kept per (school,
+// record id). A device may hold Config.DeviceQuota bytes in unfinished
+// uploads and in photos no record refers to yet; such photos are removed
+// after Config.UnreferencedTTL (ExpireUnreferenced, run with Sweep).
+//
+// Chunks are staged as objects of their own, staging/<uploader>/<sha>/<offset>, in the
 // same bucket as the photos. That is the whole upload state: no upload
 // state lives in one process's memory or on its disk, so an upload goes on
 // after a restart, or through another fieldsyncd behind the same load
@@ -65,6 +84,12 @@
 // Syncer.Stored hook), which calls Expect for each: the photos the record
 // refers to become expected for that record (replacing what an older
 // revision expected), and each photo remembers the record's school.
+// A record's photos also include those of the attachment records it names
+// (its "photo_ids", and those of a hazard's events): a hazard reported
+// with a photo refers to the attachment record, which holds the sha256.
+// RecordPhotos follows them, and reports an attachment record not yet
+// received as missing (missing_records), so such a hazard is complete
+// only when its photos have arrived.
 // Expect writes only to the MetaStore, so pushes of records succeed while
 // MinIO is down. A stored photo is marked complete in the MetaStore;
 // RecordPhotos reports, per record, the photos expected, received and
@@ -77,19 +102,42 @@
 // whose process died is taken over when its lease ends. A job reads the
 // original, keeps the EXIF time (DateTimeOriginal, read in
 // Config.EXIFZone because cameras write local time) and GPS position,
-// decodes the image turned upright by its EXIF orientation, and stores
-// JPEG thumbnails of at most 1280 and 320 px under thumbs/. A job that
-// fails because a store is down is retried with backoff until it works;
-// one that fails otherwise is retried Config.ThumbAttempts times, then
-// given up with the error on the photo. HEIC/HEIF cannot be decoded in
-// pure Go: such photos are kept and served as they are, with thumbnails
-// marked unsupported.
+// decodes the image, and stores JPEG thumbnails of at most 1280 and 320
+// px under thumbs/, turned upright by the EXIF orientation. HEIC/HEIF
+// cannot be decoded in pure Go: such photos are kept and served as they
+// are, with thumbnails marked unsupported.
+//
+// # Hostile bytes
+//
+// Any device can upload any bytes, so no photo may crash, stall or
+// exhaust the server, or do so again after a restart:
+//
+//   - an upload is accepted only if its magic number is that of a JPEG,
+//     PNG, WebP or HEIC image and, but for HEIC, its header decodes
+//     (Identify: an HTML page behind FF D8 FF is refused, 415); a
+//     declared content type with control characters is refused (400);
+//   - EXIF is read by package exif, which bounds every count and offset
+//     by the block's size, reads at most a few IFDs and refuses cycles;
+//   - an image is decoded only if its decoded pixels — bit depth counted
+//     (DecodeCost) — fit in Config.ThumbMaxDecodeBytes, which also bounds
+//     what the workers of one process decode at a time; a larger one is
+//     kept without thumbnails (failed);
+//   - a job runs within Config.ThumbJobTimeout, and a panic in it is
+//     recovered and counts as a failure;
+//   - a job that fails because a store is down is retried with backoff
+//     until it works; one that fails otherwise is retried
+//     Config.ThumbAttempts times, then quarantined: never run again, the
+//     reason on the photo (thumbs "quarantined" in the record's photo
+//     status) and one error line in the log. A job claimed
+//     Config.ThumbMaxUnfinished times without an outcome (its process
+//     died making it) is quarantined too, before it can kill the next.
 //
 // # Links
 //
 // URL returns a presigned GET URL of the original or a thumbnail, valid
 // for Config.URLLifetime (10 minutes), only to a principal that Access
-// allows to see one of the schools whose records refer to the photo.
+// allows to see one of the schools whose records refer to the photo and
+// where it was vouched for (see "Whose photo").
 //
 // # Failures
 //

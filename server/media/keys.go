@@ -14,7 +14,12 @@ import (
 //
 //	photos/<sha[0:2]>/<sha>                  the original, exactly as uploaded
 //	thumbs/<sha[0:2]>/<sha>/<variant>.jpg    the 320 and 1280 px thumbnails
-//	staging/<sha>/<offset, 16 digits>        one received chunk of an upload
+//	staging/<uploader>/<sha>/<offset>        one received chunk of an upload (offset: 16 digits)
+//
+// An upload belongs to its uploader (see holderID): another device cannot
+// see, extend, finish or abort it, and two devices sending the same photo
+// each have their own. Listing staging/<uploader>/ gives what one device
+// holds in unfinished uploads (its quota).
 const (
 	photosDir  = "photos/"
 	thumbsDir  = "thumbs/"
@@ -34,10 +39,13 @@ func thumbKey(sha, variant string) string {
 	return thumbsDir + sha[:2] + "/" + sha + "/" + variant + ".jpg"
 }
 
-func stagingPrefix(sha string) string { return stagingDir + sha + "/" }
+// uploaderPrefix is where one uploader's chunks are staged.
+func uploaderPrefix(uploader string) string { return stagingDir + uploader + "/" }
 
-func chunkKey(sha string, offset int64) string {
-	return fmt.Sprintf("%s%0*d", stagingPrefix(sha), offsetDigits, offset)
+func stagingPrefix(uploader, sha string) string { return uploaderPrefix(uploader) + sha + "/" }
+
+func chunkKey(uploader, sha string, offset int64) string {
+	return fmt.Sprintf("%s%0*d", stagingPrefix(uploader, sha), offsetDigits, offset)
 }
 
 // parseChunkName returns the offset of a staged chunk from the last element

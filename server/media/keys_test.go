@@ -119,8 +119,8 @@ func FuzzOffsets(f *testing.F) {
 				t.Fatalf("ParseOffset(%q) = %d", s, n)
 			}
 			sha := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-			key := chunkKey(sha, n)
-			back, ok := parseChunkName(key[len(stagingPrefix(sha)):])
+			key := chunkKey("d-1", sha, n)
+			back, ok := parseChunkName(key[len(stagingPrefix("d-1", sha)):])
 			if !ok || back != n {
 				t.Fatalf("chunk key %q parses back to %d, %v; want %d", key, back, ok, n)
 			}
@@ -129,7 +129,7 @@ func FuzzOffsets(f *testing.F) {
 			if n < 0 || len(s) != offsetDigits {
 				t.Fatalf("parseChunkName(%q) = %d", s, n)
 			}
-			if want := chunkKey("x", n)[len("staging/x/"):]; want != s {
+			if want := chunkKey("d-1", "x", n)[len("staging/d-1/x/"):]; want != s {
 				t.Fatalf("parseChunkName(%q) = %d, which is spelt %q", s, n, want)
 			}
 		}

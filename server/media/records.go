@@ -2,9 +2,11 @@ package media
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,18 +55,21 @@ func (s *Service) ExpectRecords(ctx context.Context, states []*syncproto.Record)
 // is the same for a batch, shaped as server.Syncer's Stored hook.
 func (s *Service) Expect(ctx context.Context, r *syncproto.Record) error {
 	var refs []syncproto.PhotoRef
+	var atts []string
 	if !r.IsDeleted() {
 		refs = syncproto.PhotoRefs(r)
+		atts = attachmentIDs(r)
 	}
-	if len(refs) == 0 && r.Rev <= 1 {
+	if len(refs) == 0 && len(atts) == 0 && r.Rev <= 1 {
 		// The first revision of a record without photos: there is
 		// nothing to expect, and no older revision to forget. Most
 		// records are like this, so they cost no round trip.
 		return nil
 	}
-	next := RecordRefs{RecordID: r.ID.String(), SchoolID: r.SchoolID, Rev: r.Rev, Photos: refs}
+	next := RecordRefs{RecordID: r.ID.String(), SchoolID: r.SchoolID, Rev: r.Rev, Photos: refs, Attachments: atts}
+	up := uploaderOf(ctx)
 	for range expectRetries {
-		cur, err := s.meta.Record(ctx, next.RecordID)
+		cur, err := s.meta.Record(ctx, next.SchoolID, next.RecordID)
 		var prev *RecordRefs
 		switch {
 		case err == nil:
@@ -73,11 +78,11 @@ func (s *Service) Expect(ctx context.Context, r *syncproto.Record) error {
 			return fmt.Errorf("media: expect photos of %s: %w", next.RecordID, err)
 		}
 		switch {
-		case prev == nil && len(refs) == 0:
+		case prev == nil && len(refs) == 0 && len(atts) == 0:
 			return nil // nothing to expect, nothing to forget
 		case prev != nil && prev.Rev > next.Rev:
 			return nil // a newer state was noted already
-		case prev != nil && prev.Rev == next.Rev && slices.Equal(prev.Photos, next.Photos):
+		case prev != nil && prev.Rev == next.Rev && slices.Equal(prev.Photos, next.Photos) && slices.Equal(prev.Attachments, next.Attachments):
 			return nil
 		}
 		// The photos first: if this process stops before the record is
@@ -87,6 +92,9 @@ func (s *Service) Expect(ctx context.Context, r *syncproto.Record) error {
 				continue
 			}
 			if err := s.meta.ExpectPhoto(ctx, ref, next.SchoolID); err != nil {
+				return fmt.Errorf("media: expect photo %s of %s: %w", ref.SHA256, next.RecordID, err)
+			}
+			if err := s.vouchByRecord(ctx, ref.SHA256, next.SchoolID, up); err != nil {
 				return fmt.Errorf("media: expect photo %s of %s: %w", ref.SHA256, next.RecordID, err)
 			}
 		}
@@ -103,16 +111,37 @@ func (s *Service) Expect(ctx context.Context, r *syncproto.Record) error {
 	return fmt.Errorf("media: expect photos of %s: lost the compare-and-set %d times", next.RecordID, expectRetries)
 }
 
+// vouchByRecord vouches for schoolID if the pusher of a record of that
+// school that refers to the photo holds it (has sent it whole): the usual
+// order is the other way round (records first, then photos; see vouch).
+// A record naming a sha256 its pusher never sent vouches for nothing.
+func (s *Service) vouchByRecord(ctx context.Context, sha, schoolID string, up uploader) error {
+	if !up.trusted {
+		ph, err := s.meta.Photo(ctx, sha)
+		if err != nil {
+			return err
+		}
+		if !up.holds(ph) || slices.Contains(ph.Vouched, schoolID) {
+			return nil
+		}
+	}
+	return s.meta.Vouch(ctx, sha, "", []string{schoolID})
+}
+
 // RecordPhotos is the photo status of one record, for review.
 type RecordPhotos struct {
 	RecordID string `json:"record_id"`
 	SchoolID string `json:"school_id,omitempty"`
-	// Complete is true when every expected photo has arrived.
-	Complete bool          `json:"complete"`
-	Expected int           `json:"expected"`
-	Received int           `json:"received"`
-	Missing  []string      `json:"missing"` // the sha256 of every photo still missing
-	Photos   []PhotoStatus `json:"photos"`
+	// Complete is true when every expected photo has arrived, and every
+	// attachment record the record names.
+	Complete bool     `json:"complete"`
+	Expected int      `json:"expected"`
+	Received int      `json:"received"`
+	Missing  []string `json:"missing"` // the sha256 of every photo still missing
+	// MissingRecords are the attachment records the record names that
+	// have not arrived: their photos are not known yet.
+	MissingRecords []string      `json:"missing_records,omitempty"`
+	Photos         []PhotoStatus `json:"photos"`
 }
 
 // PhotoStatus is the state of one expected photo.
@@ -130,37 +159,56 @@ type PhotoStatus struct {
 	UploadedBy string     `json:"uploaded_by,omitempty"`
 }
 
-// RecordPhotos returns which photos the record expects and which of them
-// have arrived. A record with no photos, or unknown to the service, has
-// none missing. p must be allowed to see the record's school (EFORBIDDEN).
-// It reads the MetaStore only.
-func (s *Service) RecordPhotos(ctx context.Context, p server.Principal, recordID string) (RecordPhotos, error) {
+// RecordPhotos returns which photos the record recordID of school scope
+// expects and which of them have arrived. A record with no photos, or
+// unknown to the service, has none missing. Without a scope, the record
+// of that id in a school p may see is taken (the one of the first such
+// school if several).
+//
+// A school p may not see answers ENOTFOUND, the same whether the record
+// exists or not; without a scope, records of such schools are not looked
+// at, and the answer is that of a record without photos. A photo counts
+// as received only if its bytes were vouched for in the record's school
+// (see Photo.Vouched): a record that names someone else's sha256 does not
+// learn whether, when or where that photo was taken. It reads the
+// MetaStore only.
+func (s *Service) RecordPhotos(ctx context.Context, p server.Principal, recordID, scope string) (RecordPhotos, error) {
 	if _, err := syncproto.ParseID(recordID); err != nil {
 		return RecordPhotos{}, syncproto.Errorf(syncproto.EINVALID, "%q is not a record id.", clip(recordID, 80))
 	}
 	out := RecordPhotos{RecordID: recordID, Complete: true, Missing: []string{}, Photos: []PhotoStatus{}}
-	refs, err := s.meta.Record(ctx, recordID)
-	switch code := syncproto.ErrorCode(err); {
-	case code == syncproto.ENOTFOUND:
-		return out, nil
-	case err != nil:
-		return RecordPhotos{}, fmt.Errorf("media: photos of %s: %w", recordID, err)
-	}
-	ok, err := s.access.CanSeeSchool(ctx, p, refs.SchoolID)
-	if err != nil {
-		return RecordPhotos{}, fmt.Errorf("media: photos of %s: %w", recordID, err)
-	}
-	if !ok {
-		return RecordPhotos{}, syncproto.Errorf(syncproto.EFORBIDDEN, "You may not see the records of this school.")
+	refs, found, err := s.visibleRecord(ctx, p, recordID, scope)
+	if err != nil || !found {
+		return out, err
 	}
 	out.SchoolID = refs.SchoolID
-	for _, ref := range refs.Photos {
+	photos := slices.Clone(refs.Photos)
+	// The photos of the attachment records the record names (a hazard's
+	// photo_ids, its events' photos) are its photos too; an attachment
+	// record not received yet is missing, its photo unknown.
+	for _, id := range refs.Attachments {
+		att, err := s.meta.Record(ctx, refs.SchoolID, id)
+		switch code := syncproto.ErrorCode(err); {
+		case code == syncproto.ENOTFOUND:
+			out.MissingRecords = append(out.MissingRecords, id)
+			continue
+		case err != nil:
+			return RecordPhotos{}, fmt.Errorf("media: photos of %s: %w", recordID, err)
+		}
+		for _, ref := range att.Photos {
+			if !slices.ContainsFunc(photos, func(p syncproto.PhotoRef) bool { return p.SHA256 == ref.SHA256 }) {
+				photos = append(photos, ref)
+			}
+		}
+	}
+	slices.SortFunc(photos, func(a, b syncproto.PhotoRef) int { return strings.Compare(a.SHA256, b.SHA256) })
+	for _, ref := range photos {
 		ph, err := s.meta.Photo(ctx, ref.SHA256)
 		if err != nil && syncproto.ErrorCode(err) != syncproto.ENOTFOUND {
 			return RecordPhotos{}, fmt.Errorf("media: photos of %s: %w", recordID, err)
 		}
 		st := PhotoStatus{SHA256: ref.SHA256, Size: ref.Size, ContentType: ref.ContentType}
-		if ph.State == StateComplete {
+		if ph.State == StateComplete && slices.Contains(ph.Vouched, refs.SchoolID) {
 			at := ph.StoredAt
 			st = PhotoStatus{
 				SHA256: ref.SHA256, Received: true, Size: ph.Size, ContentType: ph.ContentType,
@@ -173,9 +221,52 @@ func (s *Service) RecordPhotos(ctx context.Context, p server.Principal, recordID
 		}
 		out.Photos = append(out.Photos, st)
 	}
-	out.Expected = len(refs.Photos)
-	out.Complete = len(out.Missing) == 0
+	out.Expected = len(photos)
+	out.Complete = len(out.Missing) == 0 && len(out.MissingRecords) == 0
 	return out, nil
+}
+
+// notYours is the answer for a record or photo that does not exist and
+// for one p may not see: the same, so that it tells nothing.
+func notYours(what string) error {
+	return syncproto.Errorf(syncproto.ENOTFOUND, "No %s that you may see.", what)
+}
+
+// visibleRecord returns the photos of the record recordID of scope, or of
+// the first school p may see with a record of that id, and whether there
+// is one.
+func (s *Service) visibleRecord(ctx context.Context, p server.Principal, recordID, scope string) (RecordRefs, bool, error) {
+	if scope != "" {
+		ok, err := s.access.CanSeeSchool(ctx, p, scope)
+		switch {
+		case err != nil:
+			return RecordRefs{}, false, fmt.Errorf("media: photos of %s: %w", recordID, err)
+		case !ok:
+			return RecordRefs{}, false, notYours("record " + recordID)
+		}
+		refs, err := s.meta.Record(ctx, scope, recordID)
+		switch code := syncproto.ErrorCode(err); {
+		case code == syncproto.ENOTFOUND:
+			return RecordRefs{}, false, nil
+		case err != nil:
+			return RecordRefs{}, false, fmt.Errorf("media: photos of %s: %w", recordID, err)
+		}
+		return refs, true, nil
+	}
+	all, err := s.meta.RecordsByID(ctx, recordID)
+	if err != nil {
+		return RecordRefs{}, false, fmt.Errorf("media: photos of %s: %w", recordID, err)
+	}
+	for _, refs := range all {
+		ok, err := s.access.CanSeeSchool(ctx, p, refs.SchoolID)
+		if err != nil {
+			return RecordRefs{}, false, fmt.Errorf("media: photos of %s: %w", recordID, err)
+		}
+		if ok {
+			return refs, true, nil
+		}
+	}
+	return RecordRefs{}, false, nil
 }
 
 // Variants of a photo that URL hands out.
@@ -200,10 +291,11 @@ type SignedURL struct {
 
 // URL returns a presigned GET URL of the photo's original or of one of its
 // thumbnails (variant VariantOriginal, Variant320 or Variant1280), valid
-// for Config.URLLifetime. p must be allowed to see one of the schools
-// whose records refer to the photo (EFORBIDDEN otherwise, also for a photo
-// no record refers to). A photo not received yet, or a thumbnail not made
-// (yet, or ever: see ThumbState), is ENOTFOUND.
+// for Config.URLLifetime. p must be allowed to see a school whose records
+// refer to the photo and where its bytes were vouched for (see
+// Photo.Vouched); otherwise the answer is ENOTFOUND, the same as for a
+// photo that does not exist. A thumbnail not made (yet, or ever: see
+// ThumbState) is ENOTFOUND too.
 func (s *Service) URL(ctx context.Context, p server.Principal, sha, variant string) (SignedURL, error) {
 	if err := checkSHA256(sha); err != nil {
 		return SignedURL{}, err
@@ -214,10 +306,17 @@ func (s *Service) URL(ctx context.Context, p server.Principal, sha, variant stri
 	if variant != VariantOriginal && variant != Variant320 && variant != Variant1280 {
 		return SignedURL{}, syncproto.Errorf(syncproto.EINVALID, "Unknown variant %q: use original, 320 or 1280.", clip(variant, 40))
 	}
+	if b, ok := s.blobs.(*Breaker); ok {
+		// A link to a store that is down would not work: say so first
+		// (the same for every photo, so it tells nothing).
+		if err := b.Check(ctx); err != nil {
+			return SignedURL{}, err
+		}
+	}
 	ph, err := s.meta.Photo(ctx, sha)
 	if err != nil {
 		if syncproto.ErrorCode(err) == syncproto.ENOTFOUND {
-			return SignedURL{}, syncproto.Errorf(syncproto.ENOTFOUND, "No record refers to photo %s.", sha)
+			return SignedURL{}, notYours("photo " + sha)
 		}
 		return SignedURL{}, fmt.Errorf("media: url of %s: %w", sha, err)
 	}
@@ -225,7 +324,7 @@ func (s *Service) URL(ctx context.Context, p server.Principal, sha, variant stri
 		return SignedURL{}, err
 	}
 	if ph.State != StateComplete {
-		return SignedURL{}, syncproto.Errorf(syncproto.ENOTFOUND, "Photo %s has not arrived yet.", sha)
+		return SignedURL{}, notYours("photo " + sha)
 	}
 	key := photoKey(sha)
 	if variant != VariantOriginal {
@@ -244,7 +343,10 @@ func (s *Service) URL(ctx context.Context, p server.Principal, sha, variant stri
 }
 
 func (s *Service) canSee(ctx context.Context, p server.Principal, ph Photo) error {
-	for _, school := range ph.Schools {
+	for _, school := range ph.Vouched {
+		if !slices.Contains(ph.Schools, school) {
+			continue
+		}
 		ok, err := s.access.CanSeeSchool(ctx, p, school)
 		if err != nil {
 			return fmt.Errorf("media: access to %s: %w", ph.SHA256, err)
@@ -253,5 +355,72 @@ func (s *Service) canSee(ctx context.Context, p server.Principal, ph Photo) erro
 			return nil
 		}
 	}
-	return syncproto.Errorf(syncproto.EFORBIDDEN, "You may not see this photo.")
+	return notYours("photo " + ph.SHA256)
+}
+
+// attachmentIDs returns the ids of the attachment records r names, sorted
+// and distinct: the strings of every "photo_ids" array in its fields and
+// items (a hazard's own photo_ids and its events'), and the "id" of every
+// member of a "photos" array that has no "sha256" of its own (those with
+// one are photos, see syncproto.PhotoRefs). Only canonical record ids
+// count, and never r's own.
+func attachmentIDs(r *syncproto.Record) []string {
+	found := map[string]bool{}
+	add := func(v any) {
+		if s, ok := v.(string); ok {
+			if id, err := syncproto.ParseID(s); err == nil && id.String() == s && id != r.ID {
+				found[s] = true
+			}
+		}
+	}
+	var walk func(x any)
+	walk = func(x any) {
+		switch t := x.(type) {
+		case map[string]any:
+			for k, v := range t {
+				switch list, _ := v.([]any); k {
+				case "photo_ids":
+					for _, id := range list {
+						add(id)
+					}
+				case "photos":
+					for _, p := range list {
+						if m, ok := p.(map[string]any); ok && m["sha256"] == nil {
+							add(m["id"])
+						}
+					}
+				}
+				walk(v)
+			}
+		case []any:
+			for _, v := range t {
+				walk(v)
+			}
+		}
+	}
+	decode := func(key string, raw json.RawMessage) {
+		var x any
+		if json.Unmarshal(raw, &x) == nil {
+			walk(map[string]any{key: x})
+		}
+	}
+	for name, f := range r.Fields {
+		for _, v := range f {
+			decode(name, v.Value)
+		}
+	}
+	for coll, items := range r.Items {
+		for _, it := range items {
+			decode(coll, it.Data)
+		}
+	}
+	out := make([]string, 0, len(found))
+	for id := range found {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

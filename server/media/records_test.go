@@ -69,7 +69,7 @@ func TestExpectAndMissing(t *testing.T) {
 		id := rec.ID.String()
 		check := func(name string, wantMissing []string, wantReceived int) {
 			t.Helper()
-			rp, err := svc.RecordPhotos(ctx, principal("reviewer"), id)
+			rp, err := svc.RecordPhotos(ctx, principal("reviewer"), id, "")
 			mediatest.Code(t, err, "")
 			if !slices.Equal(rp.Missing, wantMissing) || rp.Received != wantReceived ||
 				rp.Expected != len(wantMissing)+wantReceived || rp.Complete != (len(wantMissing) == 0) || rp.SchoolID != "school-1" {
@@ -94,7 +94,7 @@ func TestExpectAndMissing(t *testing.T) {
 
 		sendAll(t, svc, s3, p3, 2000)
 		check("AllArrived", []string{}, 2)
-		rp, err := svc.RecordPhotos(ctx, principal("reviewer"), id)
+		rp, err := svc.RecordPhotos(ctx, principal("reviewer"), id, "")
 		mediatest.Code(t, err, "")
 		for _, p := range rp.Photos {
 			if !p.Received || p.StoredAt == nil || p.Thumbs != media.ThumbsPending || p.ContentType != media.TypeJPEG {
@@ -102,13 +102,24 @@ func TestExpectAndMissing(t *testing.T) {
 			}
 		}
 
-		_, err = svc.RecordPhotos(ctx, principal("stranger"), id)
-		mediatest.Code(t, err, syncproto.EFORBIDDEN)
-		_, err = svc.RecordPhotos(ctx, principal("reviewer"), "not-an-id")
+		// Someone of another school learns nothing: the record's school
+		// answers as a school without the record would, and without a
+		// scope the record is one without photos.
+		_, err = svc.RecordPhotos(ctx, principal("stranger"), id, "school-1")
+		mediatest.Code(t, err, syncproto.ENOTFOUND)
+		_, err = svc.RecordPhotos(ctx, principal("stranger"), uuid.NewString(), "school-1")
+		mediatest.Code(t, err, syncproto.ENOTFOUND)
+		if rp, err := svc.RecordPhotos(ctx, principal("stranger"), id, ""); err != nil || rp.Expected != 0 || rp.SchoolID != "" {
+			t.Fatalf("a stranger without a scope: %+v, %v", rp, err)
+		}
+		if rp, err := svc.RecordPhotos(ctx, principal("reviewer"), id, "school-1"); err != nil || rp.Expected != 2 {
+			t.Fatalf("the reviewer with the scope: %+v, %v", rp, err)
+		}
+		_, err = svc.RecordPhotos(ctx, principal("reviewer"), "not-an-id", "")
 		mediatest.Code(t, err, syncproto.EINVALID)
 
 		// A record the service never heard of has nothing missing.
-		rp, err = svc.RecordPhotos(ctx, principal("stranger"), uuid.NewString())
+		rp, err = svc.RecordPhotos(ctx, principal("stranger"), uuid.NewString(), "")
 		mediatest.Code(t, err, "")
 		if !rp.Complete || rp.Expected != 0 {
 			t.Fatalf("unknown record: %+v", rp)
@@ -138,7 +149,7 @@ func TestURL(t *testing.T) {
 		_, err = svc.Put(ctx, sha, data, "image/jpeg")
 		mediatest.Code(t, err, "")
 		_, err = svc.URL(ctx, principal("reviewer"), sha, "original")
-		mediatest.Code(t, err, syncproto.EFORBIDDEN) // stored, but no record refers to it
+		mediatest.Code(t, err, syncproto.ENOTFOUND) // stored, but no record refers to it
 
 		mediatest.Code(t, svc.Expect(ctx, record(t, "school-1", 1, sha)), "")
 		u, err := svc.URL(ctx, principal("reviewer"), sha, "")
@@ -154,8 +165,8 @@ func TestURL(t *testing.T) {
 		tests := []struct {
 			name, user, sha, variant, code string
 		}{
-			{"OtherSchool", "other-school", sha, "original", syncproto.EFORBIDDEN},
-			{"Nobody", "", sha, "original", syncproto.EFORBIDDEN},
+			{"OtherSchool", "other-school", sha, "original", syncproto.ENOTFOUND},
+			{"Nobody", "", sha, "original", syncproto.ENOTFOUND},
 			{"BadVariant", "reviewer", sha, "640", syncproto.EINVALID},
 			{"BadHash", "reviewer", "abc", "original", syncproto.EINVALID},
 			{"ThumbnailNotMadeYet", "reviewer", sha, "320", syncproto.ENOTFOUND},
@@ -167,8 +178,10 @@ func TestURL(t *testing.T) {
 			}
 		}
 
-		// A second school's record referring to the same photo lets that
-		// school's people see it too.
+		// A second school's record referring to the same photo, pushed by
+		// a holder of the photo (here the server itself), lets that
+		// school's people see it too. (Records of devices that never sent
+		// the photo do not: TestPhotosBelongToRecords.)
 		mediatest.Code(t, svc.Expect(ctx, record(t, "school-2", 1, sha)), "")
 		_, err = svc.URL(ctx, principal("other-school"), sha, "original")
 		mediatest.Code(t, err, "")
@@ -188,7 +201,7 @@ func TestExpectRecords(t *testing.T) {
 		mediatest.Code(t, svc.ExpectRecords(ctx, []*syncproto.Record{plain, withA}), "")
 		missing := func(r *syncproto.Record) []string {
 			t.Helper()
-			rp, err := svc.RecordPhotos(ctx, principal("reviewer"), r.ID.String())
+			rp, err := svc.RecordPhotos(ctx, principal("reviewer"), r.ID.String(), "")
 			mediatest.Code(t, err, "")
 			return rp.Missing
 		}

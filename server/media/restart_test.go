@@ -157,7 +157,7 @@ func TestMinioRestart(t *testing.T) {
 	// Pushes of records still work: the media bookkeeping is in the
 	// database only.
 	mediatest.Code(t, svc.Expect(ctx, withPhotos(t, rec, 2, sha, otherSHA)), "")
-	rp, err := svc.RecordPhotos(ctx, principal("reviewer"), rec.ID.String())
+	rp, err := svc.RecordPhotos(ctx, principal("reviewer"), rec.ID.String(), "")
 	mediatest.Code(t, err, "")
 	if rp.Complete || len(rp.Missing) != 2 {
 		t.Fatalf("RecordPhotos with MinIO down = %+v", rp)
@@ -189,7 +189,7 @@ func TestMinioRestart(t *testing.T) {
 	_, err = svc.Put(ctx, otherSHA, other, "image/jpeg")
 	mediatest.Code(t, err, "")
 	equalBytes(t, stored(t, blobs, sha), data)
-	rp, err = svc.RecordPhotos(ctx, principal("reviewer"), rec.ID.String())
+	rp, err = svc.RecordPhotos(ctx, principal("reviewer"), rec.ID.String(), "")
 	mediatest.Code(t, err, "")
 	if !rp.Complete {
 		t.Fatalf("RecordPhotos after the restart = %+v", rp)

@@ -14,6 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
+	"github.com/google/uuid"
+
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
@@ -52,6 +56,18 @@ type Config struct {
 	// file can declare a huge image. Larger photos are kept without
 	// thumbnails (ThumbsFailed).
 	ThumbMaxPixels int
+	// ThumbMaxDecodeBytes bounds the memory of decoding: an image whose
+	// decoded pixels (bit depth counted, see DecodeCost) take more is
+	// kept without thumbnails (ThumbsFailed), and the workers of one
+	// process decode at most this many bytes at a time.
+	ThumbMaxDecodeBytes int64
+	// ThumbJobTimeout bounds one thumbnail job; it must be shorter than
+	// ThumbLease.
+	ThumbJobTimeout time.Duration
+	// ThumbMaxUnfinished is how many times a job may be claimed without
+	// an outcome (its process died or hung while making it) before it is
+	// quarantined instead of run again.
+	ThumbMaxUnfinished int
 	// PollInterval is how often an idle worker looks for jobs.
 	PollInterval time.Duration
 
@@ -60,6 +76,16 @@ type Config struct {
 	// looked for.
 	StagingTTL    time.Duration
 	SweepInterval time.Duration
+
+	// DeviceQuota is how many bytes one uploader (a device) may hold in
+	// unfinished uploads and in photos no record refers to yet; beyond
+	// it an upload gets ETOOLARGE until records refer to its photos or
+	// they expire.
+	DeviceQuota int64
+	// UnreferencedTTL is how long a photo that no record refers to is
+	// kept after it was stored: then it is removed (ExpireUnreferenced),
+	// so uploads cannot be used as free storage.
+	UnreferencedTTL time.Duration
 
 	// EXIFZone is the time zone EXIF times are read in: cameras write
 	// local time without a zone. The default is China Standard Time.
@@ -94,11 +120,18 @@ func DefaultConfig() Config {
 		ThumbMaxBackoff: 10 * time.Minute,
 		ThumbQuality:    82,
 		ThumbMaxPixels:  64 << 20,
-		PollInterval:    2 * time.Second,
-		StagingTTL:      7 * 24 * time.Hour,
-		SweepInterval:   time.Hour,
-		EXIFZone:        chinaStandardTime,
-		Now:             time.Now,
+		// A 12-megapixel JPEG takes about 80 MiB; an 8192×8192 16-bit
+		// PNG 768 MiB, which is refused.
+		ThumbMaxDecodeBytes: 192 << 20,
+		ThumbJobTimeout:     time.Minute,
+		ThumbMaxUnfinished:  2,
+		PollInterval:        2 * time.Second,
+		StagingTTL:          7 * 24 * time.Hour,
+		SweepInterval:       time.Hour,
+		DeviceQuota:         512 << 20,
+		UnreferencedTTL:     7 * 24 * time.Hour,
+		EXIFZone:            chinaStandardTime,
+		Now:                 time.Now,
 	}
 }
 
@@ -130,9 +163,17 @@ func (c Config) withDefaults() Config {
 	setD(&c.ThumbMaxBackoff, d.ThumbMaxBackoff)
 	setI(&c.ThumbQuality, d.ThumbQuality)
 	setI(&c.ThumbMaxPixels, d.ThumbMaxPixels)
+	set(&c.ThumbMaxDecodeBytes, d.ThumbMaxDecodeBytes)
+	setD(&c.ThumbJobTimeout, d.ThumbJobTimeout)
+	setI(&c.ThumbMaxUnfinished, d.ThumbMaxUnfinished)
+	if c.ThumbJobTimeout >= c.ThumbLease {
+		c.ThumbJobTimeout = c.ThumbLease * 3 / 4
+	}
 	setD(&c.PollInterval, d.PollInterval)
 	setD(&c.StagingTTL, d.StagingTTL)
 	setD(&c.SweepInterval, d.SweepInterval)
+	set(&c.DeviceQuota, d.DeviceQuota)
+	setD(&c.UnreferencedTTL, d.UnreferencedTTL)
 	if c.EXIFZone == nil {
 		c.EXIFZone = d.EXIFZone
 	}
@@ -155,6 +196,10 @@ type Service struct {
 	access Access
 	cfg    Config
 	logger *slog.Logger
+
+	// decodeBudget holds Config.ThumbMaxDecodeBytes: the bytes the
+	// thumbnail workers of this process may decode at a time.
+	decodeBudget *semaphore.Weighted
 }
 
 // New returns a service on the given stores. access decides who may see a
@@ -163,7 +208,9 @@ func New(blobs BlobStore, meta MetaStore, access Access, cfg Config, logger *slo
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{blobs: blobs, meta: meta, access: access, cfg: cfg.withDefaults(), logger: logger.With("component", "media")}
+	cfg = cfg.withDefaults()
+	return &Service{blobs: blobs, meta: meta, access: access, cfg: cfg, logger: logger.With("component", "media"),
+		decodeBudget: semaphore.NewWeighted(cfg.ThumbMaxDecodeBytes)}
 }
 
 // Limits returns the chunk size advertised to phones and the largest photo
@@ -211,30 +258,85 @@ func (s *Service) complete(sha string, size int64, contentType string) Upload {
 	return Upload{SHA256: sha, State: UploadComplete, Received: size, Size: size, ContentType: contentType, ChunkBytes: s.cfg.ChunkBytes}
 }
 
-// Status returns what the server holds of the photo sha: nothing, a
-// prefix of Received bytes, or the whole photo. The object store decides,
-// so the answer is the same from every process.
-//
-// A complete answer tells the phone to send nothing more, so before
-// giving it Status makes sure the MetaStore knows the photo is complete:
-// a process that stored the photo may have died, or found the database
-// down, before it could record it.
+// Status returns what the server holds of the photo sha for the caller
+// (the principal in ctx): the photo is complete for an uploader that has
+// sent it whole (a holder); otherwise the answer is the caller's own
+// upload, missing or partial with Received bytes. So Status tells no one
+// whether someone else's photo exists, and a phone whose co-worker sent
+// the same bytes sends them too, once, to prove it has them. The object
+// store and the MetaStore decide, so the answer is the same from every
+// process.
 func (s *Service) Status(ctx context.Context, sha string) (Upload, error) {
 	if err := checkSHA256(sha); err != nil {
 		return Upload{}, err
 	}
-	info, err := s.blobs.Stat(ctx, photoKey(sha))
-	switch {
-	case err == nil:
-		return s.alreadyStored(ctx, sha, info)
-	case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
-		return Upload{}, fmt.Errorf("media: status %s: %w", sha, err)
+	up := uploaderOf(ctx)
+	if u, ok, err := s.heldStored(ctx, sha, up); err != nil || ok {
+		return u, err
 	}
-	staged, err := s.staged(ctx, sha)
+	staged, err := s.staged(ctx, up, sha)
 	if err != nil {
 		return Upload{}, err
 	}
 	return s.partial(sha, staged.received), nil
+}
+
+// uploader is who uploads: the principal in the request's context and
+// its holder id. A context without a principal is the server's own
+// (tests, tools): it holds every photo and sees every school.
+type uploader struct {
+	id      string
+	p       server.Principal
+	trusted bool
+}
+
+// uploaderOf returns the uploader of ctx. Holder ids are key-safe: "d-"
+// and the device id for a device, "u-" and a hash of the user id for
+// anyone else.
+func uploaderOf(ctx context.Context) uploader {
+	p, ok := server.PrincipalFrom(ctx)
+	switch {
+	case !ok:
+		return uploader{id: "server", trusted: true}
+	case p.DeviceID != uuid.Nil:
+		return uploader{id: "d-" + p.DeviceID.String(), p: p}
+	}
+	sum := sha256.Sum256([]byte(p.UserID))
+	return uploader{id: "u-" + hex.EncodeToString(sum[:16]), p: p}
+}
+
+// holds reports whether up has sent the whole photo.
+func (up uploader) holds(ph Photo) bool {
+	return up.trusted || slices.Contains(ph.Holders, up.id)
+}
+
+// heldStored returns the complete answer if the photo is stored and up
+// holds it.
+func (s *Service) heldStored(ctx context.Context, sha string, up uploader) (Upload, bool, error) {
+	info, err := s.blobs.Stat(ctx, photoKey(sha))
+	switch {
+	case syncproto.ErrorCode(err) == syncproto.ENOTFOUND:
+		return Upload{}, false, nil
+	case err != nil:
+		return Upload{}, false, fmt.Errorf("media: status %s: %w", sha, err)
+	}
+	ph, err := s.meta.Photo(ctx, sha)
+	switch {
+	case syncproto.ErrorCode(err) == syncproto.ENOTFOUND:
+		if !up.trusted {
+			return Upload{}, false, nil // unrecorded: the uploader sends it again
+		}
+	case err != nil:
+		return Upload{}, false, fmt.Errorf("media: status %s: %w", sha, err)
+	case !up.holds(ph):
+		return Upload{}, false, nil
+	}
+	// A photo stored but not recorded complete (the process died, or
+	// the database failed, in between) is repaired here: alreadyStored
+	// records it. Only the server itself gets here without being a
+	// holder, which is recorded after the photo is.
+	u, err := s.alreadyStored(ctx, sha, info)
+	return u, err == nil, err
 }
 
 // chunk is a staged chunk: its key, offset and size.
@@ -250,19 +352,18 @@ type staging struct {
 	received int64
 }
 
-func (s *Service) staged(ctx context.Context, sha string) (staging, error) {
-	infos, err := s.blobs.List(ctx, stagingPrefix(sha))
+func (s *Service) staged(ctx context.Context, up uploader, sha string) (staging, error) {
+	infos, err := s.blobs.List(ctx, stagingPrefix(up.id, sha))
 	if err != nil {
 		return staging{}, fmt.Errorf("media: list chunks of %s: %w", sha, err)
 	}
-	return stagingOf(sha, infos), nil
+	return stagingOf(stagingPrefix(up.id, sha), infos), nil
 }
 
-// stagingOf builds the staging state from a listing. Keys that are not
-// chunk keys are ignored.
-func stagingOf(sha string, infos []BlobInfo) staging {
+// stagingOf builds the staging state of the chunks under prefix from a
+// listing. Other keys are ignored.
+func stagingOf(prefix string, infos []BlobInfo) staging {
 	var st staging
-	prefix := stagingPrefix(sha)
 	for _, in := range infos {
 		if len(in.Key) <= len(prefix) || in.Key[:len(prefix)] != prefix {
 			continue
@@ -322,20 +423,33 @@ func (s *Service) PutChunk(ctx context.Context, sha string, offset int64, data [
 	case offset+n > s.cfg.MaxBlobSize:
 		return Upload{}, syncproto.Errorf(syncproto.ETOOLARGE, "A photo may have at most %d bytes; this chunk ends at byte %d.", s.cfg.MaxBlobSize, offset+n)
 	}
-	st, err := s.staged(ctx, sha)
+	up := uploaderOf(ctx)
+	// One listing of everything the uploader has staged: this upload's
+	// chunks, and the bytes the quota counts.
+	all, err := s.blobs.List(ctx, uploaderPrefix(up.id))
+	if err != nil {
+		return Upload{}, fmt.Errorf("media: list chunks of %s: %w", sha, err)
+	}
+	st := stagingOf(stagingPrefix(up.id, sha), all)
+	if len(st.chunks) == 0 {
+		// A new upload: the uploader may have sent the photo already.
+		if u, ok, err := s.heldStored(ctx, sha, up); err != nil || ok {
+			return u, err
+		}
+	}
+	var usage int64
+	for _, in := range all {
+		if in.Key != chunkKey(up.id, sha, offset) {
+			usage += in.Size
+		}
+	}
+	held, err := s.unreferencedBytes(ctx, up)
 	if err != nil {
 		return Upload{}, err
 	}
-	if len(st.chunks) == 0 {
-		// A new upload: the photo may be stored already (another phone
-		// sent it). One Stat spares the phone sending it all again.
-		info, err := s.blobs.Stat(ctx, photoKey(sha))
-		switch {
-		case err == nil:
-			return s.alreadyStored(ctx, sha, info)
-		case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
-			return Upload{}, fmt.Errorf("media: put chunk %s@%d: %w", sha, offset, err)
-		}
+	usage += held
+	if err := s.checkQuota(up, usage, int64(len(data))); err != nil {
+		return Upload{}, err
 	}
 	n := int64(len(data))
 	if offset != st.received {
@@ -349,7 +463,7 @@ func (s *Service) PutChunk(ctx context.Context, sha string, offset int64, data [
 			return s.partial(sha, st.received), nil
 		}
 	}
-	key := chunkKey(sha, offset)
+	key := chunkKey(up.id, sha, offset)
 	if err := s.blobs.Put(ctx, key, bytes.NewReader(data), n, PutOptions{}); err != nil {
 		return Upload{}, fmt.Errorf("media: put chunk %s@%d: %w", sha, offset, err)
 	}
@@ -377,21 +491,25 @@ func (s *Service) Finish(ctx context.Context, sha string, size int64, declaredTy
 	if err := checkSHA256(sha); err != nil {
 		return Upload{}, err
 	}
+	if err := checkDeclaredType(declaredType); err != nil {
+		return Upload{}, err
+	}
 	if size <= 0 {
 		return Upload{}, syncproto.Errorf(syncproto.EINVALID, "The size must be a positive number of bytes.")
 	}
-	if info, err := s.blobs.Stat(ctx, photoKey(sha)); err == nil {
-		s.dropStaging(ctx, sha, nil)
-		return s.alreadyStored(ctx, sha, info)
-	} else if syncproto.ErrorCode(err) != syncproto.ENOTFOUND {
-		return Upload{}, fmt.Errorf("media: finish %s: %w", sha, err)
+	up := uploaderOf(ctx)
+	if u, ok, err := s.heldStored(ctx, sha, up); err != nil || ok {
+		if ok {
+			s.dropStaging(ctx, up, sha, nil)
+		}
+		return u, err
 	}
-	st, err := s.staged(ctx, sha)
+	st, err := s.staged(ctx, up, sha)
 	if err != nil {
 		return Upload{}, err
 	}
 	if size > s.cfg.MaxBlobSize {
-		s.dropStaging(ctx, sha, st.chunks)
+		s.dropStaging(ctx, up, sha, st.chunks)
 		return Upload{}, syncproto.Errorf(syncproto.ETOOLARGE, "A photo may have at most %d bytes; this one has %d.", s.cfg.MaxBlobSize, size)
 	}
 	switch {
@@ -399,22 +517,27 @@ func (s *Service) Finish(ctx context.Context, sha string, size int64, declaredTy
 		return Upload{}, syncproto.Errorf(syncproto.ECONFLICT,
 			"The server has received %d of the %d bytes of this photo; send the chunk at offset %d.", st.received, size, st.received)
 	case st.received > size:
-		s.dropStaging(ctx, sha, st.chunks)
+		s.dropStaging(ctx, up, sha, st.chunks)
 		return Upload{}, syncproto.Errorf(syncproto.EINVALID,
 			"The server received %d bytes, more than the %d the photo has; upload it again from offset 0.", st.received, size)
 	}
 
 	r := &assembly{ctx: ctx, blobs: s.blobs, chunks: st.chunks, size: size}
 	defer r.Close()
-	head := make([]byte, min(size, SniffLen))
+	head := make([]byte, min(size, HeadLen))
 	if _, err := io.ReadFull(r, head); err != nil {
 		return s.readFailed(ctx, sha, err)
 	}
-	contentType := Sniff(head)
-	if contentType == "" {
-		s.dropStaging(ctx, sha, st.chunks)
-		return Upload{}, unsupported(declaredType)
+	contentType, err := Identify(head, declaredType)
+	if err != nil {
+		s.dropStaging(ctx, up, sha, st.chunks)
+		return Upload{}, err
 	}
+	// The photo may be stored already (another uploader sent it): this
+	// uploader's bytes are checked all the same — the store checks the
+	// sha256 of what it is given — and replace it with the same bytes.
+	_, serr := s.blobs.Stat(ctx, photoKey(sha))
+	existed := serr == nil
 	h := sha256.New()
 	h.Write(head)
 	body := io.MultiReader(bytes.NewReader(head), io.TeeReader(r, h))
@@ -432,13 +555,16 @@ func (s *Service) Finish(ctx context.Context, sha string, size int64, declaredTy
 	}
 	if err != nil {
 		if syncproto.ErrorCode(err) == syncproto.EINVALID {
-			s.dropStaging(ctx, sha, st.chunks)
+			s.dropStaging(ctx, up, sha, st.chunks)
 			return Upload{}, mismatch(sha)
 		}
 		return Upload{}, fmt.Errorf("media: finish %s: %w", sha, err)
 	}
-	s.dropStaging(ctx, sha, st.chunks)
-	if err := s.stored(ctx, sha, size, contentType, true); err != nil {
+	s.dropStaging(ctx, up, sha, st.chunks)
+	if err := s.stored(ctx, sha, size, contentType, !existed); err != nil {
+		return Upload{}, err
+	}
+	if err := s.vouch(ctx, sha, up); err != nil {
 		return Upload{}, err
 	}
 	return s.complete(sha, size, contentType), nil
@@ -451,6 +577,9 @@ func (s *Service) Put(ctx context.Context, sha string, data []byte, declaredType
 	if err := checkSHA256(sha); err != nil {
 		return Upload{}, err
 	}
+	if err := checkDeclaredType(declaredType); err != nil {
+		return Upload{}, err
+	}
 	n := int64(len(data))
 	switch {
 	case n == 0:
@@ -458,14 +587,32 @@ func (s *Service) Put(ctx context.Context, sha string, data []byte, declaredType
 	case n > s.cfg.MaxBlobSize:
 		return Upload{}, syncproto.Errorf(syncproto.ETOOLARGE, "A photo may have at most %d bytes; this one has %d.", s.cfg.MaxBlobSize, n)
 	}
-	contentType := Sniff(data[:min(n, SniffLen)])
-	if contentType == "" {
-		return Upload{}, unsupported(declaredType)
+	contentType, err := Identify(data[:min(n, HeadLen)], declaredType)
+	if err != nil {
+		return Upload{}, err
 	}
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != sha {
 		return Upload{}, mismatch(sha)
 	}
-	err := s.blobs.Put(ctx, photoKey(sha), bytes.NewReader(data), n, PutOptions{ContentType: contentType, SHA256: sha, IfAbsent: true})
+	up := uploaderOf(ctx)
+	if u, ok, err := s.heldStored(ctx, sha, up); err != nil || ok {
+		return u, err
+	}
+	held, err := s.unreferencedBytes(ctx, up)
+	if err != nil {
+		return Upload{}, err
+	}
+	staged, err := s.blobs.List(ctx, uploaderPrefix(up.id))
+	if err != nil {
+		return Upload{}, fmt.Errorf("media: put %s: %w", sha, err)
+	}
+	for _, in := range staged {
+		held += in.Size
+	}
+	if err := s.checkQuota(up, held, n); err != nil {
+		return Upload{}, err
+	}
+	err = s.blobs.Put(ctx, photoKey(sha), bytes.NewReader(data), n, PutOptions{ContentType: contentType, SHA256: sha, IfAbsent: true})
 	switch code := syncproto.ErrorCode(err); {
 	case err == nil, code == syncproto.ECONFLICT: // ECONFLICT: stored before
 	case code == syncproto.EINVALID: // corrupted on the way to the store
@@ -474,6 +621,9 @@ func (s *Service) Put(ctx context.Context, sha string, data []byte, declaredType
 		return Upload{}, fmt.Errorf("media: put %s: %w", sha, err)
 	}
 	if err := s.stored(ctx, sha, n, contentType, err == nil); err != nil {
+		return Upload{}, err
+	}
+	if err := s.vouch(ctx, sha, up); err != nil {
 		return Upload{}, err
 	}
 	return s.complete(sha, n, contentType), nil
@@ -499,6 +649,61 @@ func (s *Service) alreadyStored(ctx context.Context, sha string, info BlobInfo) 
 		return Upload{}, err
 	}
 	return s.complete(sha, info.Size, info.ContentType), nil
+}
+
+// vouch records that up has sent the whole photo, and vouches for the
+// schools whose records refer to it that up may see: from then on those
+// records show the photo (see URL, RecordPhotos).
+func (s *Service) vouch(ctx context.Context, sha string, up uploader) error {
+	ph, err := s.meta.Photo(ctx, sha)
+	if err != nil {
+		return fmt.Errorf("media: vouch for %s: %w", sha, err)
+	}
+	var schools []string
+	for _, school := range ph.Schools {
+		ok := up.trusted
+		if !ok {
+			if ok, err = s.access.CanSeeSchool(ctx, up.p, school); err != nil {
+				return fmt.Errorf("media: vouch for %s: %w", sha, err)
+			}
+		}
+		if ok {
+			schools = append(schools, school)
+		}
+	}
+	if err := s.meta.Vouch(ctx, sha, up.id, schools); err != nil {
+		return fmt.Errorf("media: vouch for %s: %w", sha, err)
+	}
+	return nil
+}
+
+// unreferencedScan bounds the photos read to count a device's quota.
+const unreferencedScan = 1000
+
+// unreferencedBytes is the size of the photos up holds that no record
+// refers to yet.
+func (s *Service) unreferencedBytes(ctx context.Context, up uploader) (int64, error) {
+	phs, err := s.meta.Unreferenced(ctx, unreferencedScan)
+	if err != nil {
+		return 0, fmt.Errorf("media: quota: %w", err)
+	}
+	var n int64
+	for _, ph := range phs {
+		if slices.Contains(ph.Holders, up.id) {
+			n += ph.Size
+		}
+	}
+	return n, nil
+}
+
+// checkQuota refuses n more bytes for an uploader that holds used.
+func (s *Service) checkQuota(up uploader, used, n int64) error {
+	if up.trusted || used+n <= s.cfg.DeviceQuota {
+		return nil
+	}
+	return syncproto.Errorf(syncproto.ETOOLARGE,
+		"This device holds %d bytes in unfinished uploads and in photos no record refers to; a device may hold %d. Sync the records that refer to its photos, or wait for old uploads to expire.",
+		used, s.cfg.DeviceQuota)
 }
 
 // stored records a stored original in the MetaStore: the photo is
@@ -538,10 +743,10 @@ func (s *Service) stored(ctx context.Context, sha string, size int64, contentTyp
 // dropStaging removes an upload's chunks (listing them if chunks is nil).
 // A failure only leaves garbage that the sweeper removes later, so it is
 // logged, not returned.
-func (s *Service) dropStaging(ctx context.Context, sha string, chunks []chunk) {
+func (s *Service) dropStaging(ctx context.Context, up uploader, sha string, chunks []chunk) {
 	ctx = context.WithoutCancel(ctx)
 	if chunks == nil {
-		st, err := s.staged(ctx, sha)
+		st, err := s.staged(ctx, up, sha)
 		if err != nil {
 			s.logger.Warn("cannot list chunks to remove", "sha256", sha, "error", err)
 			return

@@ -1,6 +1,15 @@
 package media
 
-import "bytes"
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/fieldsync/fieldsync/syncproto"
+)
 
 // The content types the server accepts for photos.
 const (
@@ -59,4 +68,63 @@ func Decodable(contentType string) bool {
 		return true
 	}
 	return false
+}
+
+// HeadLen is how many leading bytes of an upload Identify reads: enough
+// for the header of every decodable format, EXIF and color profiles
+// included.
+const HeadLen = 512 << 10
+
+// Identify decides whether the first bytes of an upload (its whole
+// content, or its first HeadLen bytes) are a photo the server accepts,
+// and returns its content type. The magic numbers must match (Sniff), and
+// a JPEG, PNG or WebP must also decode as one: its header must parse and
+// give a size (image.DecodeConfig), so that an HTML page behind FF D8 FF
+// is refused. HEIC and HEIF, which pure Go cannot decode, are judged by
+// their "ftyp" box. Anything else is EUNSUPPORTED, naming declared, the
+// type the phone gave.
+func Identify(head []byte, declared string) (string, error) {
+	ct := Sniff(head[:min(len(head), SniffLen)])
+	if ct == "" {
+		return "", unsupported(declared)
+	}
+	if !Decodable(ct) {
+		return ct, nil
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(head))
+	if err != nil || cfg.Width <= 0 || cfg.Height <= 0 {
+		return "", syncproto.Errorf(syncproto.EUNSUPPORTED,
+			"The bytes start like %s but do not decode as one%s.", ct, reason(err))
+	}
+	return ct, nil
+}
+
+func reason(err error) string {
+	if err == nil {
+		return ": the image has no pixels"
+	}
+	return fmt.Sprintf(" (%s)", clip(err.Error(), 80))
+}
+
+// maxDeclaredType is the longest content type a phone may declare.
+const maxDeclaredType = 100
+
+// checkDeclaredType refuses a declared content type that no phone sends
+// (EINVALID naming content_type): invalid UTF-8, control characters (U+0000
+// above all), or longer than maxDeclaredType bytes. It is only ever quoted
+// back, but it is checked before anything else so that nothing is done
+// for such a request.
+func checkDeclaredType(declared string) error {
+	var msg string
+	switch {
+	case !utf8.ValidString(declared):
+		msg = "must be valid UTF-8 text"
+	case strings.IndexFunc(declared, unicode.IsControl) >= 0:
+		msg = "must not contain control characters"
+	case len(declared) > maxDeclaredType:
+		msg = fmt.Sprintf("must be at most %d bytes", maxDeclaredType)
+	default:
+		return nil
+	}
+	return syncproto.FieldError("The content type is not a media type.", map[string]string{"content_type": msg})
 }

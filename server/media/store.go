@@ -73,8 +73,14 @@ type BlobInfo struct {
 // equality filters on top-level fields only. Every method returns
 // EUNAVAILABLE when the database cannot be reached.
 type MetaStore interface {
-	// Record returns the photos a record expects, or ENOTFOUND.
-	Record(ctx context.Context, recordID string) (RecordRefs, error)
+	// Record returns the photos the record recordID of school (scope)
+	// schoolID expects, or ENOTFOUND. Records are keyed by (school,
+	// record id): the same id in two schools is two records.
+	Record(ctx context.Context, schoolID, recordID string) (RecordRefs, error)
+
+	// RecordsByID returns the records of every school with this id
+	// (usually one, or none).
+	RecordsByID(ctx context.Context, recordID string) ([]RecordRefs, error)
 
 	// PutRecord stores r. With prev nil it inserts r and returns ECONFLICT
 	// if the record exists; otherwise it replaces the stored record only
@@ -85,8 +91,23 @@ type MetaStore interface {
 	// ExpectPhoto notes that a record of schoolID refers to the photo: it
 	// creates the photo in state StateExpected (with the size and type the
 	// record declares) if it is unknown, and adds schoolID to its schools.
-	// A photo already complete stays complete.
+	// A photo already complete stays complete. The photo is referenced
+	// from then on: ExpireUnreferenced no longer removes it.
 	ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID string) error
+
+	// Vouch records that holder (an uploader id, see Holder; "" for none)
+	// has sent the whole photo with the right hash, and that the schools
+	// may see it: adds them to Holders and Vouched. The photo must exist;
+	// a missing one is ENOTFOUND.
+	Vouch(ctx context.Context, sha, holder string, schools []string) error
+
+	// Unreferenced returns up to limit complete photos that no record
+	// has referred to (no ExpectPhoto since they were stored).
+	Unreferenced(ctx context.Context, limit int) ([]Photo, error)
+
+	// ForgetPhoto removes what is known of the photo if no record refers
+	// to it still, and reports whether it did.
+	ForgetPhoto(ctx context.Context, sha string) (bool, error)
 
 	// Photo returns what is known of a photo, or ENOTFOUND.
 	Photo(ctx context.Context, sha string) (Photo, error)
@@ -102,7 +123,10 @@ type MetaStore interface {
 
 	// ClaimThumbs takes a queued job whose time has come (or whose lease
 	// expired) and leases it until now+lease, so that no other process
-	// takes it meanwhile. It returns ENOTFOUND when no job is due.
+	// takes it meanwhile. It returns ENOTFOUND when no job is due. Each
+	// claim counts in the job's Unfinished until ThumbsRetry or
+	// ThumbsDone gives it an outcome: the returned job's Unfinished is the
+	// count of earlier claims that never got one.
 	ClaimThumbs(ctx context.Context, now time.Time, lease time.Duration) (ThumbJob, error)
 
 	// ThumbsDone stores the outcome on the photo (Thumbs, its EXIF
@@ -112,7 +136,8 @@ type MetaStore interface {
 	ThumbsDone(ctx context.Context, job ThumbJob, res ThumbResult) error
 
 	// ThumbsRetry puts a failed job back in the queue, due at next, with
-	// its error, if it is still leased to the caller (ECONFLICT if not).
+	// its error, if it is still leased to the caller (ECONFLICT if not):
+	// Attempts grows by one, Unfinished goes back to 0.
 	ThumbsRetry(ctx context.Context, job ThumbJob, next time.Time, msg string) error
 }
 
@@ -134,6 +159,10 @@ const (
 	ThumbsDone        = "done"        // both sizes are stored
 	ThumbsFailed      = "failed"      // gave up after Config.ThumbAttempts; see ThumbError
 	ThumbsUnsupported = "unsupported" // HEIC/HEIF: the server cannot decode it
+	// ThumbsQuarantined: the job failed Config.ThumbAttempts times, or
+	// its process died while making it Config.ThumbMaxUnfinished times;
+	// it is never run again (see ThumbError). The original is kept.
+	ThumbsQuarantined = "quarantined"
 )
 
 // RecordRefs are the photos one record refers to, as of its server
@@ -143,20 +172,32 @@ type RecordRefs struct {
 	SchoolID string
 	Rev      int64
 	Photos   []syncproto.PhotoRef // sorted by SHA256, as syncproto.PhotoRefs returns them
+	// Attachments are the ids of the attachment records (of the same
+	// school) the record names: its "photo_ids", and those of a
+	// hazard's events; sorted. Their photos are the record's too.
+	Attachments []string
 }
 
 // Photo is what the server knows about one photo.
 type Photo struct {
 	SHA256      string
-	State       string // StateExpected or StateComplete
-	Size        int64  // stored size when complete, otherwise as a record declared it
-	ContentType string // sniffed when complete, otherwise as a record declared it
-	Schools     []string
+	State       string    // StateExpected or StateComplete
+	Size        int64     // stored size when complete, otherwise as a record declared it
+	ContentType string    // sniffed when complete, otherwise as a record declared it
+	Schools     []string  // schools whose records refer to it
 	StoredAt    time.Time // zero until complete
-	UploadedBy  string    // user id of the uploader, if known
+	UploadedBy  string    // user id of the first uploader, if known
+	// Holders are the uploaders (Holder ids) that sent the whole photo
+	// with the right hash: they need not send it again.
+	Holders []string
+	// Vouched are the schools of Schools where a holder allowed to see
+	// the school has sent the photo, or a holder pushed a record that
+	// refers to it. Only through these may anyone read it: a record
+	// that names a sha256 its author never uploaded grants nothing.
+	Vouched []string
 
 	ThumbState string            // "" until complete, then one of the Thumbs* states
-	ThumbError string            // why the thumbnails failed
+	ThumbError string            // why the thumbnails failed or were quarantined
 	Thumbs     map[string]string // variant ("320", "1280") → object key
 	EXIF       EXIF
 }
@@ -187,14 +228,15 @@ type EXIF struct {
 type ThumbJob struct {
 	SHA256      string
 	ContentType string
-	Attempts    int       // attempts before this one
+	Attempts    int       // failed attempts before this one
+	Unfinished  int       // earlier claims that got no outcome (see MetaStore.ClaimThumbs)
 	Until       time.Time // the lease; it identifies this claim
 }
 
 // ThumbResult is the outcome of a thumbnail job.
 type ThumbResult struct {
-	State  string            // ThumbsDone, ThumbsFailed or ThumbsUnsupported
-	Error  string            // for ThumbsFailed
+	State  string            // ThumbsDone, ThumbsFailed, ThumbsUnsupported or ThumbsQuarantined
+	Error  string            // for ThumbsFailed and ThumbsQuarantined
 	Thumbs map[string]string // variant → object key, for ThumbsDone
 	EXIF   EXIF
 }

@@ -116,7 +116,7 @@ func appendIFD(b []byte, off int, es []exifEntry) []byte {
 // withEXIF returns img as a JPEG with an EXIF block holding orientation,
 // DateTimeOriginal and a GPS position (degrees, minutes, hundredths of
 // seconds) north and east.
-func withEXIF(t *testing.T, img image.Image, orientation uint16, taken string, lat, lon [3][2]uint32) []byte {
+func withEXIF(t testing.TB, img image.Image, orientation uint16, taken string, lat, lon [3][2]uint32) []byte {
 	t.Helper()
 	var enc bytes.Buffer
 	if err := jpeg.Encode(&enc, img, &jpeg.Options{Quality: 90}); err != nil {
@@ -286,9 +286,9 @@ func TestThumbnailFormats(t *testing.T) {
 }
 
 // TestThumbnailRetries checks the retry policy: a photo that does not
-// decode is tried ThumbAttempts times with growing waits, then given up
-// with its error on the photo; a store that is down is retried without
-// giving up.
+// decode is tried ThumbAttempts times with growing waits, then
+// quarantined with its error on the photo and never run again; a store
+// that is down is retried without giving up.
 func TestThumbnailRetries(t *testing.T) {
 	cfg := media.Config{ThumbAttempts: 3, ThumbBackoff: time.Minute, ThumbMaxBackoff: time.Hour}
 	forEachBackend(t, cfg, func(t *testing.T, e *env) {
@@ -311,7 +311,7 @@ func TestThumbnailRetries(t *testing.T) {
 		}
 		ph, err := e.meta.Photo(ctx, sha)
 		mediatest.Code(t, err, "")
-		if ph.ThumbState != media.ThumbsFailed || !strings.Contains(ph.ThumbError, "decode") {
+		if ph.ThumbState != media.ThumbsQuarantined || !strings.Contains(ph.ThumbError, "decode") {
 			t.Fatalf("after 3 attempts: %q %q", ph.ThumbState, ph.ThumbError)
 		}
 		if worked, _ := svc.ThumbOnce(ctx); worked {

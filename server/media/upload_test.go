@@ -356,7 +356,7 @@ func TestStoreDown(t *testing.T) {
 		rec := record(t, "school-1", 1, sha)
 		mediatest.Code(t, down.Expect(ctx, rec), "")
 		e.access["office"] = []string{"school-1"}
-		rp, err := down.RecordPhotos(ctx, principal("office"), rec.ID.String())
+		rp, err := down.RecordPhotos(ctx, principal("office"), rec.ID.String(), "")
 		mediatest.Code(t, err, "")
 		if rp.Complete || !slices.Equal(rp.Missing, []string{sha}) {
 			t.Fatalf("RecordPhotos = %+v", rp)

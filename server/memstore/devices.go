@@ -218,3 +218,13 @@ func (s *DeviceStore) Devices(ctx context.Context, inspectorID string) ([]server
 	}
 	return out, nil
 }
+
+// AllAssignments returns every assignment, past ones included.
+func (s *DeviceStore) AllAssignments(ctx context.Context) ([]server.Assignment, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.assignments), nil
+}

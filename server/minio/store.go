@@ -68,16 +68,31 @@ func (cfg Config) transport() (http.RoundTripper, error) {
 // Store is a bucket on an S3-compatible server. It is safe for concurrent
 // use.
 type Store struct {
-	client *minio.Client
-	probe  *minio.Client // for Ping
-	bucket string
-	prefix string
-	logger *slog.Logger
+	client   *minio.Client
+	probe    *minio.Client // for Ping
+	endpoint string
+	bucket   string
+	prefix   string
+	logger   *slog.Logger
 }
 
 // Open connects to the server, creates the bucket if it is missing, and
-// returns the store.
+// returns the store: New, then EnsureBucket.
 func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
+	s, err := New(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.EnsureBucket(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// New returns the store without talking to the server: it checks the
+// configuration only, so a process can start while MinIO is down and call
+// EnsureBucket once it is back.
+func New(cfg Config, logger *slog.Logger) (*Store, error) {
 	switch {
 	case cfg.Endpoint == "":
 		return nil, errors.New("minio: open: empty endpoint")
@@ -109,26 +124,31 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("minio: open %s: %w", cfg.Endpoint, err)
 	}
-	s := &Store{client: client, probe: probe, bucket: cfg.Bucket, prefix: cfg.Prefix, logger: logger.With("component", "minio")}
+	return &Store{client: client, probe: probe, endpoint: cfg.Endpoint, bucket: cfg.Bucket, prefix: cfg.Prefix, logger: logger.With("component", "minio")}, nil
+}
 
+// EnsureBucket creates the bucket if it is missing, within OpenTimeout.
+// It does not retry (the probe's client), so an unreachable server is
+// reported at once, as EUNAVAILABLE (see translate).
+func (s *Store) EnsureBucket(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, OpenTimeout)
 	defer cancel()
-	ok, err := client.BucketExists(ctx, cfg.Bucket)
+	ok, err := s.probe.BucketExists(ctx, s.bucket)
 	if err != nil {
-		return nil, fmt.Errorf("minio: open %s: bucket %s: %w", cfg.Endpoint, cfg.Bucket, err)
+		return translate("open "+s.endpoint+": bucket", s.bucket, err)
 	}
 	if !ok {
-		err := client.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{})
+		err := s.probe.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{})
 		switch code := minio.ToErrorResponse(err).Code; {
 		case err == nil:
-			s.logger.Info("created bucket", "bucket", cfg.Bucket)
+			s.logger.Info("created bucket", "bucket", s.bucket)
 		case code == minio.BucketAlreadyOwnedByYou || code == minio.BucketAlreadyExists:
 			// Someone else created it since BucketExists: fine.
 		default:
-			return nil, fmt.Errorf("minio: open %s: create bucket %s: %w", cfg.Endpoint, cfg.Bucket, err)
+			return translate("open "+s.endpoint+": create bucket", s.bucket, err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // Ping checks that the server answers and that the bucket exists. It is the

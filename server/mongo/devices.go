@@ -249,3 +249,21 @@ func (s *DeviceStore) Devices(ctx context.Context, inspectorID string) ([]server
 	}
 	return out, nil
 }
+
+// AllAssignments returns every assignment, past ones included: the
+// office's whole listing (a small collection), for reports.
+func (s *DeviceStore) AllAssignments(ctx context.Context) ([]server.Assignment, error) {
+	cur, err := s.db.Collection(AssignmentsCollection).Find(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("mongo: all assignments: %w", err)
+	}
+	var docs []assignmentDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: all assignments: %w", err)
+	}
+	out := make([]server.Assignment, len(docs))
+	for i, d := range docs {
+		out[i] = server.Assignment(d)
+	}
+	return out, nil
+}

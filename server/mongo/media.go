@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -23,9 +24,10 @@ import (
 //
 // Collections:
 //
-//	media_records     {_id: record id, school_id, rev, photos: [{sha256, size, content_type}]}
-//	media_photos      {_id: sha256, state, size, content_type, schools, stored_at, uploaded_by,
-//	                   thumb_state, thumb_error, thumbs, taken_at, exif_time, lat, lon, orientation}
+//	media_records     {_id: "school/record id", record_id, school_id, rev, photos: [{sha256, size, content_type}], attachments}
+//	media_photos      {_id: sha256, state, size, content_type, schools, referenced, holders, vouched,
+//	                   stored_at, uploaded_by, thumb_state, thumb_error, thumbs, taken_at, exif_time,
+//	                   lat, lon, orientation}
 //	media_thumb_jobs  {_id: sha256, content_type, state: pending|working, attempts, next_at, until, error}
 //
 // Thumbnail jobs are removed when done, so media_thumb_jobs stays small
@@ -47,10 +49,17 @@ func NewMediaStore(db *mongo.Database) *MediaStore {
 	}
 }
 
-// EnsureIndexes creates the index of the job claim (idempotent).
+// EnsureIndexes creates the indexes of the job claim, of records by id
+// and of unreferenced photos (idempotent).
 func (s *MediaStore) EnsureIndexes(ctx context.Context) error {
 	if _, err := s.jobs.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}}}); err != nil {
 		return mediaErr("media_thumb_jobs index", err)
+	}
+	if _, err := s.records.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "record_id", Value: 1}}}); err != nil {
+		return mediaErr("media_records index", err)
+	}
+	if _, err := s.photos.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "referenced", Value: 1}}}); err != nil {
+		return mediaErr("media_photos index", err)
 	}
 	return nil
 }
@@ -67,10 +76,13 @@ type mediaRefDoc struct {
 }
 
 type mediaRecordDoc struct {
-	ID       string        `bson:"_id"`
+	ID       string        `bson:"_id"` // school id "/" record id
+	RecordID string        `bson:"record_id"`
 	SchoolID string        `bson:"school_id"`
 	Rev      int64         `bson:"rev"`
 	Photos   []mediaRefDoc `bson:"photos"`
+	// Attachments are the attachment records it names (media.RecordRefs).
+	Attachments []string `bson:"attachments,omitempty"`
 }
 
 type mediaPhotoDoc struct {
@@ -79,6 +91,9 @@ type mediaPhotoDoc struct {
 	Size        int64             `bson:"size"`
 	ContentType string            `bson:"content_type,omitempty"`
 	Schools     []string          `bson:"schools,omitempty"`
+	Referenced  *bool             `bson:"referenced,omitempty"`
+	Holders     []string          `bson:"holders,omitempty"`
+	Vouched     []string          `bson:"vouched,omitempty"`
 	StoredAt    *time.Time        `bson:"stored_at,omitempty"`
 	UploadedBy  string            `bson:"uploaded_by,omitempty"`
 	ThumbState  string            `bson:"thumb_state,omitempty"`
@@ -96,6 +111,7 @@ type thumbJobDoc struct {
 	ContentType string    `bson:"content_type"`
 	State       string    `bson:"state"`
 	Attempts    int       `bson:"attempts"`
+	Unfinished  int       `bson:"unfinished"`
 	NextAt      time.Time `bson:"next_at"`
 	Until       time.Time `bson:"until"`
 	Error       string    `bson:"error,omitempty"`
@@ -106,22 +122,47 @@ const (
 	jobWorking = "working"
 )
 
-// Record implements media.MetaStore.
-func (s *MediaStore) Record(ctx context.Context, recordID string) (media.RecordRefs, error) {
-	var d mediaRecordDoc
-	if err := s.records.FindOne(ctx, bson.D{{Key: "_id", Value: recordID}}).Decode(&d); err != nil {
-		return media.RecordRefs{}, mediaErr("find media record "+recordID, err)
-	}
-	r := media.RecordRefs{RecordID: d.ID, SchoolID: d.SchoolID, Rev: d.Rev, Photos: []syncproto.PhotoRef{}}
+func recordDocID(schoolID, recordID string) string { return schoolID + "/" + recordID }
+
+func recordOf(d mediaRecordDoc) media.RecordRefs {
+	r := media.RecordRefs{RecordID: d.RecordID, SchoolID: d.SchoolID, Rev: d.Rev, Photos: []syncproto.PhotoRef{}, Attachments: d.Attachments}
 	for _, p := range d.Photos {
 		r.Photos = append(r.Photos, syncproto.PhotoRef(p))
 	}
-	return r, nil
+	return r
+}
+
+// Record implements media.MetaStore.
+func (s *MediaStore) Record(ctx context.Context, schoolID, recordID string) (media.RecordRefs, error) {
+	var d mediaRecordDoc
+	if err := s.records.FindOne(ctx, bson.D{{Key: "_id", Value: recordDocID(schoolID, recordID)}}).Decode(&d); err != nil {
+		return media.RecordRefs{}, mediaErr("find media record "+recordID, err)
+	}
+	return recordOf(d), nil
+}
+
+// RecordsByID implements media.MetaStore.
+func (s *MediaStore) RecordsByID(ctx context.Context, recordID string) ([]media.RecordRefs, error) {
+	cur, err := s.records.Find(ctx, bson.D{{Key: "record_id", Value: recordID}}, options.Find().SetLimit(100))
+	if err != nil {
+		return nil, mediaErr("find media records "+recordID, err)
+	}
+	var docs []mediaRecordDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, mediaErr("read media records "+recordID, err)
+	}
+	out := make([]media.RecordRefs, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, recordOf(d))
+	}
+	slices.SortFunc(out, func(a, b media.RecordRefs) int { return strings.Compare(a.SchoolID, b.SchoolID) })
+	return out, nil
 }
 
 // PutRecord implements media.MetaStore.
 func (s *MediaStore) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.RecordRefs) error {
-	d := mediaRecordDoc{ID: r.RecordID, SchoolID: r.SchoolID, Rev: r.Rev, Photos: []mediaRefDoc{}}
+	id := recordDocID(r.SchoolID, r.RecordID)
+	d := mediaRecordDoc{ID: id, RecordID: r.RecordID, SchoolID: r.SchoolID, Rev: r.Rev, Photos: []mediaRefDoc{}, Attachments: r.Attachments}
 	for _, p := range r.Photos {
 		d.Photos = append(d.Photos, mediaRefDoc(p))
 	}
@@ -132,7 +173,7 @@ func (s *MediaStore) PutRecord(ctx context.Context, r media.RecordRefs, prev *me
 		}
 		return mediaErr("insert media record "+r.RecordID, err)
 	}
-	res, err := s.records.ReplaceOne(ctx, bson.D{{Key: "_id", Value: r.RecordID}, {Key: "rev", Value: prev.Rev}}, d)
+	res, err := s.records.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "rev", Value: prev.Rev}}, d)
 	if err != nil {
 		return mediaErr("replace media record "+r.RecordID, err)
 	}
@@ -147,11 +188,76 @@ func (s *MediaStore) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, sc
 	update := bson.D{
 		{Key: "$setOnInsert", Value: bson.D{{Key: "state", Value: media.StateExpected}, {Key: "size", Value: ref.Size}, {Key: "content_type", Value: ref.ContentType}}},
 		{Key: "$addToSet", Value: bson.D{{Key: "schools", Value: schoolID}}},
+		{Key: "$set", Value: bson.D{{Key: "referenced", Value: true}}},
 	}
 	return s.upsert(ctx, "expect photo "+ref.SHA256, func() error {
 		_, err := s.photos.UpdateOne(ctx, bson.D{{Key: "_id", Value: ref.SHA256}}, update, options.UpdateOne().SetUpsert(true))
 		return err
 	})
+}
+
+// Vouch implements media.MetaStore.
+func (s *MediaStore) Vouch(ctx context.Context, sha, holder string, schools []string) error {
+	add := bson.D{}
+	if holder != "" {
+		add = append(add, bson.E{Key: "holders", Value: holder})
+	}
+	if len(schools) > 0 {
+		add = append(add, bson.E{Key: "vouched", Value: bson.D{{Key: "$each", Value: schools}}})
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	var res *mongo.UpdateResult
+	err := retry(ctx, func() (err error) {
+		res, err = s.photos.UpdateOne(ctx, bson.D{{Key: "_id", Value: sha}}, bson.D{{Key: "$addToSet", Value: add}})
+		return err
+	})
+	if err != nil {
+		return mediaErr("vouch for photo "+sha, err)
+	}
+	if res.MatchedCount == 0 {
+		return syncproto.Errorf(syncproto.ENOTFOUND, "No photo %s.", sha)
+	}
+	return nil
+}
+
+// Unreferenced implements media.MetaStore: an equality on the top-level
+// "referenced", which PhotoStored sets false on insert and ExpectPhoto
+// true.
+func (s *MediaStore) Unreferenced(ctx context.Context, limit int) ([]media.Photo, error) {
+	cur, err := s.photos.Find(ctx, bson.D{{Key: "referenced", Value: false}}, options.Find().SetLimit(int64(limit)))
+	if err != nil {
+		return nil, mediaErr("find unreferenced photos", err)
+	}
+	var docs []mediaPhotoDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, mediaErr("read unreferenced photos", err)
+	}
+	out := make([]media.Photo, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, photoOf(d))
+	}
+	return out, nil
+}
+
+// ForgetPhoto implements media.MetaStore.
+func (s *MediaStore) ForgetPhoto(ctx context.Context, sha string) (bool, error) {
+	var res *mongo.DeleteResult
+	err := retry(ctx, func() (err error) {
+		res, err = s.photos.DeleteOne(ctx, bson.D{{Key: "_id", Value: sha}, {Key: "referenced", Value: false}})
+		return err
+	})
+	if err != nil {
+		return false, mediaErr("forget photo "+sha, err)
+	}
+	if res.DeletedCount == 0 {
+		return false, nil
+	}
+	if _, err := s.jobs.DeleteOne(ctx, bson.D{{Key: "_id", Value: sha}}); err != nil {
+		return true, mediaErr("remove thumbnail job "+sha, err)
+	}
+	return true, nil
 }
 
 // upsert runs an upsert, again once if a concurrent upsert of the same _id
@@ -170,15 +276,20 @@ func (s *MediaStore) Photo(ctx context.Context, sha string) (media.Photo, error)
 	if err := s.photos.FindOne(ctx, bson.D{{Key: "_id", Value: sha}}).Decode(&d); err != nil {
 		return media.Photo{}, mediaErr("find photo "+sha, err)
 	}
+	return photoOf(d), nil
+}
+
+func photoOf(d mediaPhotoDoc) media.Photo {
 	p := media.Photo{
 		SHA256: d.ID, State: d.State, Size: d.Size, ContentType: d.ContentType, Schools: d.Schools,
+		Holders: d.Holders, Vouched: d.Vouched,
 		UploadedBy: d.UploadedBy, ThumbState: d.ThumbState, ThumbError: d.ThumbError, Thumbs: d.Thumbs,
 		EXIF: media.EXIF{TakenAt: d.TakenAt, Raw: d.EXIFTime, Lat: d.Lat, Lon: d.Lon, Orientation: d.Orientation},
 	}
 	if d.StoredAt != nil {
 		p.StoredAt = *d.StoredAt
 	}
-	return p, nil
+	return p
 }
 
 // PhotoStored implements media.MetaStore: one upsert whose filter matches
@@ -194,7 +305,7 @@ func (s *MediaStore) PhotoStored(ctx context.Context, sha string, st media.Store
 		{Key: "stored_at", Value: at},
 		{Key: "uploaded_by", Value: st.By},
 		{Key: "thumb_state", Value: media.ThumbsPending},
-	}}}
+	}}, {Key: "$setOnInsert", Value: bson.D{{Key: "referenced", Value: false}}}}
 	filter := bson.D{{Key: "_id", Value: sha}, {Key: "state", Value: bson.D{{Key: "$ne", Value: media.StateComplete}}}}
 	err := retry(ctx, func() error {
 		_, err := s.photos.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
@@ -243,12 +354,17 @@ func (s *MediaStore) ClaimThumbs(ctx context.Context, now time.Time, lease time.
 			if state == jobWorking {
 				filter = append(filter, bson.E{Key: "until", Value: d.Until})
 			}
-			res, err := s.jobs.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: jobWorking}, {Key: "until", Value: until}}}})
+			// The claim counts as unfinished until ThumbsRetry or
+			// ThumbsDone: a photo that kills its process is seen.
+			res, err := s.jobs.UpdateOne(ctx, filter, bson.D{
+				{Key: "$set", Value: bson.D{{Key: "state", Value: jobWorking}, {Key: "until", Value: until}}},
+				{Key: "$inc", Value: bson.D{{Key: "unfinished", Value: 1}}},
+			})
 			if err != nil {
 				return media.ThumbJob{}, mediaErr("claim thumbnail job "+d.ID, err)
 			}
 			if res.ModifiedCount == 1 {
-				return media.ThumbJob{SHA256: d.ID, ContentType: d.ContentType, Attempts: d.Attempts, Until: until}, nil
+				return media.ThumbJob{SHA256: d.ID, ContentType: d.ContentType, Attempts: d.Attempts, Unfinished: d.Unfinished, Until: until}, nil
 			}
 		}
 	}
@@ -318,7 +434,7 @@ func (s *MediaStore) ThumbsDone(ctx context.Context, job media.ThumbJob, res med
 // ThumbsRetry implements media.MetaStore.
 func (s *MediaStore) ThumbsRetry(ctx context.Context, job media.ThumbJob, next time.Time, msg string) error {
 	res, err := s.jobs.UpdateOne(ctx, leaseFilter(job), bson.D{
-		{Key: "$set", Value: bson.D{{Key: "state", Value: jobPending}, {Key: "next_at", Value: next.Truncate(time.Millisecond)}, {Key: "error", Value: msg}}},
+		{Key: "$set", Value: bson.D{{Key: "state", Value: jobPending}, {Key: "next_at", Value: next.Truncate(time.Millisecond)}, {Key: "error", Value: msg}, {Key: "unfinished", Value: 0}}},
 		{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}},
 	})
 	if err != nil {

@@ -23,6 +23,8 @@
 //	                                                   zone:ID or school:ID scope it (none: the county)
 //	fieldsyncctl audit verify                          walk the audit log's hash chain; name the first broken link
 //	fieldsyncctl readmodel rebuild                     rebuild the console's read model from the change log
+//	fieldsyncctl report quotas|feedback|export|settings …  quota completion, the month's feedback
+//	                                                   forms, ledgers as XLSX/CSV, the quotas
 //
 // It talks HTTP only: it imports no server package. The server and the
 // token come from -server (FIELDSYNC_URL, default http://127.0.0.1:8080)
@@ -80,7 +82,7 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 	c := client.New(*server, tok)
 	a := fs.Args()
 	if len(a) == 0 {
-		return errors.New("usage: fieldsyncctl [-server URL] demo|inspector|assign|code|revoke|conflicts|resolve|publish|export|retire …")
+		return errors.New("usage: fieldsyncctl [-server URL] demo|inspector|assign|code|revoke|conflicts|resolve|publish|export|retire|report …")
 	}
 	need := func(n int) error {
 		if len(a)-1 < n {
@@ -165,6 +167,8 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 			}
 			return export(ctx, c, a[1], a[2], dest, out)
 		}
+	case "report":
+		return report(ctx, c, a[1:], out)
 	case "retire":
 		if err = need(2); err == nil {
 			resp, err = c.RetireForm(ctx, a[1], a[2])

@@ -24,6 +24,7 @@ import (
 	"github.com/fieldsync/fieldsync/server/metrics"
 	serverminio "github.com/fieldsync/fieldsync/server/minio"
 	servermongo "github.com/fieldsync/fieldsync/server/mongo"
+	"github.com/fieldsync/fieldsync/syncproto"
 	"github.com/fieldsync/fieldsync/webapp"
 )
 
@@ -124,14 +125,24 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			logger.Warn("closing the database", "error", err.Error())
 		}
 	}()
-	store, err := serverminio.Open(ctx, cfg.Minio, logger)
+	// MinIO holds only photos: fieldsyncd starts and serves records while
+	// it is down, and the media service's breaker answers photo calls
+	// with 503 until it is back (see wire).
+	store, err := serverminio.New(cfg.Minio, logger)
 	if err != nil {
 		return err
 	}
+	startErr := store.EnsureBucket(ctx)
+	if startErr != nil && syncproto.ErrorCode(startErr) != syncproto.EUNAVAILABLE {
+		return startErr // credentials, a bucket name MinIO refuses…
+	}
 
-	svc, err := wire(ctx, cfg, db, logger)
+	svc, err := wire(ctx, cfg, db, store, logger)
 	if err != nil {
 		return err
+	}
+	if startErr != nil {
+		svc.blobs.Trip(startErr)
 	}
 	// The thumbnail worker and the maintenance stop with ctx, before the
 	// database closes.
@@ -182,6 +193,7 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Metrics: mets,
 
 		Accounts: svc.accounts, Desk: svc.desk, Audit: svc.audit,
+		Reports: svc.reports,
 	}, logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -11,6 +11,7 @@ import (
 	"github.com/fieldsync/fieldsync/server/media"
 	serverminio "github.com/fieldsync/fieldsync/server/minio"
 	servermongo "github.com/fieldsync/fieldsync/server/mongo"
+	"github.com/fieldsync/fieldsync/server/reports"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -19,16 +20,19 @@ type services struct {
 	devices     *server.Devices
 	sync        *server.Syncer
 	media       *media.Service
+	blobs       *media.Breaker // around MinIO
 	forms       *server.Forms
 	maintenance *server.Maintenance
 	accounts    *server.Accounts
 	desk        *server.Desk
 	audit       *server.Audit
+	reports     *reports.Service
 }
 
-// wire builds the services on the open database and the MinIO settings,
-// and creates the indexes they need (idempotent, so every start does it).
-func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logger) (*services, error) {
+// wire builds the services on the open database and the MinIO store (which
+// may be down), and creates the indexes they need (idempotent, so every
+// start does it).
+func wire(ctx context.Context, cfg Config, db *servermongo.DB, store *serverminio.Store, logger *slog.Logger) (*services, error) {
 	devStore := servermongo.NewDeviceStore(db.Database())
 	syncStore := servermongo.NewSyncStore(db.Database())
 	mediaStore := servermongo.NewMediaStore(db.Database())
@@ -48,7 +52,11 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	med := media.New(blobs, mediaStore, access, media.Config{}, logger)
+	// A breaker around MinIO: while it is down, photo calls fail at once
+	// (503) and one call every few seconds checks whether it is back,
+	// creating the bucket if the server is new.
+	breaker := media.NewBreaker(blobs, media.BreakerConfig{Probe: store.EnsureBucket}, logger)
+	med := media.New(breaker, mediaStore, access, media.Config{}, logger)
 
 	// Each process writes conflict resolutions as its own replica: two
 	// processes sharing one replica id could make two different versions
@@ -69,6 +77,8 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, logger *slog.Logg
 	accounts := server.NewAccounts(consoleStore)
 	maint := cfg.Maintenance(syncStore)
 	maint.Logger = logger.With("component", "maintenance")
-	return &services{devices: devices, sync: syncer, media: med, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint,
-		accounts: accounts, desk: desk, audit: audit}, nil
+	rep := reports.NewService(syncStore, devStore, access, syncer, syncer.Replica)
+	rep.Photos = func(p server.Principal) reports.PhotoSource { return reports.MediaThumbs(med, nil, p) }
+	return &services{devices: devices, sync: syncer, media: med, blobs: breaker, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint,
+		accounts: accounts, desk: desk, audit: audit, reports: rep}, nil
 }

@@ -186,29 +186,50 @@ func NewMeta() *Meta {
 
 func notFound(what string) error { return syncproto.Errorf(syncproto.ENOTFOUND, "No %s.", what) }
 
+func recordKey(schoolID, recordID string) string { return schoolID + "/" + recordID }
+
 // Record implements media.MetaStore.
-func (m *Meta) Record(ctx context.Context, recordID string) (media.RecordRefs, error) {
+func (m *Meta) Record(ctx context.Context, schoolID, recordID string) (media.RecordRefs, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r, ok := m.records[recordID]
+	r, ok := m.records[recordKey(schoolID, recordID)]
 	if !ok {
 		return media.RecordRefs{}, notFound("record " + recordID)
 	}
 	r.Photos = slices.Clone(r.Photos)
+	r.Attachments = slices.Clone(r.Attachments)
 	return r, nil
+}
+
+// RecordsByID implements media.MetaStore.
+func (m *Meta) RecordsByID(ctx context.Context, recordID string) ([]media.RecordRefs, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []media.RecordRefs
+	for _, r := range m.records {
+		if r.RecordID == recordID {
+			r.Photos = slices.Clone(r.Photos)
+			r.Attachments = slices.Clone(r.Attachments)
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b media.RecordRefs) int { return strings.Compare(a.SchoolID, b.SchoolID) })
+	return out, nil
 }
 
 // PutRecord implements media.MetaStore.
 func (m *Meta) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.RecordRefs) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cur, ok := m.records[r.RecordID]
+	key := recordKey(r.SchoolID, r.RecordID)
+	cur, ok := m.records[key]
 	switch {
 	case prev == nil && ok, prev != nil && (!ok || cur.Rev != prev.Rev):
 		return syncproto.Errorf(syncproto.ECONFLICT, "Record %s changed.", r.RecordID)
 	}
 	r.Photos = slices.Clone(r.Photos)
-	m.records[r.RecordID] = r
+	r.Attachments = slices.Clone(r.Attachments)
+	m.records[key] = r
 	return nil
 }
 
@@ -227,6 +248,52 @@ func (m *Meta) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID
 	return nil
 }
 
+// Vouch implements media.MetaStore.
+func (m *Meta) Vouch(ctx context.Context, sha, holder string, schools []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.photos[sha]
+	if !ok {
+		return notFound("photo " + sha)
+	}
+	if holder != "" && !slices.Contains(p.Holders, holder) {
+		p.Holders = append(slices.Clone(p.Holders), holder)
+	}
+	for _, s := range schools {
+		if !slices.Contains(p.Vouched, s) {
+			p.Vouched = append(slices.Clone(p.Vouched), s)
+		}
+	}
+	m.photos[sha] = p
+	return nil
+}
+
+// Unreferenced implements media.MetaStore.
+func (m *Meta) Unreferenced(ctx context.Context, limit int) ([]media.Photo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []media.Photo
+	for _, p := range m.photos {
+		if p.State == media.StateComplete && len(p.Schools) == 0 && len(out) < limit {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// ForgetPhoto implements media.MetaStore.
+func (m *Meta) ForgetPhoto(ctx context.Context, sha string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.photos[sha]
+	if !ok || len(p.Schools) > 0 {
+		return false, nil
+	}
+	delete(m.photos, sha)
+	delete(m.jobs, sha)
+	return true, nil
+}
+
 // Photo implements media.MetaStore.
 func (m *Meta) Photo(ctx context.Context, sha string) (media.Photo, error) {
 	m.mu.Lock()
@@ -236,6 +303,8 @@ func (m *Meta) Photo(ctx context.Context, sha string) (media.Photo, error) {
 		return media.Photo{}, notFound("photo " + sha)
 	}
 	p.Schools = slices.Clone(p.Schools)
+	p.Holders = slices.Clone(p.Holders)
+	p.Vouched = slices.Clone(p.Vouched)
 	p.Thumbs = maps.Clone(p.Thumbs)
 	return p, nil
 }
@@ -287,7 +356,9 @@ func (m *Meta) ClaimThumbs(ctx context.Context, now time.Time, lease time.Durati
 	j := due[0]
 	j.state = "working"
 	j.job.Until = now.Add(lease).Truncate(time.Millisecond)
-	return j.job, nil
+	out := j.job
+	j.job.Unfinished++ // until ThumbsRetry or ThumbsDone
+	return out, nil
 }
 
 func (m *Meta) leased(job media.ThumbJob) (*memJob, error) {
@@ -305,8 +376,11 @@ func (m *Meta) ThumbsDone(ctx context.Context, job media.ThumbJob, res media.Thu
 	if _, err := m.leased(job); err != nil {
 		return err
 	}
-	p := m.photos[job.SHA256]
-	p.SHA256 = job.SHA256
+	p, ok := m.photos[job.SHA256]
+	if !ok {
+		delete(m.jobs, job.SHA256)
+		return nil // forgotten meanwhile
+	}
 	p.ThumbState, p.ThumbError, p.Thumbs, p.EXIF = res.State, res.Error, maps.Clone(res.Thumbs), res.EXIF
 	m.photos[job.SHA256] = p
 	delete(m.jobs, job.SHA256)
@@ -323,6 +397,7 @@ func (m *Meta) ThumbsRetry(ctx context.Context, job media.ThumbJob, next time.Ti
 	}
 	j.state, j.next, j.err = "pending", next, msg
 	j.job.Attempts++
+	j.job.Unfinished = 0
 	j.job.Until = time.Time{}
 	return nil
 }

@@ -218,14 +218,14 @@ func TestMetaStore(t *testing.T, open func(t *testing.T) media.MetaStore) {
 		run  func(t *testing.T, ctx context.Context, s media.MetaStore)
 	}{
 		{"RecordCompareAndSet", func(t *testing.T, ctx context.Context, s media.MetaStore) {
-			_, err := s.Record(ctx, "r1")
+			_, err := s.Record(ctx, "s1", "r1")
 			Code(t, err, syncproto.ENOTFOUND)
 			r := media.RecordRefs{RecordID: "r1", SchoolID: "s1", Rev: 3, Photos: []syncproto.PhotoRef{
 				{SHA256: sha("a"), Size: 10, ContentType: "image/jpeg"}, {SHA256: sha("b")},
 			}}
 			Code(t, s.PutRecord(ctx, r, nil), "")
 			Code(t, s.PutRecord(ctx, r, nil), syncproto.ECONFLICT)
-			got, err := s.Record(ctx, "r1")
+			got, err := s.Record(ctx, "s1", "r1")
 			Code(t, err, "")
 			if got.RecordID != "r1" || got.SchoolID != "s1" || got.Rev != 3 || !slices.Equal(got.Photos, r.Photos) {
 				t.Fatalf("Record = %+v, want %+v", got, r)
@@ -236,10 +236,25 @@ func TestMetaStore(t *testing.T, open func(t *testing.T) media.MetaStore) {
 			Code(t, s.PutRecord(ctx, next, &stale), syncproto.ECONFLICT)
 			Code(t, s.PutRecord(ctx, next, &got), "")
 			Code(t, s.PutRecord(ctx, next, &got), syncproto.ECONFLICT) // got is stale now
-			got, err = s.Record(ctx, "r1")
+			got, err = s.Record(ctx, "s1", "r1")
 			Code(t, err, "")
 			if got.Rev != 5 || len(got.Photos) != 0 {
 				t.Fatalf("Record after replace = %+v", got)
+			}
+			// The same id in another school is another record.
+			_, err = s.Record(ctx, "s2", "r1")
+			Code(t, err, syncproto.ENOTFOUND)
+			other := media.RecordRefs{RecordID: "r1", SchoolID: "s2", Rev: 1, Photos: []syncproto.PhotoRef{{SHA256: sha("z")}}}
+			Code(t, s.PutRecord(ctx, other, nil), "")
+			got, err = s.Record(ctx, "s1", "r1")
+			Code(t, err, "")
+			if got.Rev != 5 || len(got.Photos) != 0 {
+				t.Fatalf("Record of s1 after s2's = %+v", got)
+			}
+			all, err := s.RecordsByID(ctx, "r1")
+			Code(t, err, "")
+			if len(all) != 2 || all[0].SchoolID != "s1" || all[1].SchoolID != "s2" || len(all[1].Photos) != 1 {
+				t.Fatalf("RecordsByID = %+v", all)
 			}
 		}},
 		{"ExpectThenStored", func(t *testing.T, ctx context.Context, s media.MetaStore) {
@@ -300,13 +315,13 @@ func TestMetaStore(t *testing.T, open func(t *testing.T) media.MetaStore) {
 			at := t0.Add(10 * time.Minute)
 			j2, err := s.ClaimThumbs(ctx, at, time.Minute)
 			Code(t, err, "")
-			if j2.Attempts != 1 || !j2.Until.Equal(at.Add(time.Minute)) {
+			if j2.Attempts != 1 || j2.Unfinished != 0 || !j2.Until.Equal(at.Add(time.Minute)) {
 				t.Fatalf("claimed again %+v", j2)
 			}
 			// The worker dies: once the lease is over another takes it.
 			j3, err := s.ClaimThumbs(ctx, at.Add(2*time.Minute), time.Minute)
 			Code(t, err, "")
-			if j3.SHA256 != c || j3.Until.Equal(j2.Until) {
+			if j3.SHA256 != c || j3.Until.Equal(j2.Until) || j3.Unfinished != 1 {
 				t.Fatalf("took over %+v (old lease %v)", j3, j2.Until)
 			}
 			lat, lon := 28.2282, 112.9388
@@ -324,6 +339,45 @@ func TestMetaStore(t *testing.T, open func(t *testing.T) media.MetaStore) {
 				p.EXIF.Lat == nil || *p.EXIF.Lat != lat || p.EXIF.Lon == nil || *p.EXIF.Lon != lon || p.EXIF.Orientation != 6 {
 				t.Fatalf("photo after thumbnails = %+v (exif %+v)", p, p.EXIF)
 			}
+		}},
+		{"HoldersAndUnreferenced", func(t *testing.T, ctx context.Context, s media.MetaStore) {
+			e, f := sha("e"), sha("f")
+			Code(t, s.Vouch(ctx, e, "d-1", []string{"s1"}), syncproto.ENOTFOUND)
+			Code(t, s.PhotoStored(ctx, e, media.Stored{Size: 7, ContentType: "image/jpeg", At: t0}), "")
+			Code(t, s.PhotoStored(ctx, f, media.Stored{Size: 9, ContentType: "image/jpeg", At: t0}), "")
+			Code(t, s.Vouch(ctx, e, "d-1", nil), "")
+			Code(t, s.Vouch(ctx, e, "d-2", []string{"s1"}), "")
+			Code(t, s.Vouch(ctx, e, "d-1", []string{"s1", "s2"}), "")
+			p, err := s.Photo(ctx, e)
+			Code(t, err, "")
+			slices.Sort(p.Holders)
+			slices.Sort(p.Vouched)
+			if !slices.Equal(p.Holders, []string{"d-1", "d-2"}) || !slices.Equal(p.Vouched, []string{"s1", "s2"}) {
+				t.Fatalf("photo = %+v", p)
+			}
+			un, err := s.Unreferenced(ctx, 10)
+			Code(t, err, "")
+			if len(un) != 2 {
+				t.Fatalf("unreferenced = %+v", un)
+			}
+			Code(t, s.ExpectPhoto(ctx, syncproto.PhotoRef{SHA256: f}, "s1"), "")
+			un, err = s.Unreferenced(ctx, 10)
+			Code(t, err, "")
+			if len(un) != 1 || un[0].SHA256 != e || un[0].Size != 7 || !slices.Contains(un[0].Holders, "d-1") {
+				t.Fatalf("unreferenced after f is referred to = %+v", un)
+			}
+			gone, err := s.ForgetPhoto(ctx, f)
+			Code(t, err, "")
+			if gone {
+				t.Fatal("forgot a referenced photo")
+			}
+			gone, err = s.ForgetPhoto(ctx, e)
+			Code(t, err, "")
+			if !gone {
+				t.Fatal("kept an unreferenced photo")
+			}
+			_, err = s.Photo(ctx, e)
+			Code(t, err, syncproto.ENOTFOUND)
 		}},
 		{"ThumbFailure", func(t *testing.T, ctx context.Context, s media.MetaStore) {
 			d := sha("d")
