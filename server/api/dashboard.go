@@ -67,6 +67,7 @@ type dashRow struct {
 
 type dashChart struct {
 	Name, Title string
+	Period      string // the period it covers, as the API reads it
 	Points      int
 	SVG         template.HTML
 }
@@ -199,7 +200,7 @@ func (s *Server) handleDashboard(c *fiber.Ctx) error {
 	}
 	ctx, p := c.UserContext(), principalOf(c)
 	q := dashQuery(c, s.deps.Reports.Now())
-	d, err := s.deps.Reports.Dashboard(ctx, p, q)
+	d, err := s.deps.Reports.Dashboard(ctx, p, q, reports.Trend(q.Period))
 	if err != nil {
 		return s.consoleError(c, statusOf(err), err)
 	}
@@ -228,12 +229,20 @@ func (s *Server) handleDashboard(c *fiber.Ctx) error {
 			cell(q, "zone", z.ZoneID, "hazards_overdue", z.HazardsOverdue, false),
 		}})
 	}
+	seen := map[string]int{}
 	for _, in := range rep.Inspectors {
+		seen[in.Name]++
+	}
+	for _, in := range rep.Inspectors {
+		name := in.Name
+		if seen[name] > 1 {
+			name += "（…" + in.InspectorID[max(0, len(in.InspectorID)-4):] + "）"
+		}
 		pct := 1.0
 		if in.Visits.Required > 0 {
 			pct = (in.Visits.Required - in.Visits.Missing) / in.Visits.Required
 		}
-		v.InspectorRows = append(v.InspectorRows, dashRow{Name: in.Name, Percent: num(float64(int(pct*1000+0.5))/10) + "%", Cells: []dashCell{
+		v.InspectorRows = append(v.InspectorRows, dashRow{Name: name, Percent: num(float64(int(pct*1000+0.5))/10) + "%", Cells: []dashCell{
 			{Done: strconv.Itoa(len(in.SchoolIDs))},
 			cell(q, "inspector", in.InspectorID, "visits", in.Visits, true),
 			cell(q, "inspector", in.InspectorID, "visit_days", in.VisitDays, true),
@@ -252,7 +261,7 @@ func (s *Server) handleDashboard(c *fiber.Ctx) error {
 		} else if len(ch.Series) == 0 {
 			points = 0
 		}
-		v.Charts = append(v.Charts, dashChart{Name: d.ChartNames[i], Title: ch.Title, Points: points, SVG: template.HTML(inlineSVG(svg))}) // #nosec G203 -- chart.Render escapes every text it writes
+		v.Charts = append(v.Charts, dashChart{Name: d.ChartNames[i], Period: d.ChartPeriods[i], Title: ch.Title, Points: points, SVG: template.HTML(inlineSVG(svg))}) // #nosec G203 -- chart.Render escapes every text it writes
 	}
 	export := func(ledger, format string) string {
 		u := url.Values{"period": {q.Period}, "format": {format}}
@@ -279,7 +288,7 @@ func (s *Server) handleDashboardSource(c *fiber.Ctx) error {
 	ctx, p := c.UserContext(), principalOf(c)
 	q := dashQuery(c, s.deps.Reports.Now())
 	row, id, count := strings.Clone(c.Query("row")), strings.Clone(c.Query("id")), strings.Clone(c.Query("count"))
-	d, err := s.deps.Reports.Dashboard(ctx, p, q)
+	d, err := s.deps.Reports.Dashboard(ctx, p, q, "")
 	if err != nil {
 		return s.consoleError(c, statusOf(err), err)
 	}
@@ -306,6 +315,9 @@ func (s *Server) handleDashboardSource(c *fiber.Ctx) error {
 		}
 		rows = append(rows, r)
 	}
+	slices.SortStableFunc(rows, func(a, b sourceRow) int {
+		return strings.Compare(a.Date+a.School+a.ID, b.Date+b.School+b.ID)
+	})
 	back := url.Values{"period": {q.Period}}
 	if q.Zone != "" {
 		back.Set("zone", q.Zone)

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"context"
+	"time"
 
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/reports/chart"
@@ -16,8 +17,10 @@ type Dashboard struct {
 	Report *Report
 	// Charts, in the order of the Charts list.
 	Charts []chart.Chart
-	// ChartNames are the charts' names (Charts), index for index.
-	ChartNames []string
+	// ChartNames are the charts' names (Charts), and ChartPeriods the
+	// period each was computed for (the label ParsePeriod reads), index
+	// for index.
+	ChartNames, ChartPeriods []string
 	// Zones are the zones of the schools the principal may see (id →
 	// name), for a zone filter.
 	Zones map[string]string
@@ -35,8 +38,11 @@ type RecordRef struct {
 }
 
 // Dashboard computes the dashboard for a principal, period and filter,
-// with the same checks as Quotas.
-func (s *Service) Dashboard(ctx context.Context, p server.Principal, q Query) (*Dashboard, error) {
+// with the same checks as Quotas. The charts over time (hazards, overdue,
+// visits by month) cover trend, a longer period ending with the
+// report's (for a month, the six months to it: see Trend); "" is the
+// report's period.
+func (s *Service) Dashboard(ctx context.Context, p server.Principal, q Query, trend string) (*Dashboard, error) {
 	f := Filter{Zone: q.Zone, School: q.School, Inspector: q.Inspector}
 	schools, err := s.scope(ctx, p, &f)
 	if err != nil {
@@ -51,13 +57,24 @@ func (s *Service) Dashboard(ctx context.Context, p server.Principal, q Query) (*
 		return nil, err
 	}
 	d := &Dashboard{Report: Compute(c, period, f), Zones: map[string]string{}, Records: map[string]RecordRef{}}
+	over := period
+	if trend != "" {
+		if over, err = ParsePeriod(trend, c.Quotas); err != nil {
+			return nil, err
+		}
+	}
 	for _, name := range Charts {
-		ch, err := BuildChart(c, name, period, f)
+		pp := period
+		if name != ChartCompletionZones && name != ChartCompletionInspectors {
+			pp = over
+		}
+		ch, err := BuildChart(c, name, pp, f)
 		if err != nil {
 			return nil, err
 		}
 		d.Charts = append(d.Charts, ch)
 		d.ChartNames = append(d.ChartNames, name)
+		d.ChartPeriods = append(d.ChartPeriods, pp.Label)
 	}
 	for _, sc := range c.inScope(Filter{}) {
 		if sc.ZoneID != "" {
@@ -74,6 +91,17 @@ func (s *Service) Dashboard(ctx context.Context, p server.Principal, q Query) (*
 		d.Records[h.ID] = RecordRef{ID: h.ID, Kind: "hazard", SchoolID: h.SchoolID, Date: h.Found, Label: h.Title}
 	}
 	return d, nil
+}
+
+// Trend returns the period the dashboard's charts over time cover for a
+// report's period: for a month (2026-11), the six months to it as a
+// range (2026-06-01..2026-11-30); any other period itself.
+func Trend(period string) string {
+	t, err := time.Parse("2006-01", period)
+	if err != nil || len(period) != 7 {
+		return period
+	}
+	return t.AddDate(0, -5, 0).Format(time.DateOnly) + ".." + t.AddDate(0, 1, -1).Format(time.DateOnly)
 }
 
 // SchoolName is a school's name in the county the dashboard read.
