@@ -178,14 +178,19 @@ func TestDashboard(t *testing.T) {
 			Declared int
 			Series   map[string][]float64
 		}
-		VisitsLink   string
-		SourceDone   string
-		SourceLinks  int
-		RecordStatus int
-		RecordTitle  string
-		PageBytes    int
-		XLSXName     string
-		CSVName      string
+		VisitsLink    string
+		SourceDone    string
+		SourceLinks   int
+		RecordStatus  int
+		RecordTitle   string
+		PageBytes     int
+		XLSXName      string
+		CSVName       string
+		ConsoleErrors []string
+		Axe           []struct {
+			ID, Impact, Help string
+			Nodes            []string
+		}
 	}
 	browsertest.RunAs(t, "console", "internal/consoletest/testdata/dashboard.js", input, &out)
 
@@ -236,6 +241,12 @@ func TestDashboard(t *testing.T) {
 	}
 	if out.RecordStatus != http.StatusOK {
 		t.Errorf("a counted visit's page answered %d (%s)", out.RecordStatus, out.RecordTitle)
+	}
+	for _, e := range out.ConsoleErrors {
+		t.Errorf("the browser's console: %s", e)
+	}
+	for _, v := range out.Axe {
+		t.Errorf("accessibility (axe, WCAG A/AA): %s (%s): %s at %v", v.ID, v.Impact, v.Help, v.Nodes)
 	}
 	if out.PageBytes <= 0 || out.PageBytes > 200<<10 {
 		t.Errorf("the dashboard weighs %d bytes, want under 200 KB", out.PageBytes)

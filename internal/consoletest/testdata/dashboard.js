@@ -14,6 +14,11 @@ h.main(async ({ input, browser }) => {
   ctx.setDefaultTimeout(60000);
   const page = await ctx.newPage();
   const bytes = {};
+  // What the browser complains about (a CSP violation, a failed asset).
+  out.ConsoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) out.ConsoleErrors.push(m.text()); });
+  // A failed load, with its address (the console has no favicon: not ours).
+  page.on('response', (r) => { if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) out.ConsoleErrors.push(`${r.status()} ${r.url()}`); });
   page.on('response', async (r) => {
     if (r.request().resourceType() === 'document' || r.url().includes('/console/static/')) {
       const b = await r.body().catch(() => Buffer.alloc(0));
@@ -52,6 +57,15 @@ h.main(async ({ input, browser }) => {
   log('charts', JSON.stringify(Object.fromEntries(Object.entries(out.Charts).map(([k, v]) => [k, v.Points]))));
   check(Object.keys(out.Charts).length === 6, 'six charts');
   await page.screenshot({ path: path.join(process.env.BROWSERTEST_ARTIFACTS, 'dashboard.png'), fullPage: true });
+  // axe is injected as a script, which the console's CSP forbids: it
+  // audits the same page in a context of the same session that bypasses
+  // CSP (the page itself ran under the CSP above).
+  const audit = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: 'zh-CN', bypassCSP: true, storageState: await ctx.storageState() });
+  const ap = await audit.newPage();
+  await ap.goto(page.url());
+  out.Axe = await h.axe(ap);
+  await audit.close();
+  log('axe', JSON.stringify(out.Axe));
 
   // Downloads through the session.
   for (const [sel, key, file] of [['#dl-hazards-xlsx', 'XLSXName', input.xlsx], ['#dl-hazards-csv', 'CSVName', input.csv]]) {
