@@ -65,6 +65,8 @@ type AuditStore interface {
 	AuditRange(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
 	// AuditOf returns the entries of a record, by Seq.
 	AuditOf(ctx context.Context, recordID string) ([]AuditEntry, error)
+	// AuditBy returns the last limit entries of a person, newest first.
+	AuditBy(ctx context.Context, actor string, limit int) ([]AuditEntry, error)
 }
 
 // Audit appends to and verifies the audit log.
@@ -196,4 +198,31 @@ func ChangeEntries(ctx context.Context, states []*syncproto.Record) []AuditEntry
 		out = append(out, e)
 	}
 	return out
+}
+
+// AuditOfPerson returns what a person did (newest first, at most limit
+// entries) in the scopes p may see: decisions and accepted changes.
+func (d *Desk) AuditOfPerson(ctx context.Context, p Principal, actor string, limit int) ([]AuditEntry, error) {
+	if actingRole(p) == "" {
+		return nil, syncproto.Errorf(syncproto.EFORBIDDEN, "只有督导室人员可以查看人员的审计记录。Only the office sees a person's audit trail.")
+	}
+	entries, err := d.Audit.Store.AuditBy(ctx, actor, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := entries[:0]
+	for _, e := range entries {
+		if e.Scope == RefScope || e.Scope == "" {
+			out = append(out, e)
+			continue
+		}
+		ok, err := d.Access.CanSeeSchool(ctx, p, e.Scope)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -651,7 +652,7 @@ func TestDeskReviewVisit(t *testing.T) {
 		ph.w.Now = d.now
 		id := uuid.Must(uuid.NewV7())
 		r := &syncproto.Record{ID: id, Kind: "visit", SchoolID: deskSchool, CreatedAt: d.now, CreatedBy: ph.p.UserID}
-		r, _ = syncproto.Set(r, "visit_date", jsonOf(t, "2026-11-20"), ph.w)
+		r, _ = syncproto.Set(r, "visit_date", jsonOf(t, d.now.In(syncproto.ChinaTime).Format(time.DateOnly)), ph.w)
 		r, _ = syncproto.Set(r, "summary", jsonOf(t, "课堂秩序良好"), ph.w)
 		d.push(t, ph.p, r, syncproto.Vector{})
 		d.pull(t, ph, id)
@@ -671,6 +672,26 @@ func TestDeskReviewVisit(t *testing.T) {
 		}
 		if got := state(); got != server.ReviewSubmitted {
 			t.Fatalf("new visit: %s", got)
+		}
+		// The same day at the school: a lesson observation and a hazard.
+		lo := &syncproto.Record{ID: uuid.Must(uuid.NewV7()), Kind: "lesson_observation", SchoolID: deskSchool, CreatedAt: d.now, CreatedBy: ph.p.UserID}
+		lo, _ = syncproto.Set(lo, "subject", jsonOf(t, "数学"), ph.w)
+		lo, _ = syncproto.Set(lo, "total_score", jsonOf(t, 86), ph.w)
+		lo, _ = syncproto.Set(lo, "grade_band", jsonOf(t, "良好"), ph.w)
+		d.push(t, ph.p, lo, syncproto.Vector{})
+		d.report(t, ph, "实验室灭火器缺失", "medium")
+		if day, err := d.desk.VisitDay(t.Context(), server.Principal{}, r); err != nil || len(day) != 0 {
+			t.Errorf("VisitDay for someone without a scope: %v items, %v", len(day), err)
+		}
+		vrec, _ := d.syncer.Record(t.Context(), deskSchool, id)
+		day, err := d.desk.VisitDay(t.Context(), reviewer, vrec)
+		var got []string
+		for _, it := range day {
+			got = append(got, it.Kind+":"+it.Title+":"+it.Detail)
+		}
+		slices.Sort(got)
+		if err != nil || strings.Join(got, " | ") != "hazard:实验室灭火器缺失:已上报 | lesson_observation:数学:总分 86 良好" {
+			t.Errorf("the visit's day: %q %v", got, err)
 		}
 		if _, err := d.desk.Review(ctx, reviewer, deskSchool, id, server.ReviewReturned, ""); syncproto.ErrorCode(err) != syncproto.EINVALID {
 			t.Errorf("returned without a comment: %v", err)

@@ -102,6 +102,7 @@ type RecordRow struct {
 type RecordFilter struct {
 	AllSchools  bool
 	Schools     []string
+	School      string // one school (within the scope)
 	Kind        string
 	ReviewState string
 	Limit       int

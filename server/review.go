@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -156,3 +157,54 @@ var reviewNames = map[string]string{ReviewSubmitted: "已提交", ReviewReturned
 
 // ReviewNames are the review states in Chinese.
 func ReviewNames() map[string]string { return reviewNames }
+
+// DayItem is one record made at a school on a visit's day.
+type DayItem struct {
+	ID, Kind, Title, Detail string
+	Hazard                  bool
+}
+
+// VisitDay returns what was recorded at a visit's school on the visit's
+// day (the visit_date, or the day it was made, in China) besides the
+// visit: lesson observations with their rubric total and band,
+// questionnaires, monthly forms, and the hazards reported.
+func (d *Desk) VisitDay(ctx context.Context, p Principal, visit *syncproto.Record) ([]DayItem, error) {
+	day := str(visit, "visit_date")
+	if day == "" {
+		day = visit.CreatedAt.In(syncproto.ChinaTime).Format(time.DateOnly)
+	}
+	f, err := d.Filter(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	sameDay := func(t time.Time) bool { return t.In(syncproto.ChinaTime).Format(time.DateOnly) == day }
+	rows, err := d.Read.Records(ctx, RecordFilter{AllSchools: f.AllSchools, Schools: f.Schools, School: visit.SchoolID, Limit: 500})
+	if err != nil {
+		return nil, err
+	}
+	var out []DayItem
+	for _, r := range rows {
+		if r.ID == visit.ID.String() || !sameDay(r.CreatedAt) {
+			continue
+		}
+		it := DayItem{ID: r.ID, Kind: r.Kind, Title: r.Title}
+		if r.Kind == "lesson_observation" {
+			if rec, err := d.Sync.Record(ctx, r.SchoolID, uuidOrNil(r.ID)); err == nil {
+				it.Title = strings.TrimSpace(str(rec, "subject") + " " + str(rec, "topic") + " " + str(rec, "teacher_name"))
+				it.Detail = strings.TrimSpace(fmt.Sprintf("总分 %s %s", rec.Value("total_score"), str(rec, "grade_band")))
+			}
+		}
+		out = append(out, it)
+	}
+	f.School, f.Limit = visit.SchoolID, 500
+	hz, err := d.Read.Hazards(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hz {
+		if sameDay(h.ReportedAt) {
+			out = append(out, DayItem{ID: h.ID, Kind: "hazard", Title: h.Title, Detail: StatusNames[h.Status], Hazard: true})
+		}
+	}
+	return out, nil
+}

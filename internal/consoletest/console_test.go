@@ -151,6 +151,7 @@ func TestOfficeConsole(t *testing.T) {
 		CookieVisibleToScript bool
 		QueueBytes            int
 		DetailBytes           int
+		Violations            []map[string]any
 	}
 	run("a", &a)
 	if !strings.Contains(a.RowText, "宿舍楼配电箱电线裸露") || a.ReportedCount < 1 {
@@ -166,6 +167,9 @@ func TestOfficeConsole(t *testing.T) {
 		t.Fatalf("confirm %+v, notice %+v", a.Confirm, a.Notice)
 	}
 	t.Logf("page weight: queue %d bytes, detail with its assets %d bytes (before photos)", a.QueueBytes, a.DetailBytes)
+	if len(a.Violations) > 0 {
+		t.Errorf("axe-core found WCAG A/AA violations on the queue and detail pages: %v", a.Violations)
+	}
 
 	// The phone pulls and sees the notice; the school fixes it; the
 	// inspector reports the rectification with an after photo.

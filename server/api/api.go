@@ -138,13 +138,13 @@ type Deps struct {
 	// Metrics, when set, counts and times every request and is served at
 	// /metrics (metrics.go).
 	Metrics *metrics.Metrics
+	// Reports computes quotas, monthly forms and ledgers (reports.go).
+	Reports *reports.Service
 	// Accounts, Desk and Audit are the office console (console.go):
 	// sign-in, the hazard desk and the audit log.
 	Accounts *server.Accounts
 	Desk     *server.Desk
 	Audit    *server.Audit
-	// Reports computes quotas, monthly forms and ledgers (reports.go).
-	Reports *reports.Service
 }
 
 // Server is the HTTP server. Create it with NewServer.
@@ -235,14 +235,14 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	if deps.Metrics != nil {
 		s.routesMetrics()
 	}
+	if deps.Reports != nil {
+		s.routesReports()
+	}
 	if deps.Accounts != nil {
 		s.routesAccounts()
 		if deps.Desk != nil && deps.Sync != nil {
 			s.routesConsole()
 		}
-	}
-	if deps.Reports != nil {
-		s.routesReports()
 	}
 	// Every body a route accepts fits in the budget, and in one
 	// principal's share of it, half (body.go holds one byte more than the

@@ -49,6 +49,7 @@ import (
 //	GET  /console/conflicts                         the conflict inbox
 //	POST /console/conflicts/resolve                 choose a version or write a new value
 //	GET  /console/reports                           the dashboard (dashboard.go)
+//	GET  /console/audit?actor=ID                    what a person did (the audit log)
 //	GET  /console/static/*                          the embedded assets
 
 //go:embed consoleui
@@ -81,6 +82,7 @@ func (s *Server) routesConsole() {
 	g.Get("/records/:school/:id", s.handleRecord)
 	g.Post("/records/:school/:id/review", s.body(consoleForm), s.consoleCSRF, s.handleReview)
 	g.Get("/conflicts", s.handleConflicts)
+	g.Get("/audit", s.handlePersonAudit)
 	g.Post("/conflicts/resolve", s.body(consoleForm), s.consoleCSRF, s.handleConsoleResolve)
 	s.routesDashboard(g)
 }
@@ -1000,8 +1002,15 @@ func (s *Server) recordPage(c *fiber.Ctx, status int, school, id string, pg page
 	if pg.Title == "" {
 		pg = s.basePage(c, kindNames[rec.Kind])
 	}
+	var day []server.DayItem
+	if rec.Kind == "visit" {
+		if day, err = s.deps.Desk.VisitDay(ctx, p, rec); err != nil {
+			return err
+		}
+	}
 	data := struct {
 		page
+		Day     []server.DayItem
 		Rec     *syncproto.Record
 		Title   string
 		Review  server.ReviewState
@@ -1009,7 +1018,7 @@ func (s *Server) recordPage(c *fiber.Ctx, status int, school, id string, pg page
 		Fields2 map[string]string
 		CanAct  bool
 		Comment string
-	}{pg, rec, title, server.FoldReview(rec), fields, pg.Fields, p.Has(server.RoleOfficeReviewer) || p.Has(server.RoleOfficeHead), comment}
+	}{pg, day, rec, title, server.FoldReview(rec), fields, pg.Fields, p.Has(server.RoleOfficeReviewer) || p.Has(server.RoleOfficeHead), comment}
 	return s.render(c, status, "record", data, consoleFuncs(names))
 }
 
@@ -1045,4 +1054,35 @@ func (s *Server) handleReview(c *fiber.Ctx) error {
 		return s.recordPage(c, statusOf(err), school, id, pg, f.Get("comment"))
 	}
 	return c.Redirect("/console/records/"+url.PathEscape(school)+"/"+url.PathEscape(id)+"?done=1", http.StatusSeeOther)
+}
+
+// handlePersonAudit handles "GET /console/audit?actor=ID": a person's
+// decisions and accepted changes, newest first, in the account's scope.
+func (s *Server) handlePersonAudit(c *fiber.Ctx) error {
+	ctx, p := c.UserContext(), principalOf(c)
+	actor := strings.Clone(c.Query("actor"))
+	if actor == "" || len(actor) > 100 {
+		return s.consoleError(c, http.StatusBadRequest, syncproto.FieldError("请指定人员。Say whose trail.", map[string]string{"actor": "required"}))
+	}
+	entries, err := s.deps.Desk.AuditOfPerson(ctx, p, actor, 500)
+	if err != nil {
+		return s.consoleError(c, statusOf(err), err)
+	}
+	names := map[string]string{}
+	for _, e := range entries {
+		if e.ActorName != "" {
+			names[e.Actor] = e.ActorName
+		}
+	}
+	if _, ok := names[actor]; !ok {
+		if acc, err := s.deps.Accounts.Store.Account(ctx, actor); err == nil {
+			names[actor] = acc.Name
+		}
+	}
+	data := struct {
+		page
+		Actor   string
+		Entries []server.AuditEntry
+	}{s.basePage(c, "审计记录"), actor, entries}
+	return s.render(c, http.StatusOK, "audit", data, consoleFuncs(names))
 }

@@ -123,7 +123,7 @@ func (cs *consoleStack) seedHazard(t *testing.T, school, zone string) (string, s
 	hz, _ = syncproto.Set(hz, "title", []byte(`"楼梯扶手松动"`), w)
 	hz, _ = syncproto.Set(hz, "severity", []byte(`"medium"`), w)
 	vi := &syncproto.Record{ID: uuid.Must(uuid.NewV7()), Kind: "visit", SchoolID: school, CreatedAt: w.Now, CreatedBy: "u1"}
-	vi, _ = syncproto.Set(vi, "visit_date", []byte(`"2026-11-20"`), w)
+	vi, _ = syncproto.Set(vi, "visit_date", []byte(`"`+w.Now.In(syncproto.ChinaTime).Format(time.DateOnly)+`"`), w)
 	req := syncproto.PushRequest{Protocol: syncproto.ProtocolVersion, DeviceID: w.Replica, BatchID: uuid.Must(uuid.NewV7()),
 		Changes: []syncproto.Change{{OpID: uuid.Must(uuid.NewV7()), Record: sc}, {OpID: uuid.Must(uuid.NewV7()), Record: hz},
 			{OpID: uuid.Must(uuid.NewV7()), Record: vi}}}
@@ -201,6 +201,7 @@ func TestConsoleAuthorization(t *testing.T) {
 			{"password page", http.MethodGet, "/console/password", nil},
 			{"conflicts", http.MethodGet, "/console/conflicts", nil},
 			{"records", http.MethodGet, "/console/records", nil},
+			{"audit of a person", http.MethodGet, "/console/audit?actor=admin", nil},
 			{"record in", http.MethodGet, "/console/records/" + consoleSchool + "/" + visitIn, nil},
 			{"record out", http.MethodGet, "/console/records/" + consoleOther + "/" + visitOut, nil},
 			{"comment in", http.MethodPost, "/console/records/" + consoleSchool + "/" + visitIn + "/review", func(b browser) url.Values {
@@ -220,19 +221,20 @@ func TestConsoleAuthorization(t *testing.T) {
 			}},
 		}
 		want := map[string]map[string]int{
-			"queue":           {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"detail in":       {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"detail out":      {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
-			"act in":          {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
-			"act out":         {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
-			"password page":   {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"conflicts":       {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"resolve unknown": {"inspector": 403, "reviewer": 404, "head": 404, "admin": 404, "anonymous": 401},
-			"records":         {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"record in":       {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
-			"record out":      {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
-			"comment in":      {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
-			"comment out":     {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
+			"queue":             {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"detail in":         {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"detail out":        {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
+			"act in":            {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
+			"act out":           {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
+			"password page":     {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"conflicts":         {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"resolve unknown":   {"inspector": 403, "reviewer": 404, "head": 404, "admin": 404, "anonymous": 401},
+			"records":           {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"audit of a person": {"inspector": 403, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"record in":         {"inspector": 200, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"record out":        {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
+			"comment in":        {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
+			"comment out":       {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
 			// The dashboard is the office's: the reports service's checks
 			// (an inspector's console account sees none; a scoped account
 			// its own schools).
@@ -265,6 +267,16 @@ func TestConsoleAuthorization(t *testing.T) {
 		_, _, body := cs.send(t, browsers["inspector"], http.MethodGet, "/console/hazards", nil)
 		if !strings.Contains(body, in) || strings.Contains(body, out) {
 			t.Errorf("the inspector's queue shows the wrong hazards")
+		}
+		// A person's trail: the admin token's seeding, in scope only.
+		_, _, body = cs.send(t, browsers["head"], http.MethodGet, "/console/audit?actor=admin", nil)
+		if !strings.Contains(body, short(in)) || strings.Contains(body, short(out)) {
+			t.Errorf("the head's view of the admin token's trail shows the wrong records")
+		}
+		// A visit's page shows what was recorded at the school that day.
+		_, _, body = cs.send(t, browsers["reviewer"], http.MethodGet, "/console/records/"+consoleSchool+"/"+visitIn, nil)
+		if !strings.Contains(body, "当日在校记录") || !strings.Contains(body, "/console/hazards/"+in) {
+			t.Errorf("the visit page does not list the day's hazard:\n%.3000s", body)
 		}
 		_, _, body = cs.send(t, browsers["inspector"], http.MethodGet, "/console/records", nil)
 		if !strings.Contains(body, visitIn) || strings.Contains(body, visitOut) {

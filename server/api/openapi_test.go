@@ -53,10 +53,10 @@ func serverWithAllDeps(t *testing.T) *Server {
 		Sync:    &server.Syncer{},
 		Forms:   &server.Forms{},
 		Media:   &media.Service{},
+		Reports: &reports.Service{},
 		// The console's JSON routes; its HTML pages (Desk) are not
 		// part of the JSON API.
 		Accounts: &server.Accounts{},
-		Reports:  &reports.Service{},
 	})
 	return s
 }

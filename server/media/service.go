@@ -124,7 +124,7 @@ func DefaultConfig() Config {
 		// PNG 768 MiB, which is refused.
 		ThumbMaxDecodeBytes: 192 << 20,
 		ThumbJobTimeout:     time.Minute,
-		ThumbMaxUnfinished:  2,
+		ThumbMaxUnfinished:  3,
 		PollInterval:        2 * time.Second,
 		StagingTTL:          7 * 24 * time.Hour,
 		SweepInterval:       time.Hour,

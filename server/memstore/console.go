@@ -367,6 +367,7 @@ func (s *ConsoleStore) Records(_ context.Context, f server.RecordFilter) ([]serv
 	for _, r := range s.records {
 		switch {
 		case !f.AllSchools && !slices.Contains(f.Schools, r.SchoolID),
+			f.School != "" && r.SchoolID != f.School,
 			f.Kind != "" && r.Kind != f.Kind,
 			f.ReviewState != "" && r.ReviewState != f.ReviewState:
 			continue
@@ -385,3 +386,16 @@ func (s *ConsoleStore) Records(_ context.Context, f server.RecordFilter) ([]serv
 // RecountSchools implements server.ReadModelStore: the in-memory store
 // counts from its rows on every call.
 func (s *ConsoleStore) RecountSchools(context.Context, []string) error { return nil }
+
+// AuditBy implements server.AuditStore.
+func (s *ConsoleStore) AuditBy(_ context.Context, actor string, limit int) ([]server.AuditEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []server.AuditEntry
+	for i := len(s.audit) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
+		if s.audit[i].Actor == actor {
+			out = append(out, s.audit[i])
+		}
+	}
+	return out, nil
+}

@@ -60,6 +60,7 @@ func (s *ConsoleStore) EnsureIndexes(ctx context.Context) error {
 		AuditCollection: {
 			{Keys: bson.D{{Key: "key", Value: 1}}, Options: options.Index().SetUnique(true)},
 			{Keys: bson.D{{Key: "record_id", Value: 1}}},
+			{Keys: bson.D{{Key: "actor", Value: 1}}},
 		},
 		HazardViewCollection: {
 			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "reported_at", Value: -1}}},
@@ -67,6 +68,7 @@ func (s *ConsoleStore) EnsureIndexes(ctx context.Context) error {
 			{Keys: bson.D{{Key: "zone_id", Value: 1}, {Key: "status", Value: 1}}},
 			{Keys: bson.D{{Key: "severity", Value: 1}, {Key: "status", Value: 1}}},
 			{Keys: bson.D{{Key: "reported_at", Value: -1}}},
+			{Keys: bson.D{{Key: "reported_month", Value: 1}, {Key: "status", Value: 1}}},
 		},
 		SchoolViewCollection:   {{Keys: bson.D{{Key: "zone_id", Value: 1}}}},
 		SchoolCountsCollection: {{Keys: bson.D{{Key: "zone_id", Value: 1}}}},
@@ -337,6 +339,27 @@ func (s *ConsoleStore) AuditRange(ctx context.Context, after int64, limit int) (
 	return s.audits(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}}, limit)
 }
 
+// AuditBy implements server.AuditStore.
+func (s *ConsoleStore) AuditBy(ctx context.Context, actor string, limit int) ([]server.AuditEntry, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: -1}})
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	cur, err := s.db.Collection(AuditCollection).Find(ctx, bson.D{{Key: "actor", Value: actor}}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: audit of %s: %w", actor, err)
+	}
+	var docs []auditDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: audit of %s: %w", actor, err)
+	}
+	out := make([]server.AuditEntry, len(docs))
+	for i, d := range docs {
+		out[i] = d.entry()
+	}
+	return out, nil
+}
+
 // AuditOf implements server.AuditStore.
 func (s *ConsoleStore) AuditOf(ctx context.Context, recordID string) ([]server.AuditEntry, error) {
 	return s.audits(ctx, bson.D{{Key: "record_id", Value: recordID}}, 0)
@@ -359,12 +382,17 @@ type hazardDoc struct {
 	Photos       int       `bson:"photos"`
 	Events       int       `bson:"events"`
 	Rev          int64     `bson:"rev"`
+	// ReportedMonth (YYYY-MM in China) lets the newest-first queue read
+	// one month at a time with an equality, instead of sorting the whole
+	// collection (FerretDB sorts what the filter returns, in memory).
+	ReportedMonth string `bson:"reported_month"`
 }
 
 // PutHazard implements server.ReadModelStore: a replace of the row whose
 // rev is lower, or an insert; a duplicate means a newer row is stored.
 func (s *ConsoleStore) PutHazard(ctx context.Context, h server.HazardRow) error {
-	doc := hazardDoc(h)
+	doc := hazardDoc{h.ID, h.SchoolID, h.ZoneID, h.Title, h.Category, h.Severity, h.SeverityRank, h.Status, h.Deadline,
+		h.NeedsReview, h.Author, h.ReportedAt, h.UpdatedAt, h.Photos, h.Events, h.Rev, ReportedMonth(h.ReportedAt)}
 	_, err := s.db.Collection(HazardViewCollection).ReplaceOne(ctx,
 		bson.D{{Key: "_id", Value: h.ID}, {Key: "rev", Value: bson.D{{Key: "$lte", Value: h.Rev}}}}, doc, options.Replace().SetUpsert(true))
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
@@ -397,7 +425,9 @@ func (s *ConsoleStore) Hazard(ctx context.Context, id string) (server.HazardRow,
 }
 
 func (d hazardDoc) row() server.HazardRow {
-	r := server.HazardRow(d)
+	r := server.HazardRow{ID: d.ID, SchoolID: d.SchoolID, ZoneID: d.ZoneID, Title: d.Title, Category: d.Category, Severity: d.Severity,
+		SeverityRank: d.SeverityRank, Status: d.Status, Deadline: d.Deadline, NeedsReview: d.NeedsReview, Author: d.Author,
+		ReportedAt: d.ReportedAt, UpdatedAt: d.UpdatedAt, Photos: d.Photos, Events: d.Events, Rev: d.Rev}
 	r.ReportedAt, r.UpdatedAt = r.ReportedAt.UTC(), r.UpdatedAt.UTC()
 	return r
 }
@@ -444,17 +474,68 @@ func hazardFilter(f server.HazardFilter, withStatus bool) bson.D {
 	return q
 }
 
-// Hazards implements server.ReadModelStore.
+// ReportedMonth is the month bucket of a report time: YYYY-MM in China.
+func ReportedMonth(t time.Time) string { return t.In(syncproto.ChinaTime).Format("2006-01") }
+
+// monthsBack bounds how far back the month-by-month reading of a broad
+// newest-first queue goes (five years); older hazards are found with a
+// school or a status filter.
+const monthsBack = 60
+
+// Hazards implements server.ReadModelStore. A narrow filter (a school) is
+// one query. A broad newest-first one reads month by month, newest first,
+// each month an equality (and for overdue one equality per status that
+// can be overdue), until the page is full: FerretDB then sorts a month's
+// rows, never the whole collection.
 func (s *ConsoleStore) Hazards(ctx context.Context, f server.HazardFilter) ([]server.HazardRow, error) {
-	sort := bson.D{{Key: "reported_at", Value: -1}, {Key: "_id", Value: 1}}
-	if f.Sort == "urgent" {
-		sort = bson.D{{Key: "severity_rank", Value: -1}, {Key: "deadline", Value: 1}, {Key: "_id", Value: 1}}
-	}
 	limit := f.Limit
 	if limit <= 0 || limit > 500 {
 		limit = 100
 	}
-	cur, err := s.db.Collection(HazardViewCollection).Find(ctx, hazardFilter(f, true), options.Find().SetSort(sort).SetLimit(int64(limit)))
+	if f.Sort == "urgent" || f.School != "" {
+		sort := bson.D{{Key: "reported_at", Value: -1}, {Key: "_id", Value: 1}}
+		if f.Sort == "urgent" {
+			sort = bson.D{{Key: "severity_rank", Value: -1}, {Key: "deadline", Value: 1}, {Key: "_id", Value: 1}}
+		}
+		return s.findHazards(ctx, hazardFilter(f, true), sort, limit)
+	}
+	statuses := []string{f.Status}
+	if f.Overdue && f.Status == "" {
+		statuses = server.OverdueStatuses()
+	}
+	now := time.Now()
+	if f.Today != "" {
+		if t, err := time.ParseInLocation(time.DateOnly, f.Today, syncproto.ChinaTime); err == nil {
+			now = t
+		}
+	}
+	var out []server.HazardRow
+	for m := -1; m < monthsBack && len(out) < limit; m++ { // from next month: phone clocks run ahead
+		month := ReportedMonth(time.Date(now.Year(), now.Month()-time.Month(m), 1, 12, 0, 0, 0, syncproto.ChinaTime))
+		var rows []server.HazardRow
+		for _, st := range statuses {
+			g := f
+			g.Status, g.Overdue = st, f.Overdue
+			q := append(bson.D{{Key: "reported_month", Value: month}}, hazardFilter(g, true)...)
+			got, err := s.findHazards(ctx, q, bson.D{{Key: "reported_at", Value: -1}, {Key: "_id", Value: 1}}, limit-len(out))
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, got...)
+		}
+		slices.SortFunc(rows, func(a, b server.HazardRow) int {
+			if c := b.ReportedAt.Compare(a.ReportedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		out = append(out, rows[:min(len(rows), limit-len(out))]...)
+	}
+	return out, nil
+}
+
+func (s *ConsoleStore) findHazards(ctx context.Context, q, sort bson.D, limit int) ([]server.HazardRow, error) {
+	cur, err := s.db.Collection(HazardViewCollection).Find(ctx, q, options.Find().SetSort(sort).SetLimit(int64(limit)))
 	if err != nil {
 		return nil, fmt.Errorf("mongo: hazards: %w", err)
 	}
@@ -652,6 +733,9 @@ func (s *ConsoleStore) Records(ctx context.Context, f server.RecordFilter) ([]se
 	}
 	if f.Kind != "" {
 		q = append(q, bson.E{Key: "kind", Value: f.Kind})
+	}
+	if f.School != "" {
+		q = append(q, bson.E{Key: "school_id", Value: f.School})
 	}
 	if !f.AllSchools {
 		schools := f.Schools

@@ -80,6 +80,7 @@ func queueOnce(b *testing.B) {
 				{Key: "status", Value: statuses[rng.IntN(len(statuses))]}, {Key: "deadline", Value: reported.AddDate(0, 0, 30).Format(time.DateOnly)},
 				{Key: "needs_review", Value: false}, {Key: "reported_at", Value: reported.UTC()}, {Key: "updated_at", Value: reported.UTC()},
 				{Key: "photos", Value: 2}, {Key: "events", Value: 3}, {Key: "rev", Value: int64(3)},
+				{Key: "reported_month", Value: servermongo.ReportedMonth(reported)},
 			})
 		}
 		if _, err := coll.InsertMany(ctx, batch); err != nil {

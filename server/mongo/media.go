@@ -61,6 +61,55 @@ func (s *MediaStore) EnsureIndexes(ctx context.Context) error {
 	if _, err := s.photos.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "referenced", Value: 1}}}); err != nil {
 		return mediaErr("media_photos index", err)
 	}
+	return s.migrate(ctx)
+}
+
+// legacyHolder marks the photos stored before uploads had holders.
+const legacyHolder = "legacy"
+
+// migrate brings documents written before records were kept per school
+// and photos per holder to the current shape, once (every start looks,
+// and finds nothing after the first):
+//
+//   - a media record keyed by its record id alone is keyed by (school,
+//     record id);
+//   - a complete photo without holders gets the holder "legacy", and the
+//     schools whose records referred to it then are vouched for: what
+//     people could see before stays visible, and a school that refers to
+//     it later is not.
+func (s *MediaStore) migrate(ctx context.Context) error {
+	cur, err := s.records.Find(ctx, bson.D{{Key: "record_id", Value: nil}})
+	if err != nil {
+		return mediaErr("find old media records", err)
+	}
+	var recs []mediaRecordDoc
+	if err := cur.All(ctx, &recs); err != nil {
+		return mediaErr("read old media records", err)
+	}
+	for _, d := range recs {
+		old := d.ID
+		d.RecordID, d.ID = old, recordDocID(d.SchoolID, old)
+		if _, err := s.records.InsertOne(ctx, d); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return mediaErr("migrate media record "+old, err)
+		}
+		if _, err := s.records.DeleteOne(ctx, bson.D{{Key: "_id", Value: old}}); err != nil {
+			return mediaErr("migrate media record "+old, err)
+		}
+	}
+	cur, err = s.photos.Find(ctx, bson.D{{Key: "state", Value: media.StateComplete}, {Key: "holders", Value: nil}})
+	if err != nil {
+		return mediaErr("find old photos", err)
+	}
+	var photos []mediaPhotoDoc
+	if err := cur.All(ctx, &photos); err != nil {
+		return mediaErr("read old photos", err)
+	}
+	for _, d := range photos {
+		set := bson.D{{Key: "holders", Value: []string{legacyHolder}}, {Key: "vouched", Value: d.Schools}, {Key: "referenced", Value: len(d.Schools) > 0}}
+		if _, err := s.photos.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, bson.D{{Key: "$set", Value: set}}); err != nil {
+			return mediaErr("migrate photo "+d.ID, err)
+		}
+	}
 	return nil
 }
 

@@ -14,7 +14,11 @@
 //     sending at 64 KiB/s until it is answered or cut off;
 //  2. 30 gzip bodies of 32 KB that inflate to 32 MiB, without a token;
 //  3. 60 bodies of 1 MiB trickling at 100 bytes/s, with a device token;
-//  4. the gzip bodies of 2 with a device token.
+//  4. the gzip bodies of 2 with a device token;
+//  5. hostile photos uploaded with a device token, for the thumbnail
+//     workers: an 8192×8192 16-bit PNG (0.5 MB sent, 768 MiB decoded), a
+//     JPEG whose EXIF Orientation has count 0x80000001, and one whose
+//     IFDs point at each other. It runs first, its peak being small.
 //
 // The attack with the largest peak comes last: Go returns freed memory to
 // the system over minutes, so an attack's peak includes what the attacks
@@ -69,6 +73,7 @@ type Config struct {
 	ServerPID  int
 	Duration   time.Duration // of each attack
 	Attacks    []int         // numbers of the attacks to run, in order
+	PNGSide    int           // width and height of attack 5's PNG
 	Slow       int           // connections of the slow-body attacks
 	Bombs      int           // concurrent gzip bodies
 	Announce   int64         // body length the slow attackers announce
@@ -97,7 +102,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.AdminToken, "admin-token", m.Getenv("FIELDSYNC_ADMIN_TOKEN"), "admin token, to enroll the honest phone and the attacker's device ($FIELDSYNC_ADMIN_TOKEN)")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "pid of the server process, whose memory is measured")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "how long each attack lasts")
-	fs.StringVar(&attacks, "attacks", "1,2,3,4", "attacks to run, by number, in order")
+	fs.StringVar(&attacks, "attacks", "5,1,2,3,4", "attacks to run, by number, in order")
+	fs.IntVar(&c.PNGSide, "png-side", 8192, "width and height of attack 5's 16-bit PNG")
 	fs.IntVar(&c.Slow, "slow", 60, "connections of the slow-body attacks")
 	fs.IntVar(&c.Bombs, "bombs", 30, "gzip bodies sent at once")
 	fs.StringVar(&announce, "announce", "32MiB", "body length the slow attackers announce")
@@ -128,8 +134,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if !c.Fake && (c.Server == "" || c.AdminToken == "") {
 		return errors.New("--server and --admin-token are required (or --fake)")
 	}
-	if c.Slow < 1 || c.Bombs < 1 || c.Duration <= 0 {
-		return errors.New("--slow, --bombs and --duration must be positive")
+	if c.Slow < 1 || c.Bombs < 1 || c.Duration <= 0 || c.PNGSide < 1 {
+		return errors.New("--slow, --bombs, --duration and --png-side must be positive")
 	}
 	rows, err := run(ctx, c, m.Stderr)
 	m.Rows = rows

@@ -46,6 +46,8 @@ type env struct {
 	host  string // host:port of the server
 	token string // a device token of the attacker
 	bomb  []byte // gzip body inflating to c.BombSize
+	// photos are the hostile photos of attack 5
+	photos *hostilePhotos
 }
 
 // attack is one kind of hostile traffic: run sends it until ctx is done.
@@ -87,7 +89,23 @@ var attackList = []attack{
 			workers(ctx, e.c.Bombs, func() { gzipBody(ctx, e, e.token, t) })
 		},
 	},
+	{
+		name: func(c Config) string {
+			return fmt.Sprintf("5. hostile photos (%d×%d 16-bit PNG, EXIF count 0x80000001, cyclic IFDs), %d uploaders, device token",
+				c.PNGSide, c.PNGSide, photoUploaders)
+		},
+		run: func(ctx context.Context, e *env, t *tally) {
+			var wg sync.WaitGroup
+			for w := range photoUploaders {
+				wg.Go(func() { uploadHostilePhotos(ctx, e, w, t) })
+			}
+			wg.Wait()
+		},
+	},
 }
+
+// photoUploaders is how many uploaders attack 5 runs.
+const photoUploaders = 3
 
 // workers runs n copies of f until they return.
 func workers(ctx context.Context, n int, f func()) {
@@ -348,6 +366,11 @@ func run(ctx context.Context, c Config, log io.Writer) ([]Row, error) {
 	e.host = u.Host
 	if e.bomb, err = gzipOfZeros(c.BombSize); err != nil {
 		return nil, err
+	}
+	if slices.Contains(c.Attacks, 5) {
+		if e.photos, err = newHostilePhotos(c.PNGSide); err != nil {
+			return nil, err
+		}
 	}
 
 	dir, err := os.MkdirTemp("", "fieldbudget-")

@@ -191,9 +191,9 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Forms:   svc.forms,
 		App:     app,
 		Metrics: mets,
+		Reports: svc.reports,
 
 		Accounts: svc.accounts, Desk: svc.desk, Audit: svc.audit,
-		Reports: svc.reports,
 	}, logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -23,10 +23,10 @@ type services struct {
 	blobs       *media.Breaker // around MinIO
 	forms       *server.Forms
 	maintenance *server.Maintenance
+	reports     *reports.Service
 	accounts    *server.Accounts
 	desk        *server.Desk
 	audit       *server.Audit
-	reports     *reports.Service
 }
 
 // wire builds the services on the open database and the MinIO store (which
@@ -80,5 +80,5 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, store *servermini
 	rep := reports.NewService(syncStore, devStore, access, syncer, syncer.Replica)
 	rep.Photos = func(p server.Principal) reports.PhotoSource { return reports.MediaThumbs(med, nil, p) }
 	return &services{devices: devices, sync: syncer, media: med, blobs: breaker, forms: server.NewForms(syncer, validator, syncer.Replica), maintenance: maint,
-		accounts: accounts, desk: desk, audit: audit, reports: rep}, nil
+		reports: rep, accounts: accounts, desk: desk, audit: audit}, nil
 }
