@@ -23,39 +23,43 @@ import (
 //
 //   - an 8192×8192 PNG of 16-bit RGBA pixels, all zero: about 0.5 MB sent,
 //     768 MiB once decoded (it cost 520 MB of RSS, kept);
+//   - the same of 16-bit grey pixels: 128 MiB decoded, within the server's
+//     decode budget, so it is decoded (and its memory must stay bounded);
 //   - a JPEG whose EXIF Orientation tag has count 0x80000001 (goexif
 //     allocated 17 GB for it);
 //   - a JPEG whose two IFDs point at each other (goexif looped).
 type hostilePhotos struct {
-	pngHead []byte // signature, IHDR, IDAT
-	jpegs   [][]byte
+	pngHeads [][]byte // signature, IHDR, IDAT
+	jpegs    [][]byte
 }
 
 // newHostilePhotos makes them; side is the PNG's width and height.
 func newHostilePhotos(side int) (*hostilePhotos, error) {
 	h := &hostilePhotos{}
-	var png bytes.Buffer
-	png.WriteString("\x89PNG\r\n\x1a\n")
-	ihdr := binary.BigEndian.AppendUint32(nil, uint32(side))
-	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(side))
-	ihdr = append(ihdr, 16, 6, 0, 0, 0) // 16 bits a sample, RGBA
-	pngChunk(&png, "IHDR", ihdr)
-	var idat bytes.Buffer
-	zw, err := zlib.NewWriterLevel(&idat, zlib.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	row := make([]byte, 1+side*8) // filter byte 0, then zero pixels
-	for range side {
-		if _, err := zw.Write(row); err != nil {
+	for _, c := range []struct{ colorType, bytesPerPixel byte }{{6, 8}, {0, 2}} { // 16-bit RGBA, 16-bit grey
+		var png bytes.Buffer
+		png.WriteString("\x89PNG\r\n\x1a\n")
+		ihdr := binary.BigEndian.AppendUint32(nil, uint32(side))
+		ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(side))
+		ihdr = append(ihdr, 16, c.colorType, 0, 0, 0) // 16 bits a sample
+		pngChunk(&png, "IHDR", ihdr)
+		var idat bytes.Buffer
+		zw, err := zlib.NewWriterLevel(&idat, zlib.BestCompression)
+		if err != nil {
 			return nil, err
 		}
+		row := make([]byte, 1+side*int(c.bytesPerPixel)) // filter byte 0, then zero pixels
+		for range side {
+			if _, err := zw.Write(row); err != nil {
+				return nil, err
+			}
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		pngChunk(&png, "IDAT", idat.Bytes())
+		h.pngHeads = append(h.pngHeads, png.Bytes())
 	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	pngChunk(&png, "IDAT", idat.Bytes())
-	h.pngHead = png.Bytes()
 
 	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
 	for i := range img.Pix {
@@ -110,15 +114,15 @@ func cyclicTIFF() []byte {
 // photo returns the i-th hostile photo and its content type.
 func (h *hostilePhotos) photo(i int) ([]byte, string) {
 	n := []byte(strconv.Itoa(i))
-	switch kind := i % (1 + len(h.jpegs)); kind {
-	case 0:
+	switch kind := i % (len(h.pngHeads) + len(h.jpegs)); {
+	case kind < len(h.pngHeads):
 		var b bytes.Buffer
-		b.Write(h.pngHead)
+		b.Write(h.pngHeads[kind])
 		pngChunk(&b, "tEXt", append([]byte("n\x00"), n...))
 		pngChunk(&b, "IEND", nil)
 		return b.Bytes(), "image/png"
 	default:
-		j := h.jpegs[kind-1]
+		j := h.jpegs[kind-len(h.pngHeads)]
 		com := []byte{0xFF, 0xFE}
 		com = binary.BigEndian.AppendUint16(com, uint16(len(n)+2))
 		out := append(append(append([]byte{}, j[:2]...), append(com, n...)...), j[2:]...)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/server/media"
 	serverminio "github.com/fieldsync/fieldsync/server/minio"
 	servermongo "github.com/fieldsync/fieldsync/server/mongo"
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -53,6 +54,20 @@ type Config struct {
 	TombstoneRetention time.Duration // FIELDSYNC_TOMBSTONE_RETENTION
 	MaintenancePeriod  time.Duration // FIELDSYNC_MAINTENANCE_PERIOD
 
+	// Memory. MemoryLimit is the Go runtime's soft memory limit
+	// (FIELDSYNC_MEMORY_LIMIT; 0 is none; GOMEMLIMIT, when set, wins):
+	// the collector runs harder as the heap nears it, so garbage of one
+	// large photo decode or request body is freed before the next, and
+	// the process's peak stays near the limit instead of twice what is
+	// live. ThumbDecodeBudget is media.Config.ThumbMaxDecodeBytes
+	// (FIELDSYNC_THUMB_DECODE_BUDGET), UploadQuota media.Config.DeviceQuota
+	// (FIELDSYNC_UPLOAD_QUOTA), UnreferencedPhotoTTL
+	// media.Config.UnreferencedTTL (FIELDSYNC_UNREFERENCED_PHOTO_TTL).
+	MemoryLimit          int64
+	ThumbDecodeBudget    int64
+	UploadQuota          int64
+	UnreferencedPhotoTTL time.Duration
+
 	// ShowVersion is set by the -version flag: print the version and exit.
 	ShowVersion bool
 }
@@ -77,6 +92,11 @@ func DefaultConfig() Config {
 		JournalRetention:   server.DefaultJournalRetention,
 		TombstoneRetention: server.DefaultTombstoneRetention,
 		MaintenancePeriod:  server.DefaultMaintenancePeriod,
+
+		MemoryLimit:          256 << 20,
+		ThumbDecodeBudget:    media.DefaultConfig().ThumbMaxDecodeBytes,
+		UploadQuota:          media.DefaultConfig().DeviceQuota,
+		UnreferencedPhotoTTL: media.DefaultConfig().UnreferencedTTL,
 	}
 }
 
@@ -92,9 +112,10 @@ var maintenanceVars = map[string]string{
 // served by the store (servermongo.MaxRecordBytes); a pull page holds
 // at least one record, and is held in memory while it is sent.
 const (
-	minRecordBytes = 1 << 10
-	minPullBytes   = 64 << 10
-	maxPullBytes   = 256 << 20
+	minDecodeBudget = 16 << 20
+	minRecordBytes  = 1 << 10
+	minPullBytes    = 64 << 10
+	maxPullBytes    = 256 << 20
 )
 
 // envVars documents every variable Load reads, for -h and the README.
@@ -122,6 +143,10 @@ var envVars = []struct{ Name, Default, Help string }{
 	{"FIELDSYNC_JOURNAL_RETENTION", "90d", "how long a push's answer is kept for exactly-once (e.g. 120d, 2880h); at least 90d, how long a phone may stay offline"},
 	{"FIELDSYNC_TOMBSTONE_RETENTION", "180d", "how long deleted records are remembered; more than FIELDSYNC_JOURNAL_RETENTION"},
 	{"FIELDSYNC_MAINTENANCE_PERIOD", "6h", "how often one process forgets the journal past its retention and compacts the change log (1m to 7d)"},
+	{"FIELDSYNC_MEMORY_LIMIT", "256MiB", "the Go runtime's soft memory limit (0 for none; GOMEMLIMIT, if set, wins); at least FIELDSYNC_BODY_BUDGET plus FIELDSYNC_THUMB_DECODE_BUDGET"},
+	{"FIELDSYNC_THUMB_DECODE_BUDGET", "192MiB", "decoded pixels a process holds at once while making thumbnails (bit depth counted); a larger photo is kept without thumbnails"},
+	{"FIELDSYNC_UPLOAD_QUOTA", "512MiB", "bytes one device may hold in unfinished uploads and in photos no record refers to; beyond it 413"},
+	{"FIELDSYNC_UNREFERENCED_PHOTO_TTL", "7d", "how long a photo no record refers to is kept before it is removed"},
 }
 
 // Load reads the configuration from getenv and then args (flags), and
@@ -235,6 +260,10 @@ func (c *Config) Load(args []string, getenv func(string) string) error {
 	}
 	size("FIELDSYNC_MAX_RECORD_BYTES", &c.MaxRecordBytes)
 	size("FIELDSYNC_MAX_PULL_BYTES", &c.MaxPullBytes)
+	size("FIELDSYNC_MEMORY_LIMIT", &c.MemoryLimit)
+	size("FIELDSYNC_THUMB_DECODE_BUDGET", &c.ThumbDecodeBudget)
+	size("FIELDSYNC_UPLOAD_QUOTA", &c.UploadQuota)
+	duration("FIELDSYNC_UNREFERENCED_PHOTO_TTL", &c.UnreferencedPhotoTTL)
 	duration("FIELDSYNC_JOURNAL_RETENTION", &c.JournalRetention)
 	duration("FIELDSYNC_TOMBSTONE_RETENTION", &c.TombstoneRetention)
 	duration("FIELDSYNC_MAINTENANCE_PERIOD", &c.MaintenancePeriod)
@@ -329,6 +358,21 @@ func (c *Config) validate() error {
 		bad("FIELDSYNC_MAX_PULL_BYTES", "%d bytes is not between %s and %s", c.MaxPullBytes, formatBytes(minPullBytes), formatBytes(maxPullBytes))
 	case c.MaxPullBytes < c.MaxRecordBytes:
 		bad("FIELDSYNC_MAX_PULL_BYTES", "%d bytes is less than FIELDSYNC_MAX_RECORD_BYTES (%d bytes): a page must hold the largest record", c.MaxPullBytes, c.MaxRecordBytes)
+	}
+	if c.ThumbDecodeBudget < minDecodeBudget || c.ThumbDecodeBudget > 1<<40 {
+		bad("FIELDSYNC_THUMB_DECODE_BUDGET", "%d bytes is not between %s and 1TiB (a phone's 1600-pixel photo takes about 10MiB)", c.ThumbDecodeBudget, formatBytes(minDecodeBudget))
+	}
+	if need := c.BodyBudget + c.ThumbDecodeBudget; c.MemoryLimit != 0 && c.MemoryLimit < need {
+		bad("FIELDSYNC_MEMORY_LIMIT", "%d bytes is less than FIELDSYNC_BODY_BUDGET plus FIELDSYNC_THUMB_DECODE_BUDGET (%s): the collector would run without pause under load; raise it or set 0 for none", c.MemoryLimit, formatBytes(need))
+	}
+	if c.MemoryLimit < 0 {
+		bad("FIELDSYNC_MEMORY_LIMIT", "must not be negative")
+	}
+	if c.UploadQuota < 1<<20 {
+		bad("FIELDSYNC_UPLOAD_QUOTA", "%d bytes is less than 1MiB: no photo would fit", c.UploadQuota)
+	}
+	if c.UnreferencedPhotoTTL < time.Hour {
+		bad("FIELDSYNC_UNREFERENCED_PHOTO_TTL", "%s is less than 1h: a phone's photo could be removed before the record naming it arrives", c.UnreferencedPhotoTTL)
 	}
 	if err := c.Maintenance(nil).Check(); err != nil {
 		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {

@@ -76,6 +76,10 @@ func TestConfigLoad(t *testing.T) {
 				"FIELDSYNC_JOURNAL_RETENTION", "120d",
 				"FIELDSYNC_TOMBSTONE_RETENTION", "8760h",
 				"FIELDSYNC_MAINTENANCE_PERIOD", "30m",
+				"FIELDSYNC_MEMORY_LIMIT", "1GiB",
+				"FIELDSYNC_THUMB_DECODE_BUDGET", "96MiB",
+				"FIELDSYNC_UPLOAD_QUOTA", "1GiB",
+				"FIELDSYNC_UNREFERENCED_PHOTO_TTL", "3d",
 			),
 			want: func(c *Config) {
 				c.Addr = "0.0.0.0:9999"
@@ -96,6 +100,10 @@ func TestConfigLoad(t *testing.T) {
 				c.JournalRetention = 120 * day
 				c.TombstoneRetention = 365 * day
 				c.MaintenancePeriod = 30 * time.Minute
+				c.MemoryLimit = 1 << 30
+				c.ThumbDecodeBudget = 96 << 20
+				c.UploadQuota = 1 << 30
+				c.UnreferencedPhotoTTL = 3 * day
 			},
 		},
 		{name: "BodyLimitInBytes", getenv: env("FIELDSYNC_BODY_LIMIT", "4194304"), want: func(c *Config) { c.BodyLimit = 4 << 20 }},
@@ -116,6 +124,19 @@ func TestConfigLoad(t *testing.T) {
 		{name: "PageSmallerThanRecord", getenv: env("FIELDSYNC_MAX_PULL_BYTES", "1MiB"),
 			wantErr: []string{"FIELDSYNC_MAX_PULL_BYTES:", "largest record"}},
 		{name: "PageTooLarge", getenv: env("FIELDSYNC_MAX_PULL_BYTES", "1GiB"), wantErr: []string{"FIELDSYNC_MAX_PULL_BYTES:", "between 64KiB and 256MiB"}},
+
+		// Memory and photos.
+		{name: "NoMemoryLimit", getenv: env("FIELDSYNC_MEMORY_LIMIT", "0"), want: func(c *Config) { c.MemoryLimit = 0 }},
+		{name: "MemoryLimitBelowBudgets", getenv: env("FIELDSYNC_MEMORY_LIMIT", "128MiB"),
+			wantErr: []string{"FIELDSYNC_MEMORY_LIMIT:", "FIELDSYNC_BODY_BUDGET plus FIELDSYNC_THUMB_DECODE_BUDGET (256MiB)"}},
+		{name: "LargerDecodeBudgetNeedsLimit", getenv: env("FIELDSYNC_THUMB_DECODE_BUDGET", "512MiB"),
+			wantErr: []string{"FIELDSYNC_MEMORY_LIMIT:", "(576MiB)"}},
+		{name: "LargerDecodeBudget", getenv: env("FIELDSYNC_THUMB_DECODE_BUDGET", "512MiB", "FIELDSYNC_MEMORY_LIMIT", "1GiB"),
+			want: func(c *Config) { c.ThumbDecodeBudget, c.MemoryLimit = 512<<20, 1<<30 }},
+		{name: "TinyDecodeBudget", getenv: env("FIELDSYNC_THUMB_DECODE_BUDGET", "1MiB"), wantErr: []string{"FIELDSYNC_THUMB_DECODE_BUDGET:", "between 16MiB"}},
+		{name: "BadMemoryLimit", getenv: env("FIELDSYNC_MEMORY_LIMIT", "lots"), wantErr: []string{"FIELDSYNC_MEMORY_LIMIT:", "not a size"}},
+		{name: "TinyUploadQuota", getenv: env("FIELDSYNC_UPLOAD_QUOTA", "4KiB"), wantErr: []string{"FIELDSYNC_UPLOAD_QUOTA:", "no photo would fit"}},
+		{name: "ShortPhotoTTL", getenv: env("FIELDSYNC_UNREFERENCED_PHOTO_TTL", "10m"), wantErr: []string{"FIELDSYNC_UNREFERENCED_PHOTO_TTL:", "less than 1h"}},
 
 		// The maintenance.
 		{name: "JournalInHours", getenv: env("FIELDSYNC_JOURNAL_RETENTION", "2400h"), want: func(c *Config) { c.JournalRetention = 100 * day }},

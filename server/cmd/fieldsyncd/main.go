@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -57,11 +58,16 @@ type Main struct {
 	// server accepts connections. Tests bind 127.0.0.1:0 and learn the
 	// port here.
 	OnListen func(addr net.Addr)
+
+	// SetMemoryLimit applies FIELDSYNC_MEMORY_LIMIT (debug.SetMemoryLimit
+	// in the real process). Nil leaves the runtime alone: tests run the
+	// server inside the test process, whose memory is not the server's.
+	SetMemoryLimit func(limit int64) int64
 }
 
 // NewMain returns a Main writing to the process's stdout and stderr.
 func NewMain() *Main {
-	return &Main{Stdout: os.Stdout, Stderr: os.Stderr}
+	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, SetMemoryLimit: debug.SetMemoryLimit}
 }
 
 // configError marks errors in the configuration (exit code 2).
@@ -91,6 +97,13 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 		return nil
 	}
 	logger := slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	switch {
+	case getenv("GOMEMLIMIT") != "":
+		logger.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", getenv("GOMEMLIMIT"))
+	case m.SetMemoryLimit != nil && cfg.MemoryLimit > 0:
+		m.SetMemoryLimit(cfg.MemoryLimit)
+		logger.Info("memory limit", "bytes", cfg.MemoryLimit)
+	}
 	err := m.run(ctx, cfg, logger)
 	if err != nil && ctx.Err() != nil {
 		logger.Info("stopped during start-up", "reason", err.Error())

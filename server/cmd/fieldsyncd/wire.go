@@ -56,7 +56,8 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, store *servermini
 	// (503) and one call every few seconds checks whether it is back,
 	// creating the bucket if the server is new.
 	breaker := media.NewBreaker(blobs, media.BreakerConfig{Probe: store.EnsureBucket}, logger)
-	med := media.New(breaker, mediaStore, access, media.Config{}, logger)
+	med := media.New(breaker, mediaStore, access, media.Config{ThumbMaxDecodeBytes: cfg.ThumbDecodeBudget,
+		DeviceQuota: cfg.UploadQuota, UnreferencedTTL: cfg.UnreferencedPhotoTTL}, logger)
 
 	// Each process writes conflict resolutions as its own replica: two
 	// processes sharing one replica id could make two different versions
