@@ -263,6 +263,19 @@ func TestConsoleAuthorization(t *testing.T) {
 		if _, _, body := cs.send(t, browsers["reviewer"], http.MethodGet, "/console/reports?period=2024-10", nil); !strings.Contains(body, "<svg") || !strings.Contains(body, `class="point"`) || !strings.Contains(body, `href="/console/reports"`) {
 			t.Errorf("the dashboard has no charts with data points, or no nav link:\n%.500s", body)
 		}
+		for _, tc := range []struct {
+			query  string
+			status int
+			text   string
+		}{
+			{"period=2024-2025-1", http.StatusOK, "2024-09-01 至 2025-01-31"},
+			{"period=2024-13", http.StatusBadRequest, "a month is YYYY-MM"},
+			{"period=2024-10&zone=nonsense", http.StatusBadRequest, "must be an id (UUID)"},
+		} {
+			if status, _, body := cs.send(t, browsers["reviewer"], http.MethodGet, "/console/reports?"+tc.query, nil); status != tc.status || !strings.Contains(body, tc.text) {
+				t.Errorf("dashboard ?%s = %d, want %d with %q\n%.300s", tc.query, status, tc.status, tc.text, body)
+			}
+		}
 		// The queue shows only what is in scope.
 		_, _, body := cs.send(t, browsers["inspector"], http.MethodGet, "/console/hazards", nil)
 		if !strings.Contains(body, in) || strings.Contains(body, out) {

@@ -201,6 +201,14 @@ func (s *Server) handleDashboard(c *fiber.Ctx) error {
 	ctx, p := c.UserContext(), principalOf(c)
 	q := dashQuery(c, s.deps.Reports.Now())
 	d, err := s.deps.Reports.Dashboard(ctx, p, q, reports.Trend(q.Period))
+	var bad *syncproto.Error
+	if errors.As(err, &bad) && bad.Code == syncproto.EINVALID {
+		// A bad filter: the form again, with what is wrong.
+		v := dashView{page: s.basePage(c, "报表"), Period: q.Period, Zone: q.Zone, Periods: periodOptions(s.deps.Reports.Now(), q.Period),
+			Zones: []dashOption{{Value: "", Label: "全部责任区 All zones", On: true}}}
+		v.Error, v.Fields = bad.Message, bad.Fields
+		return s.render(c, http.StatusBadRequest, "reports", v, nil)
+	}
 	if err != nil {
 		return s.consoleError(c, statusOf(err), err)
 	}
