@@ -37,6 +37,8 @@ bench: ## Run the benchmarks against throwaway servers
 	else \
 		echo "no benchmarks yet"; \
 	fi
+	@# fieldsync against raw FerretDB and pouchdb-server on the same realistic records (BENCH_RECORDS=, BENCH_SCHOOLS=, BENCH_SCHOOL_MODES=)
+	server/cmd/fieldbench/bench.sh
 	@# mobile: 1,000 simulated phones against fieldsyncd on the test stack (PHONES=, CONCURRENCY= to change)
 	mobile/cmd/fieldload/bench.sh
 	@# hostile traffic against fieldsyncd: peak RSS per attack while a phone syncs

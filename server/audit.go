@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/fieldsync/fieldsync/syncproto"
@@ -67,12 +69,22 @@ type AuditStore interface {
 	AuditOf(ctx context.Context, recordID string) ([]AuditEntry, error)
 	// AuditBy returns the last limit entries of a person, newest first.
 	AuditBy(ctx context.Context, actor string, limit int) ([]AuditEntry, error)
+
+	// AddPending stores entries not chained yet (an entry whose Key is
+	// pending already is kept as it is); Pending returns up to limit of
+	// them, oldest first (At, then Key); DeletePending removes them.
+	AddPending(ctx context.Context, entries []AuditEntry) error
+	Pending(ctx context.Context, limit int) ([]AuditEntry, error)
+	DeletePending(ctx context.Context, keys []string) error
 }
 
 // Audit appends to and verifies the audit log.
 type Audit struct {
 	Store AuditStore
 	Now   func() time.Time
+	// Deferred puts entries in the pending collection for Run to chain,
+	// off the push path (fieldsyncd); without it Append chains at once.
+	Deferred bool
 }
 
 // hashOf returns the hex sha256 of the entry's content and Prev.
@@ -84,9 +96,71 @@ func hashOf(e AuditEntry) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Append logs entries (their Seq, Prev and Hash are set here), skipping
-// those whose Key is already logged.
+// Append logs entries. With Deferred, they are put in the pending
+// collection (one insert, no contention: a push never waits for the
+// chain) and Run links them into the chain within a second; otherwise
+// they are chained at once.
 func (a *Audit) Append(ctx context.Context, entries []AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	now := a.Now().UTC().Truncate(time.Millisecond)
+	for i := range entries {
+		if entries[i].At.IsZero() {
+			entries[i].At = now
+		}
+	}
+	if !a.Deferred {
+		return a.chain(ctx, entries)
+	}
+	return a.Store.AddPending(ctx, entries)
+}
+
+// Run links pending entries into the chain every period until ctx is
+// done. Several processes may run it: they race for entry numbers, and
+// the loser retries.
+func (a *Audit) Run(ctx context.Context, period time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			n, err := a.ChainPending(ctx, 500)
+			if err != nil && ctx.Err() == nil {
+				logger.Warn("audit: chaining pending entries", "error", err.Error())
+			}
+			if err != nil || n < 500 {
+				break
+			}
+		}
+	}
+}
+
+// ChainPending links up to limit pending entries (oldest first) into the
+// chain, removes them from the pending collection and returns how many
+// it took.
+func (a *Audit) ChainPending(ctx context.Context, limit int) (int, error) {
+	pending, err := a.Store.Pending(ctx, limit)
+	if err != nil || len(pending) == 0 {
+		return 0, err
+	}
+	if err := a.chain(ctx, slices.Clone(pending)); err != nil {
+		return 0, err
+	}
+	keys := make([]string, len(pending))
+	for i, e := range pending {
+		keys[i] = e.Key
+	}
+	return len(pending), a.Store.DeletePending(ctx, keys)
+}
+
+// chain appends entries to the chain (their Seq, Prev and Hash are set
+// here), skipping those whose Key is already chained.
+func (a *Audit) chain(ctx context.Context, entries []AuditEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}

@@ -523,6 +523,26 @@ func TestAuditTamper(t *testing.T) {
 		if err != nil || !rep.OK || rep.Checked != 5 {
 			t.Fatalf("intact: %+v %v", rep, err)
 		}
+		// Deferred, as fieldsyncd runs it: entries wait in the pending
+		// collection (a retried push's entry once) until ChainPending.
+		deferred := &server.Audit{Store: st.Console, Now: time.Now, Deferred: true}
+		for range 2 {
+			if err := deferred.Append(t.Context(), []server.AuditEntry{{Key: "p1", Actor: "u", Action: "change"}, {Key: "p2", Actor: "u", Action: "change"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rep, _ := a.Verify(t.Context()); rep.Checked != 5 {
+			t.Errorf("pending entries are in the chain already: %+v", rep)
+		}
+		if n, err := deferred.ChainPending(t.Context(), 500); err != nil || n != 2 {
+			t.Errorf("ChainPending: %d %v, want 2", n, err)
+		}
+		if n, err := deferred.ChainPending(t.Context(), 500); err != nil || n != 0 {
+			t.Errorf("ChainPending again: %d %v, want 0", n, err)
+		}
+		if rep, err := a.Verify(t.Context()); err != nil || !rep.OK || rep.Checked != 7 {
+			t.Fatalf("after chaining: %+v %v", rep, err)
+		}
 		switch s := st.Console.(type) {
 		case interface{ TamperAudit(int64, string) }:
 			s.TamperAudit(3, "changed afterwards")

@@ -294,6 +294,15 @@ type SyncStore interface {
 	Compact(ctx context.Context, scope string, opt CompactOptions) (CompactResult, error)
 }
 
+// PullPlanner is an optional interface of a SyncStore that can read
+// what a pull needs to know of many scopes in one query instead of one
+// per scope. Pull calls PlanPull once per call with the scopes it may
+// read, and passes the context it returns to Changes: what Changes then
+// takes from it must be as good as reading it at the time of PlanPull.
+type PullPlanner interface {
+	PlanPull(ctx context.Context, scopes []string) (context.Context, error)
+}
+
 // SyncService is what the HTTP layer calls for /v1/sync/* and the review
 // APIs. Callers authenticate (the principal comes from the request's
 // credentials, never from its body); the service authorizes, through

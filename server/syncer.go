@@ -113,8 +113,9 @@ type group struct {
 	idx      []int // request indexes of the changes folded in
 	delta    *syncproto.Record
 	base     syncproto.Vector
-	replayed bool // every change folded in was applied before (same op id and digest)
-	again    bool // … by another batch: reported duplicate if it changes nothing
+	wire     int64 // the size of the changes folded in, as encoded (0: unknown)
+	replayed bool  // every change folded in was applied before (same op id and digest)
+	again    bool  // … by another batch: reported duplicate if it changes nothing
 
 	stored *syncproto.Record // the current state, on the slow path
 	state  *syncproto.Record // the state to insert
@@ -155,9 +156,10 @@ func (s *Syncer) Push(ctx context.Context, p Principal, req syncproto.PushReques
 		lookup <- found{b, err}
 	}()
 	digests := make([]string, len(req.Changes))
+	sizes := make([]int, len(req.Changes))
 	// The digests are the batch's main CPU work; the database waits
 	// meanwhile.
-	_ = parallel.Do(len(req.Changes), func(i int) error { digests[i] = req.Changes[i].Digest(); return nil })
+	_ = parallel.Do(len(req.Changes), func(i int) error { digests[i], sizes[i] = req.Changes[i].DigestSize(); return nil })
 	bd := BatchDigest(req, digests)
 
 	// A batch answered before gets the same answer, and nothing is written.
@@ -236,6 +238,11 @@ func (s *Syncer) Push(ctx context.Context, p Principal, req syncproto.PushReques
 	}
 
 	groups := s.fold(req, valid, replayed, again, reject, now)
+	for _, gr := range groups {
+		for _, i := range gr.idx {
+			gr.wire += int64(sizes[i])
+		}
+	}
 	if err := s.apply(ctx, p, groups, now); err != nil {
 		return syncproto.PushResponse{}, err
 	}
@@ -403,6 +410,28 @@ func (s *Syncer) tooLarge(r *syncproto.Record) *syncproto.Error {
 	return nil
 }
 
+// tooLargeNew is tooLarge for the state of a new record made of the
+// group's changes, without encoding it when its changes are known to be
+// small enough: the state holds what the changes held (their encoding
+// bounds it, op ids and bases included) plus the server's stamps (an
+// arrival time per item and on the record, the revision, a flag).
+func (s *Syncer) tooLargeNew(gr *group, st *syncproto.Record) *syncproto.Error {
+	if max := s.Limits.MaxRecordBytes; gr.wire > 0 && max > 0 {
+		items := 0
+		for _, it := range st.Items {
+			items += len(it)
+		}
+		if gr.wire+stampBytes*int64(items+2) <= max {
+			return nil
+		}
+	}
+	return s.tooLarge(st)
+}
+
+// stampBytes bounds what one server stamp adds to a record's encoding
+// (`,"server_received_at":"2006-01-02T15:04:05.000Z"` is 48 bytes).
+const stampBytes = 96
+
 func (s *Syncer) validate(ctx context.Context, r *syncproto.Record) *syncproto.Error {
 	if s.Validator == nil {
 		return nil
@@ -450,7 +479,7 @@ func (s *Syncer) write(ctx context.Context, p Principal, groups []*group, now ti
 		}
 		st := *syncproto.StampArrival(nil, gr.delta, now)
 		st.Rev = 1
-		if e := s.tooLarge(&st); e != nil {
+		if e := s.tooLargeNew(gr, &st); e != nil {
 			gr.done, gr.err = true, e
 			continue
 		}
@@ -705,6 +734,11 @@ func (s *Syncer) pull(ctx context.Context, scopes []string, req syncproto.PullRe
 	if err := s.checkHorizons(ctx, want, cur); err != nil {
 		return syncproto.PullResponse{}, err
 	}
+	if pp, ok := s.Store.(PullPlanner); ok {
+		if ctx, err = pp.PlanPull(ctx, want); err != nil {
+			return syncproto.PullResponse{}, err
+		}
+	}
 
 	next := syncproto.Cursor{Epoch: epoch, Pos: map[string]int64{}}
 	for _, sc := range allowed {
@@ -718,24 +752,69 @@ func (s *Syncer) pull(ctx context.Context, scopes []string, req syncproto.PullRe
 	if bytes <= 0 {
 		bytes = DefaultSyncLimits().MaxPullBytes
 	}
-	for _, sc := range want {
+	// Start at the scope where the last page stopped, and wrap around:
+	// every scope is still read on every call until the page is full, but
+	// a phone catching up on many schools reads each one once, not all
+	// those before it again on every page.
+	order := want
+	if k, _ := slices.BinarySearch(want, cur.Next); cur.Next != "" && k < len(want) {
+		order = append(slices.Clone(want[k:]), want[:k]...)
+	}
+	// The scopes are read a window at a time, concurrently, each with the
+	// whole remaining budget; the pages are then taken in order. Most
+	// scopes of a phone that sees many schools hold nothing new, and
+	// those reads are round trips that need not wait for one another. A
+	// page that no longer fits what the pages before it left is read
+	// again with the exact budget, so the answer is the one reading the
+	// scopes one after another gives. The window starts at one scope and
+	// doubles while the scopes read fill less than a quarter of what was
+	// left, up to pullWindow: a phone catching up on a few full schools
+	// reads no page in vain, and memory stays within pullWindow pages.
+	window := 1
+	pages := make([]ChangesPage, pullWindow)
+	errs := make([]error, pullWindow)
+pages:
+	for i := 0; i < len(order); {
 		budget := limit - len(recs)
 		if budget <= 0 || bytes <= 0 {
-			more = true
+			more, next.Next = true, order[i]
 			break
 		}
-		page, err := s.Store.Changes(ctx, sc, cur.Pos[sc], budget, bytes)
-		if err != nil {
-			return syncproto.PullResponse{}, err
+		w := order[i:min(i+window, len(order))]
+		i += len(w)
+		took := len(recs)
+		_ = parallel.Bounded(len(w), len(w), func(j int) error {
+			pages[j], errs[j] = s.Store.Changes(ctx, w[j], cur.Pos[w[j]], budget, bytes)
+			return nil
+		})
+		for j, sc := range w {
+			if errs[j] != nil {
+				return syncproto.PullResponse{}, errs[j]
+			}
+			budget := limit - len(recs)
+			if budget <= 0 || bytes <= 0 {
+				more, next.Next = true, sc
+				break pages
+			}
+			page := pages[j]
+			if len(page.Records) > budget || page.Bytes > bytes {
+				var err error
+				if page, err = s.Store.Changes(ctx, sc, cur.Pos[sc], budget, bytes); err != nil {
+					return syncproto.PullResponse{}, err
+				}
+			}
+			bytes -= page.Bytes
+			recs = append(recs, page.Records...)
+			if page.Pos > 0 {
+				next.Pos[sc] = page.Pos
+			}
+			if page.More {
+				more, next.Next = true, sc
+				break pages
+			}
 		}
-		bytes -= page.Bytes
-		recs = append(recs, page.Records...)
-		if page.Pos > 0 {
-			next.Pos[sc] = page.Pos
-		}
-		if page.More {
-			more = true
-			break
+		if window = 1; 4*(len(recs)-took) < budget {
+			window = min(2*len(w), pullWindow)
 		}
 	}
 	// A compaction that raised a horizon while we read may have purged a
@@ -751,11 +830,21 @@ func (s *Syncer) pull(ctx context.Context, scopes []string, req syncproto.PullRe
 	}, nil
 }
 
+// pullWindow bounds the scopes a pull reads at once (see pull).
+const pullWindow = 8
+
 func (s *Syncer) checkHorizons(ctx context.Context, scopes []string, cur syncproto.Cursor) error {
-	if len(cur.Pos) == 0 || len(scopes) == 0 {
+	// Only scopes the cursor has a position in can be below a horizon.
+	var held []string
+	for _, sc := range scopes {
+		if cur.Pos[sc] > 0 {
+			held = append(held, sc)
+		}
+	}
+	if len(held) == 0 {
 		return nil
 	}
-	hz, err := s.Store.Horizons(ctx, scopes)
+	hz, err := s.Store.Horizons(ctx, held)
 	if err != nil {
 		return err
 	}

@@ -110,9 +110,10 @@
 // limit} and gets record states in log order with the next cursor and
 // whether more remain. It merges each record into its copy and stores the cursor only
 // after the records, so a pull interrupted anywhere is simply repeated.
-// A cursor from another epoch, or older than the tombstone horizon, gets
-// ESTALE (HTTP 410, StartOverError): the phone pulls again from an empty
-// cursor. Every error answer has the body ErrorResponse,
+// A cursor from another epoch, older than the tombstone horizon, beyond
+// the log, or one this server could not have made at all (corrupted,
+// forged, from a newer build) gets ESTALE (HTTP 410, StartOverError): the
+// phone pulls again from an empty cursor. Every error answer has the body ErrorResponse,
 // {"error":{"code","message","fields"}}; the codes are in errors.go.
 //
 // Limits (GET /v1/sync/info) tell the phone the largest batch, body and

@@ -34,12 +34,21 @@ type Change struct {
 // stores it with the op id and refuses the same op id with another digest
 // (EOPREUSED), as ODK Central and KoboToolbox refuse a reused instance id.
 func (c Change) Digest() string {
+	d, _ := c.DigestSize()
+	return d
+}
+
+// DigestSize returns the change's Digest and the size of the canonical
+// JSON it is taken over (0 when the change does not encode): a bound on
+// the size of the change's record, which the server uses to skip encoding
+// a small record just to measure it.
+func (c Change) DigestSize() (string, int) {
 	b, err := marshal(c)
 	if err != nil {
-		return ""
+		return "", 0
 	}
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:]), len(b)
 }
 
 // PushRequest is the body of POST /v1/sync/push.
@@ -141,6 +150,11 @@ type Info struct {
 type Cursor struct {
 	Epoch uuid.UUID        `json:"e"`
 	Pos   map[string]int64 `json:"p,omitempty"`
+	// Next is the scope the next page starts at, when a page stopped
+	// before reading every scope (More): a phone catching up on many
+	// schools then reads each scope once, not every scope before it again
+	// on every page. Empty: the first scope.
+	Next string `json:"n,omitempty"`
 }
 
 // Encode returns the opaque text form of the cursor.
@@ -152,25 +166,32 @@ func (c Cursor) Encode() string {
 // DecodeCursor parses the text form made by Encode. The empty string is
 // the zero cursor (start from the beginning).
 func DecodeCursor(s string) (Cursor, error) {
+	// A cursor this server could not have made (corrupted on the phone,
+	// forged, or from a newer build during an upgrade) is ESTALE, not
+	// EINVALID: the phone pulls again from an empty cursor instead of
+	// failing every sync until it is reinstalled.
+	notOurs := func() *Error {
+		return &Error{Code: ESTALE, Message: "The cursor is not one this server made. " + StartOver}
+	}
 	if s == "" {
 		return Cursor{}, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
+		return Cursor{}, notOurs()
 	}
 	var c Cursor
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&c); err != nil {
-		return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
+		return Cursor{}, notOurs()
 	}
 	if _, err := d.Token(); err != io.EOF {
-		return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
+		return Cursor{}, notOurs()
 	}
 	for k, v := range c.Pos {
 		if k == "" || v < 0 {
-			return Cursor{}, Errorf(EINVALID, "The cursor is not one this server made.")
+			return Cursor{}, notOurs()
 		}
 	}
 	return c, nil

@@ -231,7 +231,7 @@ func TestDecodePull(t *testing.T) {
 		{"NotJSON", `{`, syncproto.EINVALID},
 		{"Trailing", `{"protocol":1} x`, syncproto.EINVALID},
 		{"NegativeLimit", `{"protocol":1,"limit":-1}`, syncproto.EINVALID},
-		{"BadCursor", `{"protocol":1,"cursor":"%%%"}`, syncproto.EINVALID},
+		{"BadCursor", `{"protocol":1,"cursor":"%%%"}`, syncproto.ESTALE},
 		{"EmptyScope", `{"protocol":1,"scope":[""]}`, syncproto.EINVALID},
 		{"DuplicateScope", `{"protocol":1,"scope":["ref","ref"]}`, syncproto.EINVALID},
 		{"TooManyScopes", `{"protocol":1,"scope":["` + strings.Repeat(`a","`, syncproto.MaxScopes) + `b"]}`, syncproto.EINVALID},
@@ -271,8 +271,8 @@ func TestCursor(t *testing.T) {
 		"TrailingValue": enc(`{"e":"` + epoch.String() + `"} {}`),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := syncproto.DecodeCursor(s); syncproto.ErrorCode(err) != syncproto.EINVALID {
-				t.Fatalf("err=%v, want EINVALID", err)
+			if _, err := syncproto.DecodeCursor(s); syncproto.ErrorCode(err) != syncproto.ESTALE {
+				t.Fatalf("err=%v, want ESTALE (start over)", err)
 			}
 		})
 	}
@@ -377,8 +377,8 @@ func FuzzDecodePull(f *testing.F) {
 	})
 }
 
-// FuzzDecodeCursor checks that DecodeCursor never panics, and that a
-// cursor it accepts encodes to a text that decodes to the same cursor.
+// FuzzDecodeCursor checks that DecodeCursor never panics, refuses only
+// with ESTALE (the phone starts over), and that a cursor it accepts encodes to a text that decodes to the same cursor.
 func FuzzDecodeCursor(f *testing.F) {
 	f.Add("")
 	f.Add(syncproto.Cursor{Epoch: epoch, Pos: map[string]int64{schoolID: 1042, "ref": 77}}.Encode())
@@ -387,8 +387,8 @@ func FuzzDecodeCursor(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := syncproto.DecodeCursor(s)
 		if err != nil {
-			if syncproto.ErrorCode(err) != syncproto.EINVALID {
-				t.Fatalf("error code %q", syncproto.ErrorCode(err))
+			if syncproto.ErrorCode(err) != syncproto.ESTALE {
+				t.Fatalf("error code %q, want stale (start over)", syncproto.ErrorCode(err))
 			}
 			return
 		}

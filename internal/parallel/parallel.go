@@ -16,7 +16,13 @@ import (
 // goroutine whose call failed takes no further index; the others finish
 // theirs, so some indexes may not be called when an error is returned.
 func Do(n int, fn func(i int) error) error {
-	workers := min(runtime.GOMAXPROCS(0), n)
+	return Bounded(n, runtime.GOMAXPROCS(0), fn)
+}
+
+// Bounded is Do on at most workers goroutines whatever the CPUs: for
+// loops that mostly wait on the database (one round trip per index).
+func Bounded(n, workers int, fn func(i int) error) error {
+	workers = min(workers, n)
 	if workers <= 1 {
 		for i := range n {
 			if err := fn(i); err != nil {

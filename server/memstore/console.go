@@ -21,6 +21,7 @@ type ConsoleStore struct {
 	sessions map[string]server.Session
 	failures map[string][]time.Time
 	audit    []server.AuditEntry // by Seq
+	pending  []server.AuditEntry
 	hazards  map[string]server.HazardRow
 	schools  map[string]server.SchoolRow
 	records  map[string]server.RecordRow
@@ -398,4 +399,36 @@ func (s *ConsoleStore) AuditBy(_ context.Context, actor string, limit int) ([]se
 		}
 	}
 	return out, nil
+}
+
+// AddPending implements server.AuditStore.
+func (s *ConsoleStore) AddPending(_ context.Context, entries []server.AuditEntry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range entries {
+		if !slices.ContainsFunc(s.pending, func(o server.AuditEntry) bool { return o.Key == e.Key }) {
+			s.pending = append(s.pending, e)
+		}
+	}
+	return nil
+}
+
+// Pending implements server.AuditStore.
+func (s *ConsoleStore) Pending(_ context.Context, limit int) ([]server.AuditEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.pending)
+	slices.SortFunc(out, func(a, b server.AuditEntry) int { return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.Key, b.Key)) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// DeletePending implements server.AuditStore.
+func (s *ConsoleStore) DeletePending(_ context.Context, keys []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = slices.DeleteFunc(s.pending, func(e server.AuditEntry) bool { return slices.Contains(keys, e.Key) })
+	return nil
 }

@@ -138,13 +138,21 @@ func (s *SyncStore) Insert(ctx context.Context, states []*syncproto.Record) ([]b
 		}
 		byScope[sc] = append(byScope[sc], i)
 	}
-	for _, sc := range order {
-		if err := s.insertScope(ctx, sc, byScope[sc], states, exists); err != nil {
-			return nil, err
-		}
+	// The scopes are written concurrently: each is its own allocation
+	// and its own InsertMany, so a batch across many schools costs about
+	// the round trips of its largest school, not their sum. Each call
+	// sets only the exists entries of its own indexes.
+	if err := parallel.Bounded(len(order), maxScopeWriters, func(k int) error {
+		return s.insertScope(ctx, order[k], byScope[order[k]], states, exists)
+	}); err != nil {
+		return nil, err
 	}
 	return exists, nil
 }
+
+// maxScopeWriters bounds the scopes one Insert writes at once (each holds
+// a connection for its allocation and its insert).
+const maxScopeWriters = 8
 
 // insertScope writes the states at indexes idx, all of one scope, and sets
 // exists for those whose revision was taken.
@@ -497,7 +505,7 @@ func (s *SyncStore) Changes(ctx context.Context, scope string, after int64, limi
 	}
 	limit = max(limit, 1)
 	page := server.ChangesPage{Pos: after}
-	var counter counterDoc
+	counter, _ := plannedCounter(ctx, scope)
 	for range maxChangesSteps {
 		if len(page.Records) >= limit {
 			page.More = true
@@ -823,4 +831,69 @@ func (s *SyncStore) Compact(ctx context.Context, scope string, opt server.Compac
 	}
 	res.Horizon = hz[scope]
 	return res, nil
+}
+
+// pullPlan is the counters of the scopes of one pull, read in one query
+// by PlanPull.
+type pullPlan struct {
+	counters map[string]counterDoc // every scope planned; a scope never written has a zero counter
+}
+
+type pullPlanKey struct{}
+
+// plannedPull is the most scopes a pull reads the counters of one by one
+// (when it needs them); for more, PlanPull reads them all in one query.
+const plannedPull = horizonLookups
+
+// PlanPull implements server.PullPlanner: for a pull of many scopes it
+// reads the counters of every scope in one query, so that a scope with
+// nothing new costs Changes one page read instead of a page read and a
+// counter read. A counter read earlier than Changes would have read it is
+// as good: "nothing allocated beyond" then holds at an earlier moment
+// (the reader is up to date as of then, as if it had come a little
+// earlier), and the lease is judged on an older allocation time only for
+// the slots allocated by then.
+func (s *SyncStore) PlanPull(ctx context.Context, scopes []string) (context.Context, error) {
+	if len(scopes) <= plannedPull {
+		return ctx, nil
+	}
+	plan := &pullPlan{counters: make(map[string]counterDoc, len(scopes))}
+	for _, sc := range scopes {
+		plan.counters[sc] = counterDoc{read: true}
+	}
+	err := retry(ctx, func() error {
+		cur, err := s.db.Collection(ScopesCollection).Find(ctx, bson.D{})
+		if err != nil {
+			return err
+		}
+		defer cur.Close(context.WithoutCancel(ctx))
+		for cur.Next(ctx) {
+			var d struct {
+				ID   string    `bson:"_id"`
+				Next int64     `bson:"next"`
+				At   time.Time `bson:"at"`
+				H    int64     `bson:"h"`
+			}
+			if err := cur.Decode(&d); err != nil {
+				return err
+			}
+			if _, ok := plan.counters[d.ID]; ok {
+				plan.counters[d.ID] = counterDoc{Next: d.Next, At: d.At, H: d.H, read: true}
+			}
+		}
+		return cur.Err()
+	})
+	if err != nil {
+		return ctx, fmt.Errorf("mongo: read counters: %w", err)
+	}
+	return context.WithValue(ctx, pullPlanKey{}, plan), nil
+}
+
+// plannedCounter returns the counter of scope read by PlanPull, if any.
+func plannedCounter(ctx context.Context, scope string) (counterDoc, bool) {
+	if plan, ok := ctx.Value(pullPlanKey{}).(*pullPlan); ok {
+		c, ok := plan.counters[scope]
+		return c, ok
+	}
+	return counterDoc{}, false
 }

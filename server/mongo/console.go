@@ -27,6 +27,7 @@ const (
 	SchoolViewCollection    = "school_view"
 	RecordViewCollection    = "record_view"
 	SchoolCountsCollection  = "school_counts"
+	AuditPendingCollection  = "audit_pending"
 )
 
 var (
@@ -53,33 +54,39 @@ func NewConsoleStore(db *mongo.Database) *ConsoleStore { return &ConsoleStore{db
 
 // EnsureIndexes creates the indexes (idempotent).
 func (s *ConsoleStore) EnsureIndexes(ctx context.Context) error {
-	for coll, models := range map[string][]mongo.IndexModel{
-		AccountsCollection:      {{Keys: bson.D{{Key: "login_key", Value: 1}}, Options: options.Index().SetUnique(true)}},
-		SessionsCollection:      {{Keys: bson.D{{Key: "account_id", Value: 1}}}},
-		LoginFailuresCollection: {{Keys: bson.D{{Key: "key", Value: 1}, {Key: "at", Value: 1}}}},
-		AuditCollection: {
+	// One at a time and retried (createIndexes): two processes starting
+	// together on FerretDB otherwise get their connections closed.
+	for _, ci := range []struct {
+		coll   string
+		models []mongo.IndexModel
+	}{
+		{AccountsCollection, []mongo.IndexModel{{Keys: bson.D{{Key: "login_key", Value: 1}}, Options: options.Index().SetUnique(true)}}},
+		{SessionsCollection, []mongo.IndexModel{{Keys: bson.D{{Key: "account_id", Value: 1}}}}},
+		{LoginFailuresCollection, []mongo.IndexModel{{Keys: bson.D{{Key: "key", Value: 1}, {Key: "at", Value: 1}}}}},
+		{AuditCollection, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "key", Value: 1}}, Options: options.Index().SetUnique(true)},
 			{Keys: bson.D{{Key: "record_id", Value: 1}}},
 			{Keys: bson.D{{Key: "actor", Value: 1}}},
-		},
-		HazardViewCollection: {
+		}},
+		{HazardViewCollection, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "reported_at", Value: -1}}},
 			{Keys: bson.D{{Key: "school_id", Value: 1}, {Key: "status", Value: 1}}},
 			{Keys: bson.D{{Key: "zone_id", Value: 1}, {Key: "status", Value: 1}}},
 			{Keys: bson.D{{Key: "severity", Value: 1}, {Key: "status", Value: 1}}},
 			{Keys: bson.D{{Key: "reported_at", Value: -1}}},
 			{Keys: bson.D{{Key: "reported_month", Value: 1}, {Key: "status", Value: 1}}},
-		},
-		SchoolViewCollection:   {{Keys: bson.D{{Key: "zone_id", Value: 1}}}},
-		SchoolCountsCollection: {{Keys: bson.D{{Key: "zone_id", Value: 1}}}},
-		RecordViewCollection: {
+		}},
+		{SchoolViewCollection, []mongo.IndexModel{{Keys: bson.D{{Key: "zone_id", Value: 1}}}}},
+		{SchoolCountsCollection, []mongo.IndexModel{{Keys: bson.D{{Key: "zone_id", Value: 1}}}}},
+		{AuditPendingCollection, []mongo.IndexModel{{Keys: bson.D{{Key: "at", Value: 1}}}}},
+		{RecordViewCollection, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "review_state", Value: 1}, {Key: "created_at", Value: -1}}},
 			{Keys: bson.D{{Key: "school_id", Value: 1}, {Key: "review_state", Value: 1}}},
 			{Keys: bson.D{{Key: "kind", Value: 1}, {Key: "review_state", Value: 1}}},
-		},
+		}},
 	} {
-		if _, err := s.db.Collection(coll).Indexes().CreateMany(ctx, models); err != nil {
-			return fmt.Errorf("mongo: indexes of %s: %w", coll, err)
+		if err := createIndexes(ctx, s.db.Collection(ci.coll), ci.models); err != nil {
+			return fmt.Errorf("mongo: indexes of %s: %w", ci.coll, err)
 		}
 	}
 	return nil
@@ -337,6 +344,72 @@ func (s *ConsoleStore) audits(ctx context.Context, filter bson.D, limit int) ([]
 // AuditRange implements server.AuditStore.
 func (s *ConsoleStore) AuditRange(ctx context.Context, after int64, limit int) ([]server.AuditEntry, error) {
 	return s.audits(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}}, limit)
+}
+
+type pendingDoc struct {
+	Key   string            `bson:"_id"`
+	At    time.Time         `bson:"at"`
+	Entry server.AuditEntry `bson:"entry"`
+}
+
+// AddPending implements server.AuditStore: one unordered insert, an entry
+// already pending (a push retried) left as it is.
+func (s *ConsoleStore) AddPending(ctx context.Context, entries []server.AuditEntry) error {
+	docs := make([]any, len(entries))
+	for i, e := range entries {
+		docs[i] = pendingDoc{Key: e.Key, At: e.At, Entry: e}
+	}
+	_, err := s.db.Collection(AuditPendingCollection).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err != nil && !onlyDuplicates(err) {
+		return fmt.Errorf("mongo: pending audit entries: %w", err)
+	}
+	return nil
+}
+
+// onlyDuplicates reports whether every write error of a bulk insert is a
+// duplicate key.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		return mongo.IsDuplicateKeyError(err)
+	}
+	for _, we := range bwe.WriteErrors {
+		if !isDuplicateCode(we.Code) {
+			return false
+		}
+	}
+	return true
+}
+
+// Pending implements server.AuditStore.
+func (s *ConsoleStore) Pending(ctx context.Context, limit int) ([]server.AuditEntry, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}})
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	cur, err := s.db.Collection(AuditPendingCollection).Find(ctx, bson.D{}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: pending audit entries: %w", err)
+	}
+	var docs []pendingDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: pending audit entries: %w", err)
+	}
+	out := make([]server.AuditEntry, len(docs))
+	for i, d := range docs {
+		out[i] = d.Entry
+		out[i].At = out[i].At.UTC()
+	}
+	return out, nil
+}
+
+// DeletePending implements server.AuditStore.
+func (s *ConsoleStore) DeletePending(ctx context.Context, keys []string) error {
+	_, err := s.db.Collection(AuditPendingCollection).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
+	if err != nil {
+		return fmt.Errorf("mongo: delete pending audit entries: %w", err)
+	}
+	return nil
 }
 
 // AuditBy implements server.AuditStore.

@@ -202,6 +202,7 @@ type SyncStore struct {
 var (
 	_ server.SyncStore        = (*SyncStore)(nil)
 	_ server.MaintenanceStore = (*SyncStore)(nil)
+	_ server.PullPlanner      = (*SyncStore)(nil)
 )
 
 // scopeState is what this process knows about one scope's log.
@@ -535,6 +536,9 @@ func (s *SyncStore) Epoch(ctx context.Context) (uuid.UUID, error) {
 
 // Horizons implements server.SyncStore.
 func (s *SyncStore) Horizons(ctx context.Context, scopes []string) (map[string]int64, error) {
+	if len(scopes) > horizonLookups {
+		return s.allHorizons(ctx, scopes)
+	}
 	// One equality lookup per scope: an $in would be evaluated by
 	// FerretDB v1 over the whole collection.
 	hs := make([]int64, len(scopes))
@@ -550,6 +554,48 @@ func (s *SyncStore) Horizons(ctx context.Context, scopes []string) (map[string]i
 		if h > 0 {
 			out[scopes[i]] = h
 		}
+	}
+	return out, nil
+}
+
+// horizonLookups is the most scopes Horizons looks up one by one; for
+// more (an office user, a zone leader: hundreds of schools) it reads the
+// horizons of every scope in one query instead. The scopes collection
+// holds one small document per scope, and only the few with a horizon
+// are sent back, so one scan of it costs less than hundreds of round
+// trips.
+const horizonLookups = 16
+
+func (s *SyncStore) allHorizons(ctx context.Context, scopes []string) (map[string]int64, error) {
+	want := make(map[string]bool, len(scopes))
+	for _, sc := range scopes {
+		want[sc] = true
+	}
+	out := map[string]int64{}
+	err := retry(ctx, func() error {
+		clear(out)
+		cur, err := s.db.Collection(ScopesCollection).Find(ctx, bson.D{{Key: "h", Value: bson.D{{Key: "$gt", Value: 0}}}},
+			options.Find().SetProjection(bson.D{{Key: "h", Value: 1}}))
+		if err != nil {
+			return err
+		}
+		defer cur.Close(context.WithoutCancel(ctx))
+		for cur.Next(ctx) {
+			var d struct {
+				ID string `bson:"_id"`
+				H  int64  `bson:"h"`
+			}
+			if err := cur.Decode(&d); err != nil {
+				return err
+			}
+			if want[d.ID] && d.H > 0 {
+				out[d.ID] = d.H
+			}
+		}
+		return cur.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mongo: horizons: %w", err)
 	}
 	return out, nil
 }

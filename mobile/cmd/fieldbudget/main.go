@@ -16,9 +16,11 @@
 //  3. 60 bodies of 1 MiB trickling at 100 bytes/s, with a device token;
 //  4. the gzip bodies of 2 with a device token;
 //  5. hostile photos uploaded with a device token, for the thumbnail
-//     workers: an 8192×8192 16-bit PNG (0.5 MB sent, 768 MiB decoded), a
-//     JPEG whose EXIF Orientation has count 0x80000001, and one whose
-//     IFDs point at each other. It runs first, its peak being small.
+//     workers: 8192×8192 16-bit PNGs (0.5 MB sent; RGBA, 768 MiB decoded,
+//     beyond the decode budget, and grey, 128 MiB, within it), a JPEG
+//     whose EXIF Orientation has count 0x80000001, and one whose IFDs
+//     point at each other. It runs last: the thumbnail jobs it queues go
+//     on after it ends, and would count in the next attack's peak.
 //
 // The attack with the largest peak comes last: Go returns freed memory to
 // the system over minutes, so an attack's peak includes what the attacks
@@ -102,7 +104,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.AdminToken, "admin-token", m.Getenv("FIELDSYNC_ADMIN_TOKEN"), "admin token, to enroll the honest phone and the attacker's device ($FIELDSYNC_ADMIN_TOKEN)")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "pid of the server process, whose memory is measured")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "how long each attack lasts")
-	fs.StringVar(&attacks, "attacks", "5,1,2,3,4", "attacks to run, by number, in order")
+	fs.StringVar(&attacks, "attacks", "1,2,3,4,5", "attacks to run, by number, in order")
 	fs.IntVar(&c.PNGSide, "png-side", 8192, "width and height of attack 5's 16-bit PNG")
 	fs.IntVar(&c.Slow, "slow", 60, "connections of the slow-body attacks")
 	fs.IntVar(&c.Bombs, "bombs", 30, "gzip bodies sent at once")

@@ -70,6 +70,9 @@ type Config struct {
 
 	// ShowVersion is set by the -version flag: print the version and exit.
 	ShowVersion bool
+	// CPUProfile, set by the -cpuprofile flag, is a file to write a CPU
+	// profile of the whole run to (for benchmarks: go tool pprof -top).
+	CPUProfile string
 }
 
 // DefaultConfig returns the defaults. MongoURI and the MinIO endpoint and
@@ -287,6 +290,7 @@ func (c *Config) Load(args []string, getenv func(string) string) error {
 		return nil
 	})
 	fs.BoolVar(&c.ShowVersion, "version", false, "print the version and exit")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file, at shutdown")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return flag.ErrHelp

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -97,6 +98,17 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 		return nil
 	}
 	logger := slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return &configError{fmt.Errorf("-cpuprofile: %w", err)}
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return &configError{fmt.Errorf("-cpuprofile: %w", err)}
+		}
+		defer pprof.StopCPUProfile()
+	}
 	switch {
 	case getenv("GOMEMLIMIT") != "":
 		logger.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", getenv("GOMEMLIMIT"))
@@ -172,10 +184,17 @@ func (m *Main) run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		defer close(maintenanceDone)
 		svc.maintenance.Run(workers)
 	}()
+	// The audit log's chain is extended off the push path, every second.
+	auditDone := make(chan struct{})
+	go func() {
+		defer close(auditDone)
+		svc.audit.Run(workers, time.Second, logger.With("component", "audit"))
+	}()
 	defer func() {
 		stopWorkers()
 		<-workersDone
 		<-maintenanceDone
+		<-auditDone
 	}()
 
 	app := webapp.Load()

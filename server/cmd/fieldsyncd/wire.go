@@ -72,7 +72,7 @@ func wire(ctx context.Context, cfg Config, db *servermongo.DB, store *servermini
 	syncer.Validator = validator
 	// The office console: its read model and the audit log follow every
 	// accepted change (server.Desk.Stored).
-	audit := &server.Audit{Store: consoleStore, Now: syncer.Now}
+	audit := &server.Audit{Store: consoleStore, Now: syncer.Now, Deferred: true}
 	desk := &server.Desk{Sync: syncer, Access: access, Read: consoleStore, Audit: audit, Now: syncer.Now, Log: syncStore}
 	syncer.Stored = server.StoredHooks(med.ExpectRecords, desk.Stored)
 	accounts := server.NewAccounts(consoleStore)
