@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/internal/parallel"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -144,19 +145,46 @@ type Desk struct {
 // Stored is the Syncer's hook for accepted changes: it keeps the read
 // model current and logs the changes in the audit log. It is idempotent.
 func (d *Desk) Stored(ctx context.Context, states []*syncproto.Record) error {
+	// A push's records are indexed a few at a time (each is a round trip
+	// or two), each school's zone read once, and each school with a
+	// hazard among them recounted once, schools a few at a time.
 	var schools []string
 	for _, r := range states {
-		if err := d.index(ctx, r); err != nil {
-			return err
-		}
 		if r.Kind == "hazard" && !slices.Contains(schools, r.SchoolID) {
 			schools = append(schools, r.SchoolID)
 		}
 	}
-	if len(schools) > 0 {
-		if err := d.Read.RecountSchools(ctx, schools); err != nil {
-			return err
+	zones := make([]string, len(schools))
+	if err := parallel.Bounded(len(schools), storedWorkers, func(i int) error {
+		zones[i] = d.zoneOf(ctx, schools[i])
+		return nil
+	}); err != nil {
+		return err
+	}
+	zoneOf := func(school string) string { return zones[slices.Index(schools, school)] }
+	// Only the latest state of a record the push wrote twice: the rows
+	// are written concurrently, and a school row has no revision check.
+	latest := make(map[uuid.UUID]*syncproto.Record, len(states))
+	for _, r := range states {
+		if cur, ok := latest[r.ID]; !ok || r.Rev > cur.Rev {
+			latest[r.ID] = r
 		}
+	}
+	rows := make([]*syncproto.Record, 0, len(latest))
+	for _, r := range states {
+		if latest[r.ID] == r {
+			rows = append(rows, r)
+		}
+	}
+	if err := parallel.Bounded(len(rows), storedWorkers, func(i int) error {
+		return d.index(ctx, rows[i], zoneOf)
+	}); err != nil {
+		return err
+	}
+	if err := parallel.Bounded(len(schools), storedWorkers, func(i int) error {
+		return d.Read.RecountSchools(ctx, schools[i:i+1])
+	}); err != nil {
+		return err
 	}
 	if d.Audit != nil {
 		return d.Audit.Append(ctx, ChangeEntries(ctx, states))
@@ -170,13 +198,19 @@ func str(r *syncproto.Record, field string) string {
 	return s
 }
 
-// index puts one record state into the read model.
-func (d *Desk) index(ctx context.Context, r *syncproto.Record) error {
+// storedWorkers bounds the read-model writes of one push in flight at once.
+const storedWorkers = 8
+
+// index puts one record state into the read model; zoneOf gives a
+// hazard's school's zone.
+func (d *Desk) index(ctx context.Context, r *syncproto.Record, zoneOf func(school string) string) error {
 	switch r.Kind {
 	case "school":
 		return d.Read.PutSchool(ctx, SchoolRow{ID: r.ID.String(), Name: str(r, "name"), ZoneID: str(r, "zone_id")})
 	case "hazard":
-		return d.Read.PutHazard(ctx, d.row(ctx, r))
+		h := d.row(r)
+		h.ZoneID = zoneOf(r.SchoolID)
+		return d.Read.PutHazard(ctx, h)
 	}
 	if slices.Contains(ReviewedKinds, r.Kind) && r.SchoolID != "" {
 		row := RecordRow{ID: r.ID.String(), Kind: r.Kind, SchoolID: r.SchoolID, Author: r.CreatedBy, CreatedAt: r.CreatedAt.UTC(),
@@ -206,7 +240,7 @@ func severityRank(s string) int {
 	return 0
 }
 
-func (d *Desk) row(ctx context.Context, r *syncproto.Record) HazardRow {
+func (d *Desk) row(r *syncproto.Record) HazardRow {
 	st := syncproto.FoldHazard(r, d.Now())
 	h := HazardRow{
 		ID: r.ID.String(), SchoolID: r.SchoolID, Title: str(r, "title"), Category: str(r, "category"),
@@ -224,10 +258,16 @@ func (d *Desk) row(ctx context.Context, r *syncproto.Record) HazardRow {
 	if json.Unmarshal(r.Value("photo_ids"), &ids) == nil && len(ids) > h.Photos {
 		h.Photos = len(ids)
 	}
-	if sc, err := d.Sync.Record(ctx, RefScope, uuidOrNil(r.SchoolID)); err == nil {
-		h.ZoneID = str(sc, "zone_id")
-	}
 	return h
+}
+
+// zoneOf returns the zone of a school ("" when the school record is not
+// there).
+func (d *Desk) zoneOf(ctx context.Context, school string) string {
+	if sc, err := d.Sync.Record(ctx, RefScope, uuidOrNil(school)); err == nil {
+		return str(sc, "zone_id")
+	}
+	return ""
 }
 
 func uuidOrNil(s string) uuid.UUID {
@@ -577,7 +617,7 @@ func (d *Desk) RebuildReadModel(ctx context.Context, log ChangeLog) (RebuildRepo
 			}
 			for _, r := range page.Records {
 				rep.States++
-				if err := d.index(ctx, r); err != nil {
+				if err := d.index(ctx, r, func(school string) string { return d.zoneOf(ctx, school) }); err != nil {
 					return rep, err
 				}
 				switch r.Kind {

@@ -465,9 +465,13 @@ var errCorrupt = errors.New("the bytes do not match the sha256")
 func (f *fleet) fetchPhoto(ctx context.Context, sha string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	link, err := client.New(f.url, f.admin.Token).BlobURL(ctx, sha)
+	c := client.New(f.url, f.admin.Token)
+	link, err := c.BlobURL(ctx, sha)
 	if err != nil {
-		return fmt.Errorf("link: %w", err)
+		// Say what the server holds, to tell a photo that never arrived
+		// from one stored but not shown through its records.
+		st, serr := c.BlobStatus(ctx, sha)
+		return fmt.Errorf("link: %w (the server's upload state: %q, %d bytes, %v)", err, st.State, st.Received, serr)
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, link.URL, nil)
 	resp, err := http.DefaultClient.Do(req)

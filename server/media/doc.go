@@ -81,9 +81,15 @@
 // # Expected and received photos
 //
 // When the sync service stores record states it calls ExpectRecords (its
-// Syncer.Stored hook), which calls Expect for each: the photos the record
-// refers to become expected for that record (replacing what an older
-// revision expected), and each photo remembers the record's school.
+// Syncer.Stored hook, run before the batch's answer is stored, so a crash
+// in between is repaired by the phone's retry), which does for the whole
+// batch what Expect does for one state: the photos the record refers to
+// become expected for that record (replacing what an older revision
+// expected), and each photo remembers the record's school. On a
+// BatchMetaStore it costs three store calls per batch at most (a read of
+// the batch's entries, a write of the photos new to their records, a write
+// of the entries that change), and a hazard pushed again or updated with
+// the same photos writes nothing.
 // A record's photos also include those of the attachment records it names
 // (its "photo_ids", and those of a hazard's events): a hazard reported
 // with a photo refers to the attachment record, which holds the sha256.

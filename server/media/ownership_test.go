@@ -2,8 +2,10 @@ package media_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,6 +91,11 @@ func TestUploadsBelongToUploaders(t *testing.T) {
 			if u, err := svc.Status(who.ctx, sha); err != nil || u.State != media.UploadComplete {
 				t.Fatalf("%s's status: %+v, %v", who.p.UserID, u, err)
 			}
+		}
+		// The admin token sees the photo as stored, without sending it.
+		admin := server.WithPrincipal(t.Context(), server.Principal{UserID: "admin", Automation: true, Roles: []string{"admin"}})
+		if u, err := svc.Status(admin, sha); err != nil || u.State != media.UploadComplete {
+			t.Fatalf("the admin's status: %+v, %v", u, err)
 		}
 		ph, err := e.meta.Photo(t.Context(), sha)
 		mediatest.Code(t, err, "")
@@ -228,6 +235,69 @@ func TestUnreferencedExpire(t *testing.T) {
 		}
 		if u, err := svc.Status(alice.ctx, sk); err != nil || u.State != media.UploadComplete {
 			t.Fatalf("status of the kept photo: %+v, %v", u, err)
+		}
+	})
+}
+
+// TestUploadMeetsRecord races an upload's finish against the push of the
+// record that names the photo (the phone's retry after a lost answer, or
+// two processes): whichever order the store sees, the photo ends up
+// visible through the record. A vouch that reads before it writes lost
+// this race in the fault suite.
+func TestUploadMeetsRecord(t *testing.T) {
+	forEachBackend(t, media.Config{}, func(t *testing.T, e *env) {
+		svc := e.service()
+		rng := rand.New(rand.NewPCG(71, 72))
+		for i := range 20 {
+			user := fmt.Sprintf("insp-%d", i)
+			e.access[user] = []string{"school-1"}
+			ph := newPhone(t, user)
+			data := fakeJPEG(rng, 3000+i)
+			sha := mediatest.SHA256(data)
+			rec := record(t, "school-1", 1, sha)
+			var wg sync.WaitGroup
+			var errPut, errExpect error
+			wg.Go(func() { _, errPut = svc.Put(ph.ctx, sha, data, "image/jpeg") })
+			wg.Go(func() { errExpect = svc.ExpectRecords(ph.ctx, []*syncproto.Record{rec}) })
+			wg.Wait()
+			mediatest.Code(t, errPut, "")
+			mediatest.Code(t, errExpect, "")
+			if _, err := svc.URL(ph.ctx, ph.p, sha, ""); err != nil {
+				t.Fatalf("round %d: the uploader's link: %v", i, err)
+			}
+			rp, err := svc.RecordPhotos(ph.ctx, ph.p, rec.ID.String(), "school-1")
+			mediatest.Code(t, err, "")
+			if !rp.Complete || rp.Received != 1 {
+				t.Fatalf("round %d: the record's photos: %+v", i, rp)
+			}
+		}
+	})
+}
+
+// TestHolderHealsVouch: a photo its holder sent before any record of the
+// school named it, then named by a record of someone who never sent it, is
+// not vouched for that school; when the holder asks about it again (as a
+// phone does after a failed call, for instance when the process died
+// between recording the holder and vouching), the school is vouched for
+// and the record shows the photo.
+func TestHolderHealsVouch(t *testing.T) {
+	forEachBackend(t, media.Config{}, func(t *testing.T, e *env) {
+		svc := e.service()
+		e.access["alice"], e.access["bob"] = []string{"school-1"}, []string{"school-1"}
+		alice, bob := newPhone(t, "alice"), newPhone(t, "bob")
+		data := fakeJPEG(rand.New(rand.NewPCG(81, 82)), 5000)
+		sha := mediatest.SHA256(data)
+		if _, err := svc.Put(alice.ctx, sha, data, "image/jpeg"); err != nil {
+			t.Fatal(err)
+		}
+		mediatest.Code(t, svc.ExpectRecords(bob.ctx, []*syncproto.Record{record(t, "school-1", 1, sha)}), "")
+		_, err := svc.URL(bob.ctx, bob.p, sha, "")
+		mediatest.Code(t, err, syncproto.ENOTFOUND) // nobody who sent it vouched for school-1 yet
+		if u, err := svc.Status(alice.ctx, sha); err != nil || u.State != media.UploadComplete {
+			t.Fatalf("alice's status: %+v, %v", u, err)
+		}
+		if _, err := svc.URL(bob.ctx, bob.p, sha, ""); err != nil {
+			t.Fatalf("bob's link once alice asked again: %v", err)
 		}
 	})
 }

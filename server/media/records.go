@@ -21,11 +21,23 @@ const expectRetries = 8
 // expectWorkers bounds how many records ExpectRecords handles at a time.
 const expectWorkers = 4
 
-// ExpectRecords calls Expect for every state, a few at a time; it has the
-// signature of server.Syncer.Stored, the hook the sync service calls with
-// the record states a push wrote (or found already written). It returns
-// every error, joined.
+// ExpectRecords notes the photos of every state, as Expect does for one;
+// it has the signature of server.Syncer.Stored, the hook the sync service
+// calls with the record states a push wrote (or found already written),
+// before it stores the batch's answer. It returns every error, joined.
+//
+// With a BatchMetaStore it costs a bounded number of round trips per
+// batch, whatever its size (see expectBatch); otherwise it calls Expect
+// for every state, a few at a time.
 func (s *Service) ExpectRecords(ctx context.Context, states []*syncproto.Record) error {
+	if bs, ok := s.meta.(BatchMetaStore); ok {
+		return s.expectBatch(ctx, bs, states)
+	}
+	return s.expectEach(ctx, states)
+}
+
+// expectEach calls Expect for every state, a few at a time.
+func (s *Service) expectEach(ctx context.Context, states []*syncproto.Record) error {
 	errs := make([]error, len(states))
 	sem := make(chan struct{}, expectWorkers)
 	var wg sync.WaitGroup
@@ -40,6 +52,125 @@ func (s *Service) ExpectRecords(ctx context.Context, states []*syncproto.Record)
 	return errors.Join(errs...)
 }
 
+// expectBatch is ExpectRecords on a BatchMetaStore, in at most three
+// calls: one Records for the entries of the batch's records with photos
+// (or that may have had some), one NotePhotos for the photos that are new
+// to their record, one PutRecords for the entries that change. An entry whose photos and attachments did not change, and whose
+// revision is the one before (so no state in between can arrive late and
+// be mistaken for newer), is not rewritten. The photos go first, as in
+// Expect; a lost compare-and-set (a concurrent push of the same record)
+// sends the records written through Expect, which reads again.
+func (s *Service) expectBatch(ctx context.Context, bs BatchMetaStore, states []*syncproto.Record) error {
+	nexts := map[RecordKey]RecordRefs{}
+	from := map[RecordKey]*syncproto.Record{}
+	var keys []RecordKey
+	for _, r := range states {
+		next, ok := refsOf(r)
+		if !ok {
+			continue
+		}
+		k := RecordKey{SchoolID: next.SchoolID, RecordID: next.RecordID}
+		if cur, seen := nexts[k]; seen {
+			if cur.Rev >= next.Rev {
+				continue
+			}
+		} else {
+			keys = append(keys, k)
+		}
+		nexts[k], from[k] = next, r
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	prevs, err := bs.Records(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("media: expect photos of %d records: %w", len(keys), err)
+	}
+	up := uploaderOf(ctx)
+	holder := up.id
+	if up.trusted {
+		holder = ""
+	}
+	type pair struct{ sha, school string }
+	noted := map[pair]bool{}
+	var notes []PhotoNote
+	var puts []RecordPut
+	for _, k := range keys {
+		next := nexts[k]
+		var prev *RecordRefs
+		if p, ok := prevs[k]; ok {
+			prev = &p
+		}
+		if !mustWrite(prev, next) {
+			continue
+		}
+		for _, ref := range next.Photos {
+			if prev != nil && slices.ContainsFunc(prev.Photos, func(p syncproto.PhotoRef) bool { return p.SHA256 == ref.SHA256 }) {
+				continue
+			}
+			if pr := (pair{ref.SHA256, next.SchoolID}); !noted[pr] {
+				noted[pr] = true
+				notes = append(notes, PhotoNote{Ref: ref, SchoolID: next.SchoolID, Holder: holder})
+			}
+		}
+		puts = append(puts, RecordPut{Record: next, Prev: prev})
+	}
+	if len(notes) > 0 {
+		if err := bs.NotePhotos(ctx, notes); err != nil {
+			return fmt.Errorf("media: expect %d photos: %w", len(notes), err)
+		}
+	}
+	if len(puts) == 0 {
+		return nil
+	}
+	err = bs.PutRecords(ctx, puts)
+	if syncproto.ErrorCode(err) != syncproto.ECONFLICT {
+		if err != nil {
+			return fmt.Errorf("media: expect photos of %d records: %w", len(puts), err)
+		}
+		return nil
+	}
+	again := make([]*syncproto.Record, 0, len(puts))
+	for _, p := range puts {
+		again = append(again, from[RecordKey{SchoolID: p.Record.SchoolID, RecordID: p.Record.RecordID}])
+	}
+	return s.expectEach(ctx, again)
+}
+
+// refsOf returns what r expects, and false for the first revision of a
+// record without photos: nothing to expect, no older revision to forget.
+func refsOf(r *syncproto.Record) (RecordRefs, bool) {
+	var refs []syncproto.PhotoRef
+	var atts []string
+	if !r.IsDeleted() {
+		refs = syncproto.PhotoRefs(r)
+		atts = attachmentIDs(r)
+	}
+	if len(refs) == 0 && len(atts) == 0 && r.Rev <= 1 {
+		return RecordRefs{}, false
+	}
+	return RecordRefs{RecordID: r.ID.String(), SchoolID: r.SchoolID, Rev: r.Rev, Photos: refs, Attachments: atts}, true
+}
+
+// mustWrite tells whether the entry next replaces prev (nil: none).
+// Nothing is written for a record without photos never noted, for a state
+// older than the one noted, for the one noted again, and for the state
+// right after it (Rev one more) when its photos and attachments are the
+// same: no state can lie between the two, so none arriving late can be
+// taken for newer than what the entry says.
+func mustWrite(prev *RecordRefs, next RecordRefs) bool {
+	same := prev != nil && slices.Equal(prev.Photos, next.Photos) && slices.Equal(prev.Attachments, next.Attachments)
+	switch {
+	case prev == nil:
+		return len(next.Photos) > 0 || len(next.Attachments) > 0
+	case prev.Rev > next.Rev:
+		return false
+	case same && (prev.Rev == next.Rev || prev.Rev+1 == next.Rev):
+		return false
+	}
+	return true
+}
+
 // Expect notes the photos a stored record state refers to
 // (syncproto.PhotoRefs; none for a deleted record): they are the photos
 // the server expects for that record, replacing what an older revision
@@ -50,23 +181,17 @@ func (s *Service) ExpectRecords(ctx context.Context, states []*syncproto.Record)
 //
 // It writes only to the MetaStore, never to the object store, so record
 // pushes succeed while MinIO is down. A state older than the one already
-// noted (a smaller r.Rev) changes nothing. Each photo also remembers the
+// noted (a smaller r.Rev) changes nothing, and neither does the state
+// right after it when its photos are the same (see mustWrite). Each photo also remembers the
 // record's school, which decides who may see it (see URL). ExpectRecords
 // is the same for a batch, shaped as server.Syncer's Stored hook.
 func (s *Service) Expect(ctx context.Context, r *syncproto.Record) error {
-	var refs []syncproto.PhotoRef
-	var atts []string
-	if !r.IsDeleted() {
-		refs = syncproto.PhotoRefs(r)
-		atts = attachmentIDs(r)
-	}
-	if len(refs) == 0 && len(atts) == 0 && r.Rev <= 1 {
-		// The first revision of a record without photos: there is
-		// nothing to expect, and no older revision to forget. Most
-		// records are like this, so they cost no round trip.
+	next, ok := refsOf(r)
+	if !ok {
+		// Most records are like this, so they cost no round trip.
 		return nil
 	}
-	next := RecordRefs{RecordID: r.ID.String(), SchoolID: r.SchoolID, Rev: r.Rev, Photos: refs, Attachments: atts}
+	refs := next.Photos
 	up := uploaderOf(ctx)
 	for range expectRetries {
 		cur, err := s.meta.Record(ctx, next.SchoolID, next.RecordID)
@@ -77,12 +202,7 @@ func (s *Service) Expect(ctx context.Context, r *syncproto.Record) error {
 		case syncproto.ErrorCode(err) != syncproto.ENOTFOUND:
 			return fmt.Errorf("media: expect photos of %s: %w", next.RecordID, err)
 		}
-		switch {
-		case prev == nil && len(refs) == 0 && len(atts) == 0:
-			return nil // nothing to expect, nothing to forget
-		case prev != nil && prev.Rev > next.Rev:
-			return nil // a newer state was noted already
-		case prev != nil && prev.Rev == next.Rev && slices.Equal(prev.Photos, next.Photos) && slices.Equal(prev.Attachments, next.Attachments):
+		if !mustWrite(prev, next) {
 			return nil
 		}
 		// The photos first: if this process stops before the record is

@@ -240,3 +240,49 @@ type ThumbResult struct {
 	Thumbs map[string]string // variant → object key, for ThumbsDone
 	EXIF   EXIF
 }
+
+// BatchMetaStore is a MetaStore that also keeps the photo bookkeeping of a
+// whole push batch in a bounded number of round trips. ExpectRecords uses
+// it when the MetaStore has it (server/mongo.MediaStore and mediatest.Meta
+// do); otherwise it notes record by record (Expect).
+type BatchMetaStore interface {
+	MetaStore
+
+	// Records returns the stored records among keys, by key; a key with
+	// no record is absent from the map.
+	Records(ctx context.Context, keys []RecordKey) (map[RecordKey]RecordRefs, error)
+
+	// NotePhotos applies each note in order, as ExpectPhoto(n.Ref,
+	// n.SchoolID) followed by Vouch(n.Ref.SHA256, "", {n.SchoolID}) if
+	// n.Holder is "" or among the photo's Holders. It is idempotent: on
+	// an error, calling it again with the same notes is safe.
+	NotePhotos(ctx context.Context, notes []PhotoNote) error
+
+	// PutRecords is PutRecord for each put. If any put lost its
+	// compare-and-set (or may have: a store may not tell which), it
+	// returns ECONFLICT after trying all of them; the caller reads again.
+	PutRecords(ctx context.Context, puts []RecordPut) error
+}
+
+// RecordKey names a record of the MetaStore: records are keyed by
+// (school, record id).
+type RecordKey struct {
+	SchoolID string
+	RecordID string
+}
+
+// PhotoNote is one photo a record names, for BatchMetaStore.NotePhotos.
+type PhotoNote struct {
+	Ref      syncproto.PhotoRef
+	SchoolID string
+	// Holder is the pusher of the record (a Holder id): SchoolID is
+	// vouched for if it holds the photo (see Photo.Vouched). "" is a
+	// trusted caller, who always vouches.
+	Holder string
+}
+
+// RecordPut is one PutRecord of BatchMetaStore.PutRecords.
+type RecordPut struct {
+	Record RecordRefs
+	Prev   *RecordRefs // nil: insert
+}

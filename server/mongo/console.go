@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/fieldsync/fieldsync/internal/parallel"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
@@ -28,6 +29,9 @@ const (
 	RecordViewCollection    = "record_view"
 	SchoolCountsCollection  = "school_counts"
 	AuditPendingCollection  = "audit_pending"
+	// AuditHeadCollection holds one document, {_id: "head", seq}: the
+	// highest audit entry known to exist, a hint that may lag.
+	AuditHeadCollection = "audit_head"
 )
 
 var (
@@ -67,6 +71,7 @@ func (s *ConsoleStore) EnsureIndexes(ctx context.Context) error {
 			{Keys: bson.D{{Key: "key", Value: 1}}, Options: options.Index().SetUnique(true)},
 			{Keys: bson.D{{Key: "record_id", Value: 1}}},
 			{Keys: bson.D{{Key: "actor", Value: 1}}},
+			{Keys: bson.D{{Key: "page", Value: 1}}},
 		}},
 		{HazardViewCollection, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "reported_at", Value: -1}}},
@@ -274,49 +279,159 @@ func (d auditDoc) entry() server.AuditEntry {
 	return e
 }
 
-// LastAudit implements server.AuditStore.
-func (s *ConsoleStore) LastAudit(ctx context.Context) (server.AuditEntry, bool, error) {
-	var d auditDoc
-	err := s.db.Collection(AuditCollection).FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return server.AuditEntry{}, false, nil
-	}
+// The audit log on FerretDB. FerretDB v1 pushes down only top-level
+// equality and sorts in Go after reading everything a filter matches, so
+// the chain is read by equality alone: an entry by its sequence number
+// (_id), a run of entries by their page (seq / auditPage, like the change
+// log's pages), and the last entry from a head document that may lag,
+// followed forward entry by entry. On MongoDB the same queries are
+// index-backed lookups.
+
+// auditPage is how many consecutive entries share a page number.
+const auditPage = 256
+
+// pagedAuditDoc is an entry as stored: auditDoc's fields and its page.
+func pagedAuditDoc(e server.AuditEntry) (bson.D, error) {
+	raw, err := bson.Marshal(auditDoc(e))
 	if err != nil {
-		return server.AuditEntry{}, false, fmt.Errorf("mongo: last audit entry: %w", err)
+		return nil, err
 	}
-	return d.entry(), true, nil
+	var d bson.D
+	if err := bson.Unmarshal(raw, &d); err != nil {
+		return nil, err
+	}
+	return append(d, bson.E{Key: "page", Value: e.Seq / auditPage}), nil
 }
 
-// InsertAudit implements server.AuditStore.
-func (s *ConsoleStore) InsertAudit(ctx context.Context, entries []server.AuditEntry) (int, error) {
-	for i, e := range entries {
-		_, err := s.db.Collection(AuditCollection).InsertOne(ctx, auditDoc(e))
-		if mongo.IsDuplicateKeyError(err) {
-			return i, syncproto.Errorf(syncproto.ECONFLICT, "audit entry %d or key %s is taken", e.Seq, e.Key)
+// LastAudit implements server.AuditStore: the head document's entry, then
+// the entries after it one lookup at a time (the head lags by the entries
+// whose writer stopped before moving it).
+func (s *ConsoleStore) LastAudit(ctx context.Context) (server.AuditEntry, bool, error) {
+	coll := s.db.Collection(AuditCollection)
+	var head struct {
+		Seq int64 `bson:"seq"`
+	}
+	err := s.db.Collection(AuditHeadCollection).FindOne(ctx, bson.D{{Key: "_id", Value: "head"}}).Decode(&head)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return server.AuditEntry{}, false, fmt.Errorf("mongo: audit head: %w", err)
+	}
+	var last auditDoc
+	found := false
+	if head.Seq > 0 {
+		switch err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: head.Seq}}).Decode(&last); {
+		case err == nil:
+			found = true
+		case !errors.Is(err, mongo.ErrNoDocuments):
+			return server.AuditEntry{}, false, fmt.Errorf("mongo: last audit entry: %w", err)
+		}
+	}
+	for n := head.Seq + 1; ; n++ {
+		var d auditDoc
+		err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: n}}).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			break
 		}
 		if err != nil {
-			return i, fmt.Errorf("mongo: insert audit entry: %w", err)
+			return server.AuditEntry{}, false, fmt.Errorf("mongo: last audit entry: %w", err)
 		}
+		last, found = d, true
+	}
+	if !found && head.Seq > 0 {
+		// The head names an entry that is gone (removed by hand): find
+		// the last one the slow way; audit verify names the gap.
+		err := coll.FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Decode(&last)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return server.AuditEntry{}, false, nil
+		}
+		if err != nil {
+			return server.AuditEntry{}, false, fmt.Errorf("mongo: last audit entry: %w", err)
+		}
+		found = true
+	}
+	if found && last.Seq > head.Seq {
+		if err := s.moveAuditHead(ctx, last.Seq); err != nil {
+			return server.AuditEntry{}, false, err
+		}
+	}
+	return last.entry(), found, nil
+}
+
+// moveAuditHead raises the head to seq; a head already at or past it is
+// left as it is.
+func (s *ConsoleStore) moveAuditHead(ctx context.Context, seq int64) error {
+	_, err := s.db.Collection(AuditHeadCollection).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: "head"}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: seq}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: seq}}}}, options.UpdateOne().SetUpsert(true))
+	if err != nil && !mongo.IsDuplicateKeyError(err) { // a head already further: the upsert's insert collides
+		return fmt.Errorf("mongo: move audit head: %w", err)
+	}
+	return nil
+}
+
+// InsertAudit implements server.AuditStore: one ordered insert, which
+// stops at the first entry whose number or key is taken.
+func (s *ConsoleStore) InsertAudit(ctx context.Context, entries []server.AuditEntry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	docs := make([]any, len(entries))
+	for i, e := range entries {
+		doc, err := pagedAuditDoc(e)
+		if err != nil {
+			return 0, fmt.Errorf("mongo: audit entry %d: %w", e.Seq, err)
+		}
+		docs[i] = doc
+	}
+	_, err := s.db.Collection(AuditCollection).InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+	if err != nil {
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
+			first := bwe.WriteErrors[0] // ordered: the insert stopped there
+			i := first.Index
+			if isDuplicateCode(first.Code) {
+				if i > 0 {
+					if err := s.moveAuditHead(ctx, entries[i-1].Seq); err != nil {
+						return i, err
+					}
+				}
+				return i, syncproto.Errorf(syncproto.ECONFLICT, "audit entry %d or key %s is taken", entries[i].Seq, entries[i].Key)
+			}
+			return i, fmt.Errorf("mongo: insert audit entry %d: %w", entries[i].Seq, err)
+		}
+		// Unknown how far it got: the chain's next round reads the last
+		// entry again.
+		return 0, fmt.Errorf("mongo: insert audit entries: %w", err)
+	}
+	if err := s.moveAuditHead(ctx, entries[len(entries)-1].Seq); err != nil {
+		return len(entries), err
 	}
 	return len(entries), nil
 }
 
-// AuditKeys implements server.AuditStore.
+// AuditKeys implements server.AuditStore: one equality lookup per key, a
+// few at a time (an $in is not pushed down by FerretDB v1: it would read
+// the whole log).
 func (s *ConsoleStore) AuditKeys(ctx context.Context, keys []string) (map[string]bool, error) {
-	cur, err := s.db.Collection(AuditCollection).Find(ctx, bson.D{{Key: "key", Value: bson.D{{Key: "$in", Value: keys}}}},
-		options.Find().SetProjection(bson.D{{Key: "key", Value: 1}}))
+	have := make([]bool, len(keys))
+	err := parallel.Bounded(len(keys), 8, func(i int) error {
+		err := s.db.Collection(AuditCollection).FindOne(ctx, bson.D{{Key: "key", Value: keys[i]}},
+			options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+		switch {
+		case err == nil:
+			have[i] = true
+		case !errors.Is(err, mongo.ErrNoDocuments):
+			return fmt.Errorf("mongo: audit keys: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("mongo: audit keys: %w", err)
+		return nil, err
 	}
-	var docs []struct {
-		Key string `bson:"key"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("mongo: audit keys: %w", err)
-	}
-	out := make(map[string]bool, len(docs))
-	for _, d := range docs {
-		out[d.Key] = true
+	out := make(map[string]bool, len(keys))
+	for i, k := range keys {
+		if have[i] {
+			out[k] = true
+		}
 	}
 	return out, nil
 }
@@ -341,9 +456,29 @@ func (s *ConsoleStore) audits(ctx context.Context, filter bson.D, limit int) ([]
 	return out, nil
 }
 
-// AuditRange implements server.AuditStore.
+// AuditRange implements server.AuditStore: the entries after after, in
+// order, page by page (an equality lookup each) up to the last entry.
 func (s *ConsoleStore) AuditRange(ctx context.Context, after int64, limit int) ([]server.AuditEntry, error) {
-	return s.audits(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}}, limit)
+	last, ok, err := s.LastAudit(ctx)
+	if err != nil || !ok || last.Seq <= after {
+		return nil, err
+	}
+	var out []server.AuditEntry
+	for p := (after + 1) / auditPage; p <= last.Seq/auditPage && (limit <= 0 || len(out) < limit); p++ {
+		page, err := s.audits(ctx, bson.D{{Key: "page", Value: p}}, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page { // sorted by seq
+			if e.Seq > after {
+				out = append(out, e)
+			}
+		}
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 type pendingDoc struct {

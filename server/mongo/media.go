@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -38,7 +39,7 @@ type MediaStore struct {
 	jobs    *mongo.Collection
 }
 
-var _ media.MetaStore = (*MediaStore)(nil)
+var _ media.BatchMetaStore = (*MediaStore)(nil)
 
 // NewMediaStore returns the store on db. Call EnsureIndexes once at start.
 func NewMediaStore(db *mongo.Database) *MediaStore {
@@ -210,11 +211,8 @@ func (s *MediaStore) RecordsByID(ctx context.Context, recordID string) ([]media.
 
 // PutRecord implements media.MetaStore.
 func (s *MediaStore) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.RecordRefs) error {
-	id := recordDocID(r.SchoolID, r.RecordID)
-	d := mediaRecordDoc{ID: id, RecordID: r.RecordID, SchoolID: r.SchoolID, Rev: r.Rev, Photos: []mediaRefDoc{}, Attachments: r.Attachments}
-	for _, p := range r.Photos {
-		d.Photos = append(d.Photos, mediaRefDoc(p))
-	}
+	d := mediaRecordDocOf(r)
+	id := d.ID
 	if prev == nil {
 		_, err := s.records.InsertOne(ctx, d)
 		if mongo.IsDuplicateKeyError(err) {
@@ -232,13 +230,195 @@ func (s *MediaStore) PutRecord(ctx context.Context, r media.RecordRefs, prev *me
 	return nil
 }
 
-// ExpectPhoto implements media.MetaStore.
-func (s *MediaStore) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID string) error {
-	update := bson.D{
+// mediaChunk bounds the statements of one bulk write and the lookups in
+// flight for one Records: FerretDB v1 hangs on update commands that touch
+// more than about 40 documents.
+const mediaChunk = 40
+
+// mediaInsertChunk bounds the documents of one insert, which FerretDB v1
+// takes in one go (the log's inserts are whole batches of 500).
+const mediaInsertChunk = 500
+
+// Records implements media.BatchMetaStore: an equality lookup on _id per
+// key (the only lookup FerretDB v1 pushes down to an index: an $in or $or
+// would scan the collection), up to mediaChunk of them at once.
+func (s *MediaStore) Records(ctx context.Context, keys []media.RecordKey) (map[media.RecordKey]media.RecordRefs, error) {
+	docs := make([]*mediaRecordDoc, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, mediaChunk)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var d mediaRecordDoc
+			err := retry(ctx, func() error {
+				return s.records.FindOne(ctx, bson.D{{Key: "_id", Value: recordDocID(k.SchoolID, k.RecordID)}}).Decode(&d)
+			})
+			switch {
+			case err == nil:
+				docs[i] = &d
+			case !errors.Is(err, mongo.ErrNoDocuments):
+				errs[i] = mediaErr("find media record "+k.RecordID, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out := make(map[media.RecordKey]media.RecordRefs, len(keys))
+	for i, d := range docs {
+		if d != nil {
+			out[keys[i]] = recordOf(*d)
+		}
+	}
+	return out, nil
+}
+
+// NotePhotos implements media.BatchMetaStore. A photo no record named
+// before costs one document in an unordered insert (mediaInsertChunk at a
+// time), as ExpectPhoto's upsert would have made it, vouched for already
+// if the caller is trusted (a new photo has no holders). The photos that
+// exist (a duplicate key) then get, in ordered bulk writes of at most
+// mediaChunk statements, ExpectPhoto's upsert followed by the vouch, an
+// update filtered on _id and, for a pusher that must hold the photo, on
+// holders: no read of the photo either way.
+func (s *MediaStore) NotePhotos(ctx context.Context, notes []media.PhotoNote) error {
+	var known []media.PhotoNote
+	for chunk := range slices.Chunk(notes, mediaInsertChunk) {
+		docs := make([]any, 0, len(chunk))
+		for _, n := range chunk {
+			d := bson.D{
+				{Key: "_id", Value: n.Ref.SHA256}, {Key: "state", Value: media.StateExpected},
+				{Key: "size", Value: n.Ref.Size}, {Key: "content_type", Value: n.Ref.ContentType},
+				{Key: "schools", Value: []string{n.SchoolID}}, {Key: "referenced", Value: true},
+			}
+			if n.Holder == "" {
+				d = append(d, bson.E{Key: "vouched", Value: []string{n.SchoolID}})
+			}
+			docs = append(docs, d)
+		}
+		failed, err := s.insertNew(ctx, s.photos, docs)
+		if err != nil {
+			return mediaErr(fmt.Sprintf("insert %d photos", len(docs)), err)
+		}
+		for _, i := range failed {
+			known = append(known, chunk[i])
+		}
+	}
+	models := make([]mongo.WriteModel, 0, 2*len(known))
+	for _, n := range known {
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: n.Ref.SHA256}}).
+			SetUpdate(expectUpdate(n.Ref, n.SchoolID)).
+			SetUpsert(true))
+		filter := bson.D{{Key: "_id", Value: n.Ref.SHA256}}
+		if n.Holder != "" {
+			filter = append(filter, bson.E{Key: "holders", Value: n.Holder})
+		}
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(filter).
+			SetUpdate(bson.D{{Key: "$addToSet", Value: bson.D{{Key: "vouched", Value: n.SchoolID}}}}))
+	}
+	for chunk := range slices.Chunk(models, mediaChunk) {
+		err := s.upsert(ctx, fmt.Sprintf("expect %d photos", len(chunk)/2), func() error {
+			_, err := s.photos.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(true))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertNew inserts docs, unordered, and returns the indexes of those
+// whose _id existed (a duplicate key); any other failure is an error.
+func (s *MediaStore) insertNew(ctx context.Context, coll *mongo.Collection, docs []any) ([]int, error) {
+	var failed []int
+	err := retry(ctx, func() error {
+		failed = failed[:0]
+		_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
+			for _, we := range bwe.WriteErrors {
+				if we.Code != 11000 {
+					return err
+				}
+				failed = append(failed, we.Index)
+			}
+			return nil
+		}
+		return err
+	})
+	return failed, err
+}
+
+// PutRecords implements media.BatchMetaStore: the new entries in unordered
+// inserts, the others in unordered bulk replaces filtered on _id and rev,
+// mediaChunk at a time. A bulk write tells how many replaces matched, not
+// which, so any shortfall (or duplicate insert) is ECONFLICT for all.
+func (s *MediaStore) PutRecords(ctx context.Context, puts []media.RecordPut) error {
+	var inserts []any
+	var replaces []mongo.WriteModel
+	for _, p := range puts {
+		d := mediaRecordDocOf(p.Record)
+		if p.Prev == nil {
+			inserts = append(inserts, d)
+			continue
+		}
+		replaces = append(replaces, mongo.NewReplaceOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: d.ID}, {Key: "rev", Value: p.Prev.Rev}}).
+			SetReplacement(d))
+	}
+	lost := false
+	for chunk := range slices.Chunk(inserts, mediaInsertChunk) {
+		failed, err := s.insertNew(ctx, s.records, chunk)
+		if err != nil {
+			return mediaErr(fmt.Sprintf("insert %d media records", len(chunk)), err)
+		}
+		lost = lost || len(failed) > 0
+	}
+	for chunk := range slices.Chunk(replaces, mediaChunk) {
+		var res *mongo.BulkWriteResult
+		err := retry(ctx, func() (err error) {
+			res, err = s.records.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+			return err
+		})
+		if err != nil {
+			return mediaErr(fmt.Sprintf("replace %d media records", len(chunk)), err)
+		}
+		if res.MatchedCount < int64(len(chunk)) {
+			lost = true
+		}
+	}
+	if lost {
+		return syncproto.Errorf(syncproto.ECONFLICT, "The photos of some records changed meanwhile.")
+	}
+	return nil
+}
+
+func mediaRecordDocOf(r media.RecordRefs) mediaRecordDoc {
+	d := mediaRecordDoc{ID: recordDocID(r.SchoolID, r.RecordID), RecordID: r.RecordID, SchoolID: r.SchoolID, Rev: r.Rev, Photos: []mediaRefDoc{}, Attachments: r.Attachments}
+	for _, p := range r.Photos {
+		d.Photos = append(d.Photos, mediaRefDoc(p))
+	}
+	return d
+}
+
+// expectUpdate is ExpectPhoto's update.
+func expectUpdate(ref syncproto.PhotoRef, schoolID string) bson.D {
+	return bson.D{
 		{Key: "$setOnInsert", Value: bson.D{{Key: "state", Value: media.StateExpected}, {Key: "size", Value: ref.Size}, {Key: "content_type", Value: ref.ContentType}}},
 		{Key: "$addToSet", Value: bson.D{{Key: "schools", Value: schoolID}}},
 		{Key: "$set", Value: bson.D{{Key: "referenced", Value: true}}},
 	}
+}
+
+// ExpectPhoto implements media.MetaStore.
+func (s *MediaStore) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID string) error {
+	update := expectUpdate(ref, schoolID)
 	return s.upsert(ctx, "expect photo "+ref.SHA256, func() error {
 		_, err := s.photos.UpdateOne(ctx, bson.D{{Key: "_id", Value: ref.SHA256}}, update, options.UpdateOne().SetUpsert(true))
 		return err

@@ -168,9 +168,10 @@ type Meta struct {
 	records map[string]media.RecordRefs
 	photos  map[string]media.Photo
 	jobs    map[string]*memJob
+	calls   map[string]int
 }
 
-var _ media.MetaStore = (*Meta)(nil)
+var _ media.BatchMetaStore = (*Meta)(nil)
 
 type memJob struct {
 	job   media.ThumbJob
@@ -181,7 +182,73 @@ type memJob struct {
 
 // NewMeta returns an empty store.
 func NewMeta() *Meta {
-	return &Meta{records: map[string]media.RecordRefs{}, photos: map[string]media.Photo{}, jobs: map[string]*memJob{}}
+	return &Meta{records: map[string]media.RecordRefs{}, photos: map[string]media.Photo{}, jobs: map[string]*memJob{}, calls: map[string]int{}}
+}
+
+// lock takes the store's lock for a call of the method name, and counts
+// the call (see Calls).
+func (m *Meta) lock(name string) {
+	m.mu.Lock()
+	m.calls[name]++
+}
+
+// Calls returns how often each method was called since the store was made
+// or ResetCalls was last called: a call of the in-memory store stands for
+// a round trip (or a bounded number of them) to a real one.
+func (m *Meta) Calls() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.calls)
+}
+
+// ResetCalls forgets the calls counted so far.
+func (m *Meta) ResetCalls() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.calls)
+}
+
+// Records implements media.BatchMetaStore.
+func (m *Meta) Records(ctx context.Context, keys []media.RecordKey) (map[media.RecordKey]media.RecordRefs, error) {
+	m.lock("Records")
+	defer m.mu.Unlock()
+	out := map[media.RecordKey]media.RecordRefs{}
+	for _, k := range keys {
+		if r, ok := m.records[recordKey(k.SchoolID, k.RecordID)]; ok {
+			r.Photos = slices.Clone(r.Photos)
+			r.Attachments = slices.Clone(r.Attachments)
+			out[k] = r
+		}
+	}
+	return out, nil
+}
+
+// NotePhotos implements media.BatchMetaStore.
+func (m *Meta) NotePhotos(ctx context.Context, notes []media.PhotoNote) error {
+	m.lock("NotePhotos")
+	defer m.mu.Unlock()
+	for _, n := range notes {
+		m.expectPhoto(n.Ref, n.SchoolID)
+		p := m.photos[n.Ref.SHA256]
+		if (n.Holder == "" || slices.Contains(p.Holders, n.Holder)) && !slices.Contains(p.Vouched, n.SchoolID) {
+			p.Vouched = append(slices.Clone(p.Vouched), n.SchoolID)
+			m.photos[n.Ref.SHA256] = p
+		}
+	}
+	return nil
+}
+
+// PutRecords implements media.BatchMetaStore.
+func (m *Meta) PutRecords(ctx context.Context, puts []media.RecordPut) error {
+	m.lock("PutRecords")
+	defer m.mu.Unlock()
+	var lost error
+	for _, p := range puts {
+		if err := m.putRecord(p.Record, p.Prev); err != nil {
+			lost = err
+		}
+	}
+	return lost
 }
 
 func notFound(what string) error { return syncproto.Errorf(syncproto.ENOTFOUND, "No %s.", what) }
@@ -190,7 +257,7 @@ func recordKey(schoolID, recordID string) string { return schoolID + "/" + recor
 
 // Record implements media.MetaStore.
 func (m *Meta) Record(ctx context.Context, schoolID, recordID string) (media.RecordRefs, error) {
-	m.mu.Lock()
+	m.lock("Record")
 	defer m.mu.Unlock()
 	r, ok := m.records[recordKey(schoolID, recordID)]
 	if !ok {
@@ -203,7 +270,7 @@ func (m *Meta) Record(ctx context.Context, schoolID, recordID string) (media.Rec
 
 // RecordsByID implements media.MetaStore.
 func (m *Meta) RecordsByID(ctx context.Context, recordID string) ([]media.RecordRefs, error) {
-	m.mu.Lock()
+	m.lock("RecordsByID")
 	defer m.mu.Unlock()
 	var out []media.RecordRefs
 	for _, r := range m.records {
@@ -219,8 +286,12 @@ func (m *Meta) RecordsByID(ctx context.Context, recordID string) ([]media.Record
 
 // PutRecord implements media.MetaStore.
 func (m *Meta) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.RecordRefs) error {
-	m.mu.Lock()
+	m.lock("PutRecord")
 	defer m.mu.Unlock()
+	return m.putRecord(r, prev)
+}
+
+func (m *Meta) putRecord(r media.RecordRefs, prev *media.RecordRefs) error {
 	key := recordKey(r.SchoolID, r.RecordID)
 	cur, ok := m.records[key]
 	switch {
@@ -235,8 +306,13 @@ func (m *Meta) PutRecord(ctx context.Context, r media.RecordRefs, prev *media.Re
 
 // ExpectPhoto implements media.MetaStore.
 func (m *Meta) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID string) error {
-	m.mu.Lock()
+	m.lock("ExpectPhoto")
 	defer m.mu.Unlock()
+	m.expectPhoto(ref, schoolID)
+	return nil
+}
+
+func (m *Meta) expectPhoto(ref syncproto.PhotoRef, schoolID string) {
 	p, ok := m.photos[ref.SHA256]
 	if !ok {
 		p = media.Photo{SHA256: ref.SHA256, State: media.StateExpected, Size: ref.Size, ContentType: ref.ContentType}
@@ -245,12 +321,11 @@ func (m *Meta) ExpectPhoto(ctx context.Context, ref syncproto.PhotoRef, schoolID
 		p.Schools = append(slices.Clone(p.Schools), schoolID)
 	}
 	m.photos[ref.SHA256] = p
-	return nil
 }
 
 // Vouch implements media.MetaStore.
 func (m *Meta) Vouch(ctx context.Context, sha, holder string, schools []string) error {
-	m.mu.Lock()
+	m.lock("Vouch")
 	defer m.mu.Unlock()
 	p, ok := m.photos[sha]
 	if !ok {
@@ -270,7 +345,7 @@ func (m *Meta) Vouch(ctx context.Context, sha, holder string, schools []string) 
 
 // Unreferenced implements media.MetaStore.
 func (m *Meta) Unreferenced(ctx context.Context, limit int) ([]media.Photo, error) {
-	m.mu.Lock()
+	m.lock("Unreferenced")
 	defer m.mu.Unlock()
 	var out []media.Photo
 	for _, p := range m.photos {
@@ -283,7 +358,7 @@ func (m *Meta) Unreferenced(ctx context.Context, limit int) ([]media.Photo, erro
 
 // ForgetPhoto implements media.MetaStore.
 func (m *Meta) ForgetPhoto(ctx context.Context, sha string) (bool, error) {
-	m.mu.Lock()
+	m.lock("ForgetPhoto")
 	defer m.mu.Unlock()
 	p, ok := m.photos[sha]
 	if !ok || len(p.Schools) > 0 {
@@ -296,7 +371,7 @@ func (m *Meta) ForgetPhoto(ctx context.Context, sha string) (bool, error) {
 
 // Photo implements media.MetaStore.
 func (m *Meta) Photo(ctx context.Context, sha string) (media.Photo, error) {
-	m.mu.Lock()
+	m.lock("Photo")
 	defer m.mu.Unlock()
 	p, ok := m.photos[sha]
 	if !ok {
@@ -311,7 +386,7 @@ func (m *Meta) Photo(ctx context.Context, sha string) (media.Photo, error) {
 
 // PhotoStored implements media.MetaStore.
 func (m *Meta) PhotoStored(ctx context.Context, sha string, st media.Stored) error {
-	m.mu.Lock()
+	m.lock("PhotoStored")
 	defer m.mu.Unlock()
 	p, ok := m.photos[sha]
 	if ok && p.State == media.StateComplete {
@@ -326,7 +401,7 @@ func (m *Meta) PhotoStored(ctx context.Context, sha string, st media.Stored) err
 
 // QueueThumbs implements media.MetaStore.
 func (m *Meta) QueueThumbs(ctx context.Context, sha, contentType string, now time.Time) error {
-	m.mu.Lock()
+	m.lock("QueueThumbs")
 	defer m.mu.Unlock()
 	if _, ok := m.jobs[sha]; !ok {
 		m.jobs[sha] = &memJob{job: media.ThumbJob{SHA256: sha, ContentType: contentType}, state: "pending", next: now}
@@ -336,7 +411,7 @@ func (m *Meta) QueueThumbs(ctx context.Context, sha, contentType string, now tim
 
 // ClaimThumbs implements media.MetaStore.
 func (m *Meta) ClaimThumbs(ctx context.Context, now time.Time, lease time.Duration) (media.ThumbJob, error) {
-	m.mu.Lock()
+	m.lock("ClaimThumbs")
 	defer m.mu.Unlock()
 	var due []*memJob
 	for _, j := range m.jobs {
@@ -371,7 +446,7 @@ func (m *Meta) leased(job media.ThumbJob) (*memJob, error) {
 
 // ThumbsDone implements media.MetaStore.
 func (m *Meta) ThumbsDone(ctx context.Context, job media.ThumbJob, res media.ThumbResult) error {
-	m.mu.Lock()
+	m.lock("ThumbsDone")
 	defer m.mu.Unlock()
 	if _, err := m.leased(job); err != nil {
 		return err
@@ -389,7 +464,7 @@ func (m *Meta) ThumbsDone(ctx context.Context, job media.ThumbJob, res media.Thu
 
 // ThumbsRetry implements media.MetaStore.
 func (m *Meta) ThumbsRetry(ctx context.Context, job media.ThumbJob, next time.Time, msg string) error {
-	m.mu.Lock()
+	m.lock("ThumbsRetry")
 	defer m.mu.Unlock()
 	j, err := m.leased(job)
 	if err != nil {
@@ -404,7 +479,7 @@ func (m *Meta) ThumbsRetry(ctx context.Context, job media.ThumbJob, next time.Ti
 
 // Jobs returns how many thumbnail jobs are queued or running.
 func (m *Meta) Jobs() int {
-	m.mu.Lock()
+	m.lock("Jobs")
 	defer m.mu.Unlock()
 	return len(m.jobs)
 }
