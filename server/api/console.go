@@ -48,6 +48,7 @@ import (
 //	POST /console/records/:school/:id/review        return (with a comment), accept, comment
 //	GET  /console/conflicts                         the conflict inbox
 //	POST /console/conflicts/resolve                 choose a version or write a new value
+//	GET  /console/reports                           the dashboard (dashboard.go)
 //	GET  /console/audit?actor=ID                    what a person did (the audit log)
 //	GET  /console/static/*                          the embedded assets
 
@@ -83,6 +84,7 @@ func (s *Server) routesConsole() {
 	g.Get("/conflicts", s.handleConflicts)
 	g.Get("/audit", s.handlePersonAudit)
 	g.Post("/conflicts/resolve", s.body(consoleForm), s.consoleCSRF, s.handleConsoleResolve)
+	s.routesDashboard(g)
 }
 
 // routesAccounts registers the JSON routes of accounts and the audit log

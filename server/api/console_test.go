@@ -15,6 +15,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/internal/testenv"
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/server/reports"
 	"github.com/fieldsync/fieldsync/syncproto"
 )
 
@@ -41,7 +42,8 @@ func newConsoleStack(t *testing.T, stores testenv.Stores) *consoleStack {
 	desk := &server.Desk{Sync: syncer, Access: syncer.Access, Read: stores.Console, Audit: audit, Now: syncer.Now}
 	syncer.Stored = desk.Stored
 	accounts := server.NewAccounts(stores.Console)
-	srv, logs := newTestServer(t, Config{AdminToken: stackAdminToken}, Deps{Devices: devices, Sync: syncer, Accounts: accounts, Desk: desk, Audit: audit})
+	rep := reports.NewService(stores.Sync.(reports.Store), stores.Devices, syncer.Access, syncer, syncer.Replica)
+	srv, logs := newTestServer(t, Config{AdminToken: stackAdminToken}, Deps{Devices: devices, Sync: syncer, Accounts: accounts, Desk: desk, Audit: audit, Reports: rep})
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, l := range logs.lines(t, "internal error") {
@@ -208,6 +210,12 @@ func TestConsoleAuthorization(t *testing.T) {
 			{"comment out", http.MethodPost, "/console/records/" + consoleOther + "/" + visitOut + "/review", func(b browser) url.Values {
 				return url.Values{"csrf": {b.csrf}, "action": {"comment"}, "comment": {"请补充照片"}}
 			}},
+			{"dashboard", http.MethodGet, "/console/reports?period=2024-10", nil},
+			{"dashboard zone", http.MethodGet, "/console/reports?period=2024-10&zone=" + consoleZone, nil},
+			{"dashboard source", http.MethodGet, "/console/reports/source?period=2024-10&row=school&id=" + consoleSchool + "&count=hazards_found", nil},
+			{"dashboard source out", http.MethodGet, "/console/reports/source?period=2024-10&row=school&id=" + consoleOther + "&count=hazards_found", nil},
+			{"ledger", http.MethodGet, "/console/reports/export/hazards?format=csv&period=2024-10", nil},
+			{"ledger school out", http.MethodGet, "/console/reports/export/hazards?format=csv&period=2024-10&school=" + consoleOther, nil},
 			{"resolve unknown", http.MethodPost, "/console/conflicts/resolve", func(b browser) url.Values {
 				return url.Values{"csrf": {b.csrf}, "id": {in + "/title"}, "value": {`"x"`}, "reason": {"r"}}
 			}},
@@ -227,6 +235,15 @@ func TestConsoleAuthorization(t *testing.T) {
 			"record out":        {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
 			"comment in":        {"inspector": 403, "reviewer": 303, "head": 303, "admin": 303, "anonymous": 401},
 			"comment out":       {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 401},
+			// The dashboard is the office's: the reports service's checks
+			// (an inspector's console account sees none; a scoped account
+			// its own schools).
+			"dashboard":            {"inspector": 403, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"dashboard zone":       {"inspector": 403, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"dashboard source":     {"inspector": 403, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"dashboard source out": {"inspector": 403, "reviewer": 404, "head": 404, "admin": 404, "anonymous": 303},
+			"ledger":               {"inspector": 403, "reviewer": 200, "head": 200, "admin": 200, "anonymous": 303},
+			"ledger school out":    {"inspector": 403, "reviewer": 403, "head": 403, "admin": 403, "anonymous": 303},
 		}
 		for _, rt := range routes {
 			for _, who := range []string{"inspector", "reviewer", "head", "admin", "anonymous"} {
@@ -239,6 +256,24 @@ func TestConsoleAuthorization(t *testing.T) {
 				if status != want[rt.name][who] {
 					t.Errorf("%s %s as %s = %d, want %d\n%.300s", rt.method, rt.name, who, status, want[rt.name][who], body)
 				}
+			}
+		}
+		// The dashboard draws its charts inline, every data point an
+		// element of class "point".
+		if _, _, body := cs.send(t, browsers["reviewer"], http.MethodGet, "/console/reports?period=2024-10", nil); !strings.Contains(body, "<svg") || !strings.Contains(body, `class="point"`) || !strings.Contains(body, `href="/console/reports"`) {
+			t.Errorf("the dashboard has no charts with data points, or no nav link:\n%.500s", body)
+		}
+		for _, tc := range []struct {
+			query  string
+			status int
+			text   string
+		}{
+			{"period=2024-2025-1", http.StatusOK, "2024-09-01 至 2025-01-31"},
+			{"period=2024-13", http.StatusBadRequest, "a month is YYYY-MM"},
+			{"period=2024-10&zone=nonsense", http.StatusBadRequest, "must be an id (UUID)"},
+		} {
+			if status, _, body := cs.send(t, browsers["reviewer"], http.MethodGet, "/console/reports?"+tc.query, nil); status != tc.status || !strings.Contains(body, tc.text) {
+				t.Errorf("dashboard ?%s = %d, want %d with %q\n%.300s", tc.query, status, tc.status, tc.text, body)
 			}
 		}
 		// The queue shows only what is in scope.

@@ -18,6 +18,8 @@ import (
 // Service answers the report routes (/v1/reports/...). Who sees what:
 //
 //	office reviewer, office head, admin   every zone, school and inspector
+//	the same, scoped (console accounts)   the schools of their zones and
+//	                                      their schools (server.Access)
 //	an inspector's enrolled device        their own numbers at the schools
 //	                                      assigned to them today
 //	anyone else                           nothing (EFORBIDDEN)
@@ -70,6 +72,24 @@ func (s *Service) scope(ctx context.Context, p server.Principal, f *Filter) ([]s
 		return nil, syncproto.FieldError("The filter is not valid.", bad)
 	}
 	switch {
+	case !p.IsDevice() && (p.Has(server.RoleOfficeReviewer) || p.Has(server.RoleOfficeHead)) && p.Scoped && !p.Automation:
+		// An office account scoped to zones and schools (the console's
+		// accounts) sees the schools Access grants it, nothing more.
+		g, err := s.Access.Grant(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		schools := slices.Clone(g.Schools)
+		if schools == nil {
+			schools = []string{}
+		}
+		if f.School != "" {
+			if !slices.Contains(schools, f.School) {
+				return nil, syncproto.Errorf(syncproto.EFORBIDDEN, "You may not see the reports of school %s.", f.School)
+			}
+			schools = []string{f.School}
+		}
+		return schools, nil
 	case !p.IsDevice() && (p.Has(server.RoleOfficeReviewer) || p.Has(server.RoleOfficeHead)):
 		if f.School != "" {
 			return []string{f.School}, nil
