@@ -92,7 +92,7 @@ func BuildChart(c *County, name string, p Period, f Filter) (chart.Chart, error)
 		}
 		series := make([]chart.Series, len(names))
 		for i, n := range names {
-			series[i] = chart.Series{Name: n, Values: make([]float64, len(months))}
+			series[i] = chart.Series{Name: n, Values: make([]float64, len(months)), Color: seriesColors[n]}
 		}
 		for _, h := range c.Hazards {
 			if !scope[h.SchoolID] || !p.Contains(h.Found) {
@@ -187,4 +187,13 @@ func (s *Service) ChartData(ctx context.Context, p server.Principal, name string
 		ch.Series = []chart.Series{}
 	}
 	return ch, err
+}
+
+// seriesColors gives the series whose meaning has a color one: severity
+// from amber to red, open work red, closed green, withdrawn grey (the
+// palette's order would paint 重大 green).
+var seriesColors = map[string]string{
+	"一般": "#d4a017", "较大": "#e07b39", "重大": "#c0392b", "未分级": "#7f8c8d",
+	"待整改": "#c0392b", "待复查": "#e07b39", "已消号": "#3a9a5b", "已驳回或撤销": "#7f8c8d",
+	"新发现": "#2f6fb0", "逾期": "#c0392b",
 }
